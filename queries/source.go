@@ -1,0 +1,105 @@
+// Package queries turns rendered queries into numbers. A Source is one
+// method; each backend (Prometheus, the embedded PromQL engine, and later
+// Kafka and health probes) lives in its own sub-package. The package knows
+// nothing of policies: it receives query text that was already rendered and
+// validated.
+package queries
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors, tested with errors.Is.
+var (
+	// ErrUnknownSource marks a query naming a source that is not configured.
+	ErrUnknownSource = errors.New("unknown source")
+	// ErrTimeout marks a query that ran out of time.
+	ErrTimeout = errors.New("query timed out")
+	// ErrUnavailable marks a source that could not be reached or answered
+	// with a server error.
+	ErrUnavailable = errors.New("source unavailable")
+	// ErrBadQuery marks a query the source rejected; retrying cannot help.
+	ErrBadQuery = errors.New("bad query")
+)
+
+// Source runs one rendered query. Implementations must honour ctx and be safe
+// for concurrent use.
+type Source interface {
+	Query(ctx context.Context, q Query) (Result, error)
+}
+
+// SourceFunc adapts a function to Source.
+type SourceFunc func(ctx context.Context, q Query) (Result, error)
+
+// Query runs f.
+func (f SourceFunc) Query(ctx context.Context, q Query) (Result, error) { return f(ctx, q) }
+
+// Query is a rendered query.
+type Query struct {
+	// Text is the query in the source's language, e.g. PromQL.
+	Text string
+	// Time is the evaluation time; zero means now.
+	Time time.Time
+	// Range, when non-zero, asks for the points in (Time-Range, Time] at
+	// Step resolution instead of one instant value.
+	Range time.Duration
+	Step  time.Duration
+}
+
+// Result is what a source returned.
+type Result struct {
+	Samples []Sample
+	// Warnings the source attached to an otherwise good answer.
+	Warnings []string
+}
+
+// Sample is one series of a result.
+type Sample struct {
+	Labels map[string]string
+	// Value is the instant value, or the last point of a range query.
+	Value float64
+	// Points are the values of a range query, oldest first.
+	Points []Point
+}
+
+// Point is one value of a range query.
+type Point struct {
+	Time  time.Time
+	Value float64
+}
+
+// Sources finds the source a query names, by kind ("prometheus") and name
+// ("" for the default source of that kind).
+type Sources interface {
+	Lookup(kind, name string) (Source, error)
+}
+
+// Registry is a fixed set of sources keyed by kind and name.
+type Registry map[Key]Source
+
+// Key identifies a configured source.
+type Key struct{ Kind, Name string }
+
+// Lookup returns the source or an error wrapping ErrUnknownSource.
+func (r Registry) Lookup(kind, name string) (Source, error) {
+	if s, ok := r[Key{kind, name}]; ok {
+		return s, nil
+	}
+	if name == "" {
+		return nil, &SourceError{Kind: kind, Name: "default"}
+	}
+	return nil, &SourceError{Kind: kind, Name: name}
+}
+
+// SourceError names a source that is not configured.
+type SourceError struct{ Kind, Name string }
+
+func (e *SourceError) Error() string {
+	return fmt.Sprintf("no %s source %q is configured", e.Kind, e.Name)
+}
+
+// Is makes a SourceError match ErrUnknownSource.
+func (e *SourceError) Is(target error) bool { return target == ErrUnknownSource }

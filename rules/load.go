@@ -1,0 +1,116 @@
+package rules
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Set is a loaded, compiled set of policies, safe to share between
+// goroutines once loaded.
+type Set struct {
+	// Policies in name order.
+	Policies []*Policy
+	// Files that were read, in walk order.
+	Files  []string
+	byName map[string]*Policy
+}
+
+// Get returns the named policy or an error wrapping ErrUnknownPolicy.
+func (s *Set) Get(name string) (*Policy, error) {
+	if p, ok := s.byName[name]; ok {
+		return p, nil
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnknownPolicy, name)
+}
+
+// Load reads policy files and directory trees. A directory contributes every
+// *.yaml and *.yml file below it, skipping hidden entries such as .git, so a
+// Git checkout can be loaded as it is. Every problem in every file is
+// reported together as Errors; the set is returned only when there are none.
+func Load(paths ...string) (*Set, error) {
+	var files []string
+	var errs Errors
+	for _, root := range paths {
+		info, err := os.Stat(root)
+		if err != nil {
+			errs = append(errs, &Error{File: root, Err: err})
+			continue
+		}
+		if !info.IsDir() {
+			files = append(files, root)
+			continue
+		}
+		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if path != root && strings.HasPrefix(d.Name(), ".") {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !d.IsDir() && isPolicyFile(path) {
+				files = append(files, path)
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, &Error{File: root, Err: err})
+		}
+	}
+	set, perr := LoadFiles(files)
+	if perr != nil {
+		if es, ok := perr.(Errors); ok {
+			errs = append(errs, es...)
+		}
+	}
+	if len(errs) > 0 {
+		errs.sort()
+		return nil, errs
+	}
+	return set, nil
+}
+
+func isPolicyFile(path string) bool {
+	ext := filepath.Ext(path)
+	return ext == ".yaml" || ext == ".yml"
+}
+
+// LoadFiles parses exactly the given files.
+func LoadFiles(files []string) (*Set, error) {
+	set := &Set{byName: map[string]*Policy{}}
+	var errs Errors
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, &Error{File: f, Err: err})
+			continue
+		}
+		set.Files = append(set.Files, f)
+		pols, err := Parse(f, data)
+		if err != nil {
+			errs = append(errs, err.(Errors)...)
+			continue
+		}
+		for _, p := range pols {
+			if first, dup := set.byName[p.Name]; dup {
+				errs = append(errs, &Error{File: f, Line: p.Line, Column: p.Column, Policy: p.Name,
+					Err: fmt.Errorf("duplicate policy name (first at %s:%d:%d)", first.File, first.Line, first.Column)})
+				continue
+			}
+			set.byName[p.Name] = p
+			set.Policies = append(set.Policies, p)
+		}
+	}
+	if len(errs) > 0 {
+		errs.sort()
+		return nil, errs
+	}
+	sort.Slice(set.Policies, func(i, j int) bool { return set.Policies[i].Name < set.Policies[j].Name })
+	return set, nil
+}

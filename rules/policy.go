@@ -1,0 +1,223 @@
+// Package rules is the policy file format: it parses policy files strictly,
+// with file:line:col positions on every error, validates them, and compiles
+// their templates and expressions once so that evaluation does no parsing.
+//
+// A policy names the params a caller must or may pass, the queries to run
+// (rendered from Go templates with those params) and the rules: boolean expr
+// expressions over the query results. Evaluation lives in package analysis;
+// this package only knows the format.
+package rules
+
+import (
+	"regexp"
+	"text/template"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+)
+
+// APIVersion and Kind identify a policy document.
+const (
+	APIVersion = "canary.aurum.dev/v1"
+	Kind       = "Policy"
+)
+
+// Outcome is the result of one rule.
+type Outcome string
+
+// Rule outcomes. A rule errors when one of its queries failed; it is
+// inconclusive when it had no data and its noData outcome says so.
+const (
+	OutcomePass         Outcome = "pass"
+	OutcomeFail         Outcome = "fail"
+	OutcomeInconclusive Outcome = "inconclusive"
+	OutcomeError        Outcome = "error"
+)
+
+// Action is what a policy asks for when its analysis does not pass or when
+// one of its alerts fires.
+type Action string
+
+// Actions a policy may ask for.
+const (
+	ActionContinue Action = "continue"
+	ActionRollback Action = "rollback"
+	ActionPause    Action = "pause"
+)
+
+// Policy is one compiled policy document.
+type Policy struct {
+	Name        string
+	Description string
+	Labels      map[string]string
+	// File, Line and Column locate the document, for messages.
+	File         string
+	Line, Column int
+
+	// Params in declaration order.
+	Params []*Param
+	// Queries in declaration order.
+	Queries []*Query
+	// Rules in declaration order.
+	Rules    []*Rule
+	Decision Decision
+	Alerts   []*Alert
+	// Rollout is nil when the policy has no rollout section.
+	Rollout *Rollout
+
+	params  map[string]*Param
+	queries map[string]*Query
+}
+
+// Param declares one caller-supplied value.
+type Param struct {
+	Name        string
+	Description string
+	// Default is used when the caller passes nothing; HasDefault tells an
+	// empty default apart from a required param.
+	Default    string
+	HasDefault bool
+	// Pattern is the source of the pattern values must match as a whole;
+	// Regexp is its anchored compiled form.
+	Pattern string
+	Regexp  *regexp.Regexp
+}
+
+// Query is one data source query whose text is a template over the params.
+type Query struct {
+	Name string
+	// Kind is the source kind, e.g. "prometheus".
+	Kind string
+	// Source names a configured source of that kind; empty means the
+	// default one.
+	Source string
+	// Text is the template source; Template its parsed form.
+	Text     string
+	Template *template.Template
+	// MaxSeries is how many series the query may return. With 1 (the
+	// default) the query's value is a number; above 1 it is a list of
+	// labelled samples.
+	MaxSeries int
+	// Range, when non-zero, makes the query a range query over the last
+	// Range before the evaluation time, with Step resolution.
+	Range time.Duration
+	Step  time.Duration
+	// ParamRefs are the params the template reads.
+	ParamRefs []string
+}
+
+// ValueKind tells what a query contributes to the rule environment.
+type ValueKind int
+
+// Value kinds a query result takes in rule expressions.
+const (
+	// KindScalar is a float64: one series, instant query.
+	KindScalar ValueKind = iota
+	// KindRange is a []float64: one series, range query.
+	KindRange
+	// KindSamples is a []Sample: several series.
+	KindSamples
+)
+
+// ValueKind returns how the query's result is seen by expressions.
+func (q *Query) ValueKind() ValueKind {
+	switch {
+	case q.MaxSeries > 1:
+		return KindSamples
+	case q.Range > 0:
+		return KindRange
+	default:
+		return KindScalar
+	}
+}
+
+// Rule is one boolean expression over query results.
+type Rule struct {
+	Name        string
+	Description string
+	Expr        string
+	// Critical rules turn a failed analysis into a rollback even when the
+	// policy would otherwise pause.
+	Critical bool
+	// Weight counts the rule in the score; default 1.
+	Weight float64
+	// NoData is the outcome when an input has no data; default inconclusive.
+	NoData Outcome
+	// Inputs are the queries the expression reads, in declaration order.
+	Inputs []*Query
+	// Program is the compiled expression.
+	Program *vm.Program
+	// Explain describes the top-level comparison, when there is one, so a
+	// reason can show both sides.
+	Explain *Comparison
+	// Line and Column locate the rule, for messages.
+	Line, Column int
+}
+
+// Comparison is a rule whose expression is `lhs op rhs` with numeric sides.
+type Comparison struct {
+	Op string
+	// Left and Right evaluate each side; when a side is a plain query or a
+	// constant the program is nil and Ident or Const is set instead.
+	Left, Right Operand
+}
+
+// Operand is one side of a Comparison.
+type Operand struct {
+	Text    string
+	Ident   string
+	Const   float64
+	IsConst bool
+	Program *vm.Program
+}
+
+// Decision maps a verdict to an action.
+type Decision struct {
+	// OnFail is the action for a failed analysis: rollback (default) or pause.
+	OnFail Action
+	// OnInconclusive is the action for an inconclusive one: pause (default)
+	// or continue.
+	OnInconclusive Action
+}
+
+// Alert says which Alertmanager alerts concern a run of this policy and what
+// a firing one does.
+type Alert struct {
+	// Match maps label names to value templates over the params.
+	Match     map[string]*template.Template
+	MatchText map[string]string
+	// MatchRegex maps label names to regex templates.
+	MatchRegex     map[string]*template.Template
+	MatchRegexText map[string]string
+	Action         Action
+	Line, Column   int
+}
+
+// Rollout is the schedule used when the engine drives traffic itself.
+type Rollout struct {
+	InitialWeight     int
+	StepWeight        int
+	Steps             []RolloutStep
+	MaxWeight         int
+	Warmup            time.Duration
+	Interval          time.Duration
+	StepDuration      time.Duration
+	Promotion         time.Duration
+	FailureLimit      int
+	InconclusiveLimit int
+	AutoRollback      bool
+}
+
+// RolloutStep is one explicit step of a rollout schedule.
+type RolloutStep struct {
+	Weight   int
+	Duration time.Duration
+	// Rules restricts the rules that gate this step; empty means all.
+	Rules []string
+}
+
+// Param returns the named param, or nil.
+func (p *Policy) Param(name string) *Param { return p.params[name] }
+
+// Query returns the named query, or nil.
+func (p *Policy) Query(name string) *Query { return p.queries[name] }
