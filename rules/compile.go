@@ -99,6 +99,7 @@ func compileRule(r *Rule, pol *Policy) error {
 	for _, q := range pol.Queries {
 		if slices.Contains(inputs, q.Name) {
 			r.Inputs = append(r.Inputs, q)
+			r.InputNames = append(r.InputNames, q.Name)
 		}
 	}
 	if len(r.Inputs) == 0 {

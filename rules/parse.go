@@ -391,6 +391,7 @@ func (p *parser) queries(n *yaml.Node, pol *Policy, s scope) {
 			q.Text = t
 			p.template(text, q, pol, qs)
 		}
+		q.Index = len(pol.Queries)
 		pol.Queries = append(pol.Queries, q)
 		pol.queries[q.Name] = q
 	})

@@ -86,6 +86,8 @@ type Param struct {
 // Query is one data source query whose text is a template over the params.
 type Query struct {
 	Name string
+	// Index is the query's position in Policy.Queries.
+	Index int
 	// Kind is the source kind, e.g. "prometheus".
 	Kind string
 	// Source names a configured source of that kind; empty means the
@@ -143,8 +145,10 @@ type Rule struct {
 	Weight float64
 	// NoData is the outcome when an input has no data; default inconclusive.
 	NoData Outcome
-	// Inputs are the queries the expression reads, in declaration order.
-	Inputs []*Query
+	// Inputs are the queries the expression reads, in declaration order,
+	// and InputNames their names.
+	Inputs     []*Query
+	InputNames []string
 	// Program is the compiled expression.
 	Program *vm.Program
 	// Explain describes the top-level comparison, when there is one, so a

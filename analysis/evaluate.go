@@ -1,0 +1,226 @@
+// Package analysis evaluates policies: it renders a policy's queries with a
+// run's params, runs them concurrently against their sources under one
+// deadline, evaluates the compiled rules and turns their outcomes into a
+// verdict, a weighted score, a decision and a reason.
+package analysis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aurum/canary/queries"
+	"github.com/aurum/canary/rules"
+)
+
+// Defaults for Options.
+const (
+	// DefaultTimeout bounds a whole evaluation. It stays under the 10 s
+	// Argo Rollouts' web provider and Flagger's webhooks wait by default,
+	// so the caller gets an answer rather than a timeout of its own.
+	DefaultTimeout = 8 * time.Second
+	// DefaultConcurrency bounds the queries one evaluation runs at once.
+	DefaultConcurrency = 8
+)
+
+// Sentinel errors.
+var (
+	// ErrTooManySeries marks a query that returned more series than its
+	// policy declared.
+	ErrTooManySeries = errors.New("too many series")
+	// ErrEvaluationTimeout is the cause given when the whole evaluation's
+	// deadline passes.
+	ErrEvaluationTimeout = errors.New("evaluation deadline exceeded")
+)
+
+// Options configure an Evaluator.
+type Options struct {
+	Sources queries.Sources
+	// Timeout bounds one evaluation, all queries included; default
+	// DefaultTimeout.
+	Timeout time.Duration
+	// Concurrency bounds the queries in flight per evaluation; default
+	// DefaultConcurrency.
+	Concurrency int
+	Logger      *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Evaluator evaluates policies against sources. It is safe for concurrent
+// use.
+type Evaluator struct {
+	sources     queries.Sources
+	timeout     time.Duration
+	concurrency int
+	logger      *slog.Logger
+	now         func() time.Time
+}
+
+// NewEvaluator returns an Evaluator with defaults filled in.
+func NewEvaluator(o Options) *Evaluator {
+	e := &Evaluator{
+		sources:     o.Sources,
+		timeout:     o.Timeout,
+		concurrency: o.Concurrency,
+		logger:      o.Logger,
+		now:         o.Now,
+	}
+	if e.timeout <= 0 {
+		e.timeout = DefaultTimeout
+	}
+	if e.concurrency <= 0 {
+		e.concurrency = DefaultConcurrency
+	}
+	if e.logger == nil {
+		e.logger = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.sources == nil {
+		e.sources = queries.Registry{}
+	}
+	return e
+}
+
+// Evaluate runs one analysis of pol with the caller's params at time at (zero
+// means now). The error is non-nil only when the analysis could not run at
+// all: invalid params (wrapping rules.ErrInvalidParams) or a template that
+// failed to render. Query failures are part of the result: the rules that
+// read a failed query have outcome error.
+func (e *Evaluator) Evaluate(ctx context.Context, pol *rules.Policy, params map[string]string, at time.Time) (*Result, error) {
+	start := e.now()
+	resolved, err := pol.ResolveParams(params)
+	if err != nil {
+		return nil, err
+	}
+	if at.IsZero() {
+		at = start
+	}
+	qs := make(QueryResults, len(pol.Queries))
+	for i, q := range pol.Queries {
+		text, err := q.Render(resolved)
+		if err != nil {
+			return nil, err
+		}
+		qs[i] = QueryResult{Name: q.Name, Kind: q.Kind, Source: q.Source, Query: text}
+	}
+
+	ctx, cancel := context.WithTimeoutCause(ctx, e.timeout, ErrEvaluationTimeout)
+	defer cancel()
+	e.runQueries(ctx, pol, qs, at)
+
+	res := Decide(pol, resolved, qs, at)
+	res.Duration = Seconds(e.now().Sub(start))
+	e.logger.Debug("analysis evaluated", "policy", pol.Name, "verdict", res.Verdict,
+		"decision", res.Decision, "duration", time.Duration(res.Duration))
+	return res, nil
+}
+
+// runQueries runs every query, at most e.concurrency at once, and fills in
+// their results.
+func (e *Evaluator) runQueries(ctx context.Context, pol *rules.Policy, qs QueryResults, at time.Time) {
+	if len(qs) == 1 {
+		e.runQuery(ctx, pol.Queries[0], &qs[0], at)
+		return
+	}
+	sem := make(chan struct{}, e.concurrency)
+	var wg sync.WaitGroup
+	for i, q := range pol.Queries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				qs[i].fail(fmt.Errorf("not started: %w", context.Cause(ctx)))
+				return
+			}
+			defer func() { <-sem }()
+			e.runQuery(ctx, q, &qs[i], at)
+		}()
+	}
+	wg.Wait()
+}
+
+func (e *Evaluator) runQuery(ctx context.Context, q *rules.Query, qr *QueryResult, at time.Time) {
+	start := time.Now()
+	defer func() { qr.Duration = Seconds(time.Since(start)) }()
+	src, err := e.sources.Lookup(q.Kind, q.Source)
+	if err != nil {
+		qr.fail(err)
+		return
+	}
+	res, err := src.Query(ctx, queries.Query{Text: qr.Query, Time: at, Range: q.Range, Step: q.Step})
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, context.Cause(ctx)) {
+			// Say which deadline fired: the source may only see
+			// "context deadline exceeded".
+			err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
+		}
+		e.logger.Warn("query failed", "policy_query", q.Name, "kind", q.Kind, "err", err)
+		qr.fail(err)
+		return
+	}
+	qr.Warnings = res.Warnings
+	qr.set(q, res.Samples)
+}
+
+func (qr *QueryResult) fail(err error) {
+	qr.err = err
+	qr.Error = err.Error()
+}
+
+// set stores samples in the shape the query's rules expect. Non-finite
+// values are no data: a NaN from a 0/0 rate is the absence of traffic, not a
+// measurement.
+func (qr *QueryResult) set(q *rules.Query, samples []queries.Sample) {
+	qr.Series = len(samples)
+	if len(samples) > q.MaxSeries {
+		qr.fail(fmt.Errorf("%w: query returned %d series, the policy declares at most %d (set maxSeries or aggregate)",
+			ErrTooManySeries, len(samples), q.MaxSeries))
+		return
+	}
+	switch q.ValueKind() {
+	case rules.KindScalar:
+		if len(samples) == 0 || !finite(samples[0].Value) {
+			qr.NoData = true
+			return
+		}
+		qr.Value = floatPtr(samples[0].Value)
+	case rules.KindRange:
+		if len(samples) == 1 {
+			qr.Points = finitePoints(samples[0].Points)
+		}
+		qr.NoData = len(qr.Points) == 0
+	case rules.KindSamples:
+		for _, s := range samples {
+			if q.Range > 0 {
+				pts := finitePoints(s.Points)
+				if len(pts) == 0 {
+					continue
+				}
+				qr.Samples = append(qr.Samples, rules.Sample{Labels: s.Labels, Value: pts[len(pts)-1], Values: pts})
+				continue
+			}
+			if finite(s.Value) {
+				qr.Samples = append(qr.Samples, rules.Sample{Labels: s.Labels, Value: s.Value})
+			}
+		}
+		qr.NoData = len(qr.Samples) == 0
+	}
+}
+
+func finitePoints(points []queries.Point) []float64 {
+	out := make([]float64, 0, len(points))
+	for _, p := range points {
+		if finite(p.Value) {
+			out = append(out, p.Value)
+		}
+	}
+	return out
+}

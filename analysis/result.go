@@ -1,0 +1,231 @@
+package analysis
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/aurum/canary/rules"
+)
+
+// Verdict is the outcome of a whole analysis.
+type Verdict string
+
+// Verdicts. Argo Rollouts users map them with `successCondition: result ==
+// "pass"` and `failureCondition: result == "fail"`, so inconclusive pauses.
+const (
+	VerdictPass         Verdict = "pass"
+	VerdictFail         Verdict = "fail"
+	VerdictInconclusive Verdict = "inconclusive"
+)
+
+// Decision is what the caller should do with the canary.
+type Decision string
+
+// Decisions.
+const (
+	DecisionContinue Decision = "continue"
+	DecisionPromote  Decision = "promote"
+	DecisionRollback Decision = "rollback"
+	DecisionPause    Decision = "pause"
+)
+
+// Result is one evaluation of a policy: the value both the CLI and the HTTP
+// layer render.
+type Result struct {
+	Policy string `json:"policy"`
+	// Run identifies the canary run the evaluation belongs to, when the
+	// caller tracks runs.
+	Run      string            `json:"run,omitempty"`
+	Params   map[string]string `json:"params"`
+	Verdict  Verdict           `json:"verdict"`
+	Decision Decision          `json:"decision"`
+	// Score is the weighted share of passing rules, 0 to 1.
+	Score float64 `json:"score"`
+	// Reason is one line a human can act on.
+	Reason      string       `json:"reason"`
+	Rules       []RuleResult `json:"rules"`
+	Queries     QueryResults `json:"queries"`
+	EvaluatedAt time.Time    `json:"evaluatedAt"`
+	// Duration is how long the evaluation took, queries included.
+	Duration Seconds `json:"durationSeconds"`
+}
+
+// RuleResult is one rule's outcome.
+type RuleResult struct {
+	Name    string        `json:"name"`
+	Verdict rules.Outcome `json:"verdict"`
+	// Value is the rule's main value: the left side of a comparison, or
+	// its only numeric input. Nil when there is none.
+	Value *Float `json:"value"`
+	// Threshold is the right side of a comparison, when the rule is one.
+	Threshold *Float `json:"threshold,omitempty"`
+	Expr      string `json:"expr"`
+	Reason    string `json:"reason"`
+	// Inputs name the queries the rule read; their values are in the
+	// result's queries.
+	Inputs   []string `json:"inputs"`
+	Critical bool     `json:"critical,omitempty"`
+	Weight   float64  `json:"weight"`
+}
+
+// QueryResult is one query's rendered text and outcome.
+type QueryResult struct {
+	Name   string `json:"-"`
+	Kind   string `json:"kind"`
+	Source string `json:"source,omitempty"`
+	Query  string `json:"query"`
+	// Value is set for a single-series instant query with data.
+	Value *Float `json:"value,omitempty"`
+	// Points is set for a single-series range query with data.
+	Points []float64 `json:"points,omitempty"`
+	// Samples is set for a multi-series query.
+	Samples []rules.Sample `json:"samples,omitempty"`
+	// Series is how many series the source returned.
+	Series   int      `json:"series"`
+	NoData   bool     `json:"noData,omitempty"`
+	Duration Seconds  `json:"durationSeconds"`
+	Error    string   `json:"error,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+
+	err error
+}
+
+// Err returns the query's error, if it failed.
+func (q *QueryResult) Err() error { return q.err }
+
+// QueryResults are kept in declaration order and rendered as a JSON object
+// keyed by query name, in that order.
+type QueryResults []QueryResult
+
+// Get returns the named query's result, or nil.
+func (qs QueryResults) Get(name string) *QueryResult {
+	for i := range qs {
+		if qs[i].Name == name {
+			return &qs[i]
+		}
+	}
+	return nil
+}
+
+// MarshalJSON renders the results as an object keyed by name.
+func (qs QueryResults) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i := range qs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(qs[i].Name)
+		b.Write(k)
+		b.WriteByte(':')
+		v, err := json.Marshal(&qs[i])
+		if err != nil {
+			return nil, err
+		}
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// UnmarshalJSON reads the object form back, for clients of the API.
+func (qs *QueryResults) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		var q QueryResult
+		if err := dec.Decode(&q); err != nil {
+			return err
+		}
+		q.Name, _ = t.(string)
+		*qs = append(*qs, q)
+	}
+	return nil
+}
+
+// Float is a float64 that survives JSON: NaN and ±Inf, which encoding/json
+// refuses, are written as the strings "NaN", "+Inf" and "-Inf", as the
+// Prometheus API writes them.
+type Float float64
+
+// MarshalJSON writes finite values as numbers.
+func (f Float) MarshalJSON() ([]byte, error) {
+	v := float64(f)
+	switch {
+	case math.IsNaN(v):
+		return []byte(`"NaN"`), nil
+	case math.IsInf(v, 1):
+		return []byte(`"+Inf"`), nil
+	case math.IsInf(v, -1):
+		return []byte(`"-Inf"`), nil
+	}
+	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
+}
+
+// UnmarshalJSON reads both forms.
+func (f *Float) UnmarshalJSON(data []byte) error {
+	if len(data) > 0 && data[0] == '"' {
+		s, err := strconv.Unquote(string(data))
+		if err != nil {
+			return err
+		}
+		v, err := strconv.ParseFloat(s, 64)
+		*f = Float(v)
+		return err
+	}
+	v, err := strconv.ParseFloat(string(data), 64)
+	*f = Float(v)
+	return err
+}
+
+// Seconds is a duration rendered as seconds in JSON.
+type Seconds time.Duration
+
+// MarshalJSON writes the duration in seconds.
+func (s Seconds) MarshalJSON() ([]byte, error) {
+	return strconv.AppendFloat(nil, time.Duration(s).Seconds(), 'f', -1, 64), nil
+}
+
+// UnmarshalJSON reads seconds.
+func (s *Seconds) UnmarshalJSON(data []byte) error {
+	v, err := strconv.ParseFloat(string(data), 64)
+	*s = Seconds(v * float64(time.Second))
+	return err
+}
+
+func floatPtr(v float64) *Float {
+	f := Float(v)
+	return &f
+}
+
+// FormatValue renders a value for reasons and tables: integers without a
+// fraction, large values with one decimal, others with four significant
+// digits, so "0.03333333333" reads "0.03333".
+func FormatValue(v float64) string {
+	return string(appendValue(nil, v))
+}
+
+func appendValue(b []byte, v float64) []byte {
+	switch {
+	case math.IsNaN(v):
+		return append(b, "NaN"...)
+	case math.IsInf(v, 1):
+		return append(b, "+Inf"...)
+	case math.IsInf(v, -1):
+		return append(b, "-Inf"...)
+	case v == math.Trunc(v) && math.Abs(v) < 1e15:
+		return strconv.AppendFloat(b, v, 'f', 0, 64)
+	case math.Abs(v) >= 1000 && math.Abs(v) < 1e15:
+		return strconv.AppendFloat(b, v, 'f', 1, 64)
+	}
+	return strconv.AppendFloat(b, v, 'g', 4, 64)
+}
