@@ -64,10 +64,8 @@ func Load(paths ...string) (*Set, error) {
 		}
 	}
 	set, perr := LoadFiles(files)
-	if perr != nil {
-		if es, ok := perr.(Errors); ok {
-			errs = append(errs, es...)
-		}
+	if es, ok := perr.(Errors); ok {
+		errs = append(errs, es...)
 	}
 	if len(errs) > 0 {
 		errs.sort()
@@ -92,12 +90,12 @@ func LoadFiles(files []string) (*Set, error) {
 			continue
 		}
 		set.Files = append(set.Files, f)
-		pols, err := Parse(f, data)
-		if err != nil {
-			errs = append(errs, err.(Errors)...)
-			continue
-		}
+		pols, perrs := parseDocs(f, data)
+		errs = append(errs, perrs...)
 		for _, p := range pols {
+			if p.Name == "" {
+				continue
+			}
 			if first, dup := set.byName[p.Name]; dup {
 				errs = append(errs, &Error{File: f, Line: p.Line, Column: p.Column, Policy: p.Name,
 					Err: fmt.Errorf("duplicate policy name (first at %s:%d:%d)", first.File, first.Line, first.Column)})

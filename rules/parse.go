@@ -42,13 +42,20 @@ const (
 // data in error messages. All problems are returned together as Errors;
 // policies are returned only when there are none.
 func Parse(file string, data []byte) ([]*Policy, error) {
-	p := &parser{file: file, src: data}
-	policies := p.parse()
-	if len(p.errs) > 0 {
-		p.errs.sort()
-		return nil, p.errs
+	policies, errs := parseDocs(file, data)
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	return policies, nil
+}
+
+// parseDocs returns the policies it could read along with every problem, so
+// that Load can also report names that clash across files.
+func parseDocs(file string, data []byte) ([]*Policy, Errors) {
+	p := &parser{file: file, src: data}
+	policies := p.parse()
+	p.errs.sort()
+	return policies, p.errs
 }
 
 // parser walks yaml.Node trees by hand rather than decoding into structs, so
@@ -141,7 +148,7 @@ func (p *parser) fields(n *yaml.Node, s scope, what string, handlers map[string]
 
 // entries walks a mapping whose keys are names (params, queries), reporting
 // repeated names.
-func (p *parser) entries(n *yaml.Node, s scope, what string, each func(k, v *yaml.Node)) {
+func (p *parser) entries(n *yaml.Node, s scope, what, one string, each func(k, v *yaml.Node)) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return
 	}
@@ -153,7 +160,7 @@ func (p *parser) entries(n *yaml.Node, s scope, what string, each func(k, v *yam
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if first, dup := seen[k.Value]; dup {
-			p.errorf(k, s, "duplicate %s name %q (first at %d:%d)", strings.TrimSuffix(what, "s"), k.Value, first.Line, first.Column)
+			p.errorf(k, s, "duplicate %s name %q (first at %d:%d)", one, k.Value, first.Line, first.Column)
 			continue
 		}
 		seen[k.Value] = k
@@ -278,7 +285,7 @@ func (p *parser) metadata(n *yaml.Node, pol *Policy) {
 
 func (p *parser) stringMap(n *yaml.Node, s scope, what string) map[string]string {
 	m := map[string]string{}
-	p.entries(n, s, what, func(k, v *yaml.Node) {
+	p.entries(n, s, what, "key", func(k, v *yaml.Node) {
 		if val, ok := p.str(v, s, what+"."+k.Value); ok {
 			m[k.Value] = val
 		}
@@ -321,7 +328,7 @@ func (p *parser) spec(n *yaml.Node, pol *Policy, s scope) {
 
 func (p *parser) params(n *yaml.Node, pol *Policy, s scope) {
 	pol.params = map[string]*Param{}
-	p.entries(n, s, "params", func(k, v *yaml.Node) {
+	p.entries(n, s, "params", "param", func(k, v *yaml.Node) {
 		par := &Param{Name: k.Value}
 		if !identRE.MatchString(k.Value) {
 			p.errorf(k, s, "param name %q must be an identifier (letters, digits, '_')", k.Value)
@@ -357,7 +364,7 @@ func (p *parser) params(n *yaml.Node, pol *Policy, s scope) {
 }
 
 func (p *parser) queries(n *yaml.Node, pol *Policy, s scope) {
-	p.entries(n, s, "queries", func(k, v *yaml.Node) {
+	p.entries(n, s, "queries", "query", func(k, v *yaml.Node) {
 		qs := s
 		qs.query = k.Value
 		q := &Query{Name: k.Value, MaxSeries: DefaultMaxSeries}
@@ -366,19 +373,19 @@ func (p *parser) queries(n *yaml.Node, pol *Policy, s scope) {
 		} else if reserved(k.Value) {
 			p.errorf(k, qs, "query name %q is reserved by the expression language", k.Value)
 		}
-		var text, step *yaml.Node
+		var text, step, rangeNode *yaml.Node
 		p.fields(v, qs, "query", map[string]func(k, v *yaml.Node){
 			"prometheus": func(k, v *yaml.Node) { q.Kind, text = k.Value, v },
 			"source":     func(_, v *yaml.Node) { q.Source, _ = p.str(v, qs, "source") },
 			"maxSeries":  func(_, v *yaml.Node) { q.MaxSeries = p.integer(v, qs, "maxSeries", 1, 100000) },
-			"range":      func(_, v *yaml.Node) { q.Range = p.duration(v, qs, "range") },
+			"range":      func(_, v *yaml.Node) { rangeNode = v; q.Range = p.duration(v, qs, "range") },
 			"step":       func(_, v *yaml.Node) { step = v; q.Step = p.duration(v, qs, "step") },
 		})
 		if text == nil {
 			p.errorf(k, qs, "query needs a source kind: prometheus")
 			return
 		}
-		if step != nil && q.Range == 0 {
+		if step != nil && rangeNode == nil {
 			p.errorf(step, qs, "step is only meaningful with range")
 		}
 		if q.Range > 0 && q.Step == 0 {
@@ -436,6 +443,9 @@ func (p *parser) templatePos(n *yaml.Node, err error) (int, int) {
 		// the next line.
 		line = n.Line + tl
 	default:
+		if tl == 1 {
+			return n.Line, n.Column
+		}
 		line = n.Line + tl - 1
 	}
 	return line, p.indent(line)
@@ -655,6 +665,7 @@ func (p *parser) steps(n *yaml.Node, s scope) []RolloutStep {
 				}
 				for _, r := range v.Content {
 					st.Rules = append(st.Rules, r.Value)
+					st.ruleNodes = append(st.ruleNodes, r)
 				}
 			},
 		})
@@ -669,9 +680,9 @@ func (p *parser) checkRolloutRules(pol *Policy, s scope) {
 		names[r.Name] = true
 	}
 	for i, st := range pol.Rollout.Steps {
-		for _, r := range st.Rules {
+		for j, r := range st.Rules {
 			if !names[r] {
-				p.errorAt(pol.Line, pol.Column, s, fmt.Errorf("rollout step %d gates on unknown rule %q", i+1, r))
+				p.errorf(st.ruleNodes[j], s, "rollout step %d gates on unknown rule %q", i+1, r)
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/vm"
+	"go.yaml.in/yaml/v3"
 )
 
 // APIVersion and Kind identify a policy document.
@@ -218,6 +219,8 @@ type RolloutStep struct {
 	Duration time.Duration
 	// Rules restricts the rules that gate this step; empty means all.
 	Rules []string
+
+	ruleNodes []*yaml.Node
 }
 
 // Param returns the named param, or nil.
