@@ -1,0 +1,44 @@
+# Aurum Canary. `make demo` runs the product on its embedded defaults;
+# `make test` installs what the tests need and runs every test.
+
+GO       ?= go
+BIN      ?= bin/canary
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+FUZZTIME ?= 30s
+
+.PHONY: all build test deps unit bench fuzz lint demo clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/canary
+
+# deps installs the real components the tests run against (Debian packages),
+# when they are missing.
+deps:
+	./scripts/install-test-deps.sh
+
+test: deps lint
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+# unit runs the tests without installing anything first.
+unit:
+	$(GO) test -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# fuzz runs every fuzz target for FUZZTIME each.
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+lint:
+	@out=$$(gofmt -l . | grep -v '^vendor/'); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+demo: build
+	./scripts/demo.sh $(BIN)
+
+clean:
+	rm -rf bin

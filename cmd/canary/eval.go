@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+
+	"github.com/aurum/canary/analysis"
+	"github.com/aurum/canary/queries"
+	"github.com/aurum/canary/queries/embedded"
+	"github.com/aurum/canary/queries/prometheus"
+	"github.com/aurum/canary/rules"
+)
+
+// defaultPolicies is where policies are read from when no --policies flag
+// is given: the examples, so a first run needs no set-up.
+const defaultPolicies = "examples/policies"
+
+func runEval(ctx context.Context, c *cli, args []string) int {
+	fs := c.newFlags("eval")
+	var (
+		policyPaths multiFlag
+		params      = paramFlag{}
+		policyName  = fs.String("policy", "", "name of the policy to evaluate (required)")
+		promURL     = fs.String("prometheus", "", "URL of the Prometheus server to query")
+		tokenFile   = fs.String("prometheus-bearer-token-file", "", "file holding a bearer token for Prometheus")
+		caFile      = fs.String("prometheus-ca-file", "", "CA certificate file for Prometheus over TLS")
+		promTimeout = fs.Duration("prometheus-timeout", prometheus.DefaultTimeout, "timeout of one Prometheus query, retries included")
+		seriesFile  = fs.String("series", "", "series file (promtool notation) to evaluate against instead of Prometheus")
+		at          = fs.String("at", "", "evaluation time: RFC3339, Unix seconds, or with --series an offset from the series start (e.g. 30m); default now, or with --series the last sample")
+		output      = fs.String("o", "table", "output format: table or json")
+		timeout     = fs.Duration("timeout", analysis.DefaultTimeout, "deadline for the whole evaluation")
+	)
+	fs.Var(&policyPaths, "policies", "policy file or directory (repeatable; default "+defaultPolicies+")")
+	fs.Var(params, "param", "a param as key=value (repeatable)")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	switch {
+	case len(rest) > 0:
+		return c.usageError(fs, "unexpected arguments: %s", strings.Join(rest, " "))
+	case *policyName == "":
+		return c.usageError(fs, "--policy is required")
+	case (*promURL == "") == (*seriesFile == ""):
+		return c.usageError(fs, "give exactly one of --prometheus and --series")
+	case *output != "table" && *output != "json":
+		return c.usageError(fs, "-o must be table or json")
+	}
+	if len(policyPaths) == 0 {
+		policyPaths = multiFlag{defaultPolicies}
+	}
+	set, err := rules.Load(policyPaths...)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return exitError
+	}
+	pol, err := set.Get(*policyName)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "canary eval: %v (loaded: %s)\n", err, policyNames(set))
+		return exitError
+	}
+
+	var (
+		src    queries.Source
+		evalAt time.Time
+	)
+	if *seriesFile != "" {
+		engine, sf, err := embedded.LoadFile(*seriesFile)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "canary eval: %v\n", err)
+			return exitError
+		}
+		defer engine.Close()
+		src = engine
+		evalAt = sf.End()
+		if *at != "" {
+			if evalAt, err = parseTime(*at, sf.Start); err != nil {
+				return c.usageError(fs, "--at: %v", err)
+			}
+		}
+	} else {
+		hc := config.DefaultHTTPClientConfig
+		hc.BearerTokenFile = *tokenFile
+		hc.TLSConfig.CAFile = *caFile
+		ps, err := prometheus.New(prometheus.Config{URL: *promURL, HTTPClient: hc, Timeout: *promTimeout}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			fmt.Fprintf(c.stderr, "canary eval: %v\n", err)
+			return exitError
+		}
+		src = ps
+		if *at != "" {
+			if evalAt, err = parseTime(*at, time.Time{}); err != nil {
+				return c.usageError(fs, "--at: %v", err)
+			}
+		}
+	}
+
+	ev := analysis.NewEvaluator(analysis.Options{
+		Sources: queries.Registry{{Kind: "prometheus"}: src},
+		Timeout: *timeout,
+	})
+	res, err := ev.Evaluate(ctx, pol, params, evalAt)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "canary eval: %v\n", err)
+		return exitError
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			fmt.Fprintf(c.stderr, "canary eval: %v\n", err)
+			return exitError
+		}
+	} else {
+		c.printResult(c.stdout, res)
+	}
+	switch res.Verdict {
+	case analysis.VerdictFail:
+		return exitFail
+	case analysis.VerdictInconclusive:
+		return exitInconclusive
+	}
+	return exitOK
+}
+
+func (c *cli) usageError(fs *flag.FlagSet, format string, args ...any) int {
+	fmt.Fprintf(c.stderr, "canary: "+format+"\n\n", args...)
+	fs.Usage()
+	return exitError
+}
+
+func policyNames(set *rules.Set) string {
+	names := make([]string, len(set.Policies))
+	for i, p := range set.Policies {
+		names[i] = p.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// parseTime reads RFC3339, Unix seconds, or, when base is set, a duration
+// offset from base.
+func parseTime(s string, base time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		sec := int64(f)
+		return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), nil
+	}
+	if !base.IsZero() {
+		if d, err := model.ParseDuration(s); err == nil {
+			return base.Add(time.Duration(d)), nil
+		}
+	}
+	return time.Time{}, errors.New("want RFC3339 (2026-11-26T14:00:00Z), Unix seconds, or an offset such as 30m with --series")
+}
+
+// printResult renders a result as a table: a header line with the verdict,
+// one line per rule, then failed queries and the reason.
+func (c *cli) printResult(w io.Writer, res *analysis.Result) {
+	fmt.Fprintf(w, "policy %s   verdict %s   decision %s   score %s   at %s\n\n",
+		res.Policy, c.paint(string(res.Verdict)), c.paint(string(res.Decision)),
+		strconv.FormatFloat(res.Score, 'f', 2, 64), res.EvaluatedAt.UTC().Format(time.RFC3339))
+	rows := [][]string{{"RULE", "VERDICT", "VALUE", "REASON"}}
+	for _, r := range res.Rules {
+		v := "-"
+		if r.Value != nil {
+			v = analysis.FormatValue(float64(*r.Value))
+		}
+		rows = append(rows, []string{r.Name, string(r.Verdict), v, r.Reason})
+	}
+	c.table(w, rows, 1)
+	var problems []string
+	for _, q := range res.Queries {
+		switch {
+		case q.Error != "":
+			problems = append(problems, fmt.Sprintf("query %s failed: %s", q.Name, q.Error))
+		case len(q.Warnings) > 0:
+			problems = append(problems, fmt.Sprintf("query %s warnings: %s", q.Name, strings.Join(q.Warnings, "; ")))
+		}
+	}
+	if len(problems) > 0 {
+		fmt.Fprintln(w)
+		for _, p := range problems {
+			fmt.Fprintln(w, p)
+		}
+	}
+	fmt.Fprintf(w, "\n%s: %s\n", c.paint(string(res.Verdict)), res.Reason)
+}
+
+// table writes aligned columns; the column at paintCol is coloured after
+// padding, so escape codes do not upset the alignment.
+func (c *cli) table(w io.Writer, rows [][]string, paintCol int) {
+	widths := make([]int, len(rows[0]))
+	for _, row := range rows {
+		for i, cell := range row {
+			widths[i] = max(widths[i], len(cell))
+		}
+	}
+	for n, row := range rows {
+		var b strings.Builder
+		for i, cell := range row {
+			if i == len(row)-1 {
+				b.WriteString(cell)
+				break
+			}
+			pad := strings.Repeat(" ", widths[i]-len(cell)+2)
+			if i == paintCol && n > 0 {
+				cell = c.paint(cell)
+			}
+			b.WriteString(cell + pad)
+		}
+		fmt.Fprintln(w, b.String())
+	}
+}

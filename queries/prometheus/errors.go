@@ -1,0 +1,190 @@
+package prometheus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+
+	"github.com/aurum/canary/queries"
+)
+
+// Classify sorts an error from a query source into a small fixed set, for
+// use as a metric label: "timeout", "unavailable", "bad_query", "canceled"
+// or "other", and "" for a nil error. It relies only on the sentinels of
+// package queries and on context errors, so it fits any source that wraps
+// them.
+func Classify(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, queries.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, queries.ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, queries.ErrBadQuery):
+		return "bad_query"
+	default:
+		return "other"
+	}
+}
+
+// queryError is what Query returns: a message written for people, a
+// sentinel for errors.Is, and the underlying error (a *v1.Error, a
+// *url.Error, a context cause) for errors.As.
+type queryError struct {
+	kind  error // a sentinel of package queries, or context.Canceled
+	msg   string
+	cause error // may be nil
+}
+
+func (e *queryError) Error() string { return e.msg }
+
+func (e *queryError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}
+
+// timeoutError is the cause of the per-query timeout, so that the error
+// names the timeout that fired and its length. It still matches
+// context.DeadlineExceeded.
+type timeoutError struct{ d time.Duration }
+
+func (e *timeoutError) Error() string { return fmt.Sprintf("per-query timeout of %s reached", e.d) }
+func (e *timeoutError) Unwrap() error { return context.DeadlineExceeded }
+
+// contextError explains why qctx ended: the caller canceled, the caller's
+// deadline passed, or the per-query timeout fired. failed and last tell
+// what the attempts before ran into, for a timeout that cut retries short.
+func contextError(ctx, qctx context.Context, failed int, last string) error {
+	cause := context.Cause(qctx)
+	kind := queries.ErrTimeout
+	msg := "prometheus query timed out: "
+	if ctx.Err() != nil {
+		cause = context.Cause(ctx)
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			kind, msg = context.Canceled, "prometheus query canceled: "
+		}
+	}
+	msg += cause.Error()
+	switch {
+	case failed == 1:
+		msg += " (after 1 failed attempt: " + last + ")"
+	case failed > 1:
+		msg += " (after " + strconv.Itoa(failed) + " failed attempts, the last: " + last + ")"
+	}
+	return &queryError{kind: kind, msg: msg, cause: cause}
+}
+
+// failure is what went wrong in one attempt.
+type failure struct {
+	kind   error  // a sentinel of package queries
+	what   string // the start of the message; empty means one that fits kind
+	detail string // what happened
+	cause  error
+	retry  bool // whether another attempt could help
+}
+
+// classify sorts the error of a failed attempt.
+func classify(err error) failure {
+	var apiErr *v1.Error
+	if !errors.As(err, &apiErr) {
+		// Connection refused or reset, DNS, TLS: the server was not
+		// reached, or went away mid-answer.
+		return failure{kind: queries.ErrUnavailable, detail: err.Error(), cause: err, retry: true}
+	}
+	switch apiErr.Type {
+	case v1.ErrBadData, v1.ErrExec:
+		// Parse errors are bad_data (400), evaluation errors such as
+		// many-to-many matching are execution (422).
+		return failure{kind: queries.ErrBadQuery, detail: apiErr.Error(), cause: err}
+	case v1.ErrClient:
+		// Any other 4xx: 401, 404, 405 ... Retrying sends the same request.
+		return failure{kind: queries.ErrBadQuery, detail: httpMessage(apiErr), cause: err}
+	case v1.ErrTimeout:
+		return failure{kind: queries.ErrTimeout, detail: apiErr.Error(), cause: err}
+	case v1.ErrServer:
+		// client_golang decodes the JSON body of 400 and 422 only. A 503
+		// from Prometheus is either "unavailable" (retry) or its own
+		// --query.timeout firing, which a retry would only repeat.
+		if body, ok := decodeBody(apiErr.Detail); ok && body.ErrorType == v1.ErrTimeout {
+			return failure{kind: queries.ErrTimeout, detail: httpMessage(apiErr), cause: err}
+		}
+		return failure{kind: queries.ErrUnavailable, detail: httpMessage(apiErr), cause: err, retry: true}
+	case v1.ErrBadResponse:
+		// client_golang decodes scalars, vectors and matrices only; a
+		// query such as `"text"` yields a string, which it reports as a
+		// bad response. The query is at fault, not the server.
+		if strings.HasPrefix(apiErr.Msg, "unexpected value type") {
+			return failure{kind: queries.ErrBadQuery, what: "unusable prometheus result", detail: apiErr.Msg + wantTypes, cause: err}
+		}
+		fallthrough
+	default:
+		// bad_response (an answer that is not the Prometheus API, such as a
+		// redirect or a proxy's HTML page) and unknown types: the server
+		// answered, and would answer a retry the same way.
+		return failure{kind: queries.ErrUnavailable, detail: apiErr.Error(), cause: err}
+	}
+}
+
+// err is the error Query returns for f after that many attempts; note, if
+// set, says why there were no more.
+func (f failure) err(attempts int, note string) error {
+	msg := f.what
+	switch {
+	case msg != "":
+	case f.kind == queries.ErrBadQuery:
+		msg = "prometheus rejected the query"
+	case f.kind == queries.ErrTimeout:
+		msg = "prometheus query timed out"
+	default:
+		msg = "prometheus unavailable"
+	}
+	switch {
+	case attempts > 1:
+		msg += " after " + strconv.Itoa(attempts) + " attempts"
+	case f.retry:
+		// A failure that retries could fix says how many it got, even none.
+		msg += " after 1 attempt"
+	}
+	if note != "" {
+		msg += " (" + note + ")"
+	}
+	return &queryError{kind: f.kind, msg: msg + ": " + f.detail, cause: f.cause}
+}
+
+// wantTypes ends the message about a result of the wrong type.
+const wantTypes = " (want a vector, scalar or matrix)"
+
+// apiBody is the error envelope of the Prometheus HTTP API.
+type apiBody struct {
+	ErrorType v1.ErrorType `json:"errorType"`
+	Error     string       `json:"error"`
+}
+
+func decodeBody(detail string) (apiBody, bool) {
+	var b apiBody
+	if err := json.Unmarshal([]byte(detail), &b); err != nil || b.Error == "" {
+		return apiBody{}, false
+	}
+	return b, true
+}
+
+// httpMessage is "server error: 503", followed by Prometheus's own error
+// when the body has one. Other bodies (a proxy's HTML page) are left out:
+// they are long and say little.
+func httpMessage(e *v1.Error) string {
+	if b, ok := decodeBody(e.Detail); ok {
+		return e.Msg + ": " + string(b.ErrorType) + ": " + b.Error
+	}
+	return e.Msg
+}
