@@ -65,10 +65,10 @@ func runTest(ctx context.Context, c *cli, args []string) int {
 	}
 	fmt.Fprintln(c.stdout)
 	if failed > 0 {
-		fmt.Fprintf(c.stdout, "%s: %d of %d tests failed\n", c.paint("FAILED"), failed, total)
+		fmt.Fprintf(c.stdout, "%s: %d of %s failed\n", c.paint("FAILED"), failed, plural(total, "test"))
 		return exitError
 	}
-	fmt.Fprintf(c.stdout, "%s: %d tests passed\n", c.paint("SUCCESS"), total)
+	fmt.Fprintf(c.stdout, "%s: %s passed\n", c.paint("SUCCESS"), plural(total, "test"))
 	return exitOK
 }
 
@@ -127,4 +127,11 @@ func writeJUnit(path string, results []policytest.FileResult) error {
 		return err
 	}
 	return os.WriteFile(path, append([]byte(xml.Header), append(out, '\n')...), 0o644)
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
