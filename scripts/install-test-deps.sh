@@ -7,6 +7,7 @@ set -euo pipefail
 # command -> Debian package
 declare -A want=(
   [prometheus]=prometheus
+  [prometheus-alertmanager]=prometheus-alertmanager
 )
 
 missing=()
