@@ -25,6 +25,30 @@ var (
 	ErrBadQuery = errors.New("bad query")
 )
 
+// Classify sorts an error from a query source into a small fixed set, for
+// use as a metric label: "timeout", "unavailable", "bad_query", "canceled"
+// "unknown_source" or "other", and "" for a nil error. It relies only on
+// the sentinels of this package and on context errors, so it fits any
+// source that wraps them.
+func Classify(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, ErrBadQuery):
+		return "bad_query"
+	case errors.Is(err, ErrUnknownSource):
+		return "unknown_source"
+	default:
+		return "other"
+	}
+}
+
 // Source runs one rendered query. Implementations must honour ctx and be safe
 // for concurrent use.
 type Source interface {

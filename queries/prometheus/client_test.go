@@ -2,7 +2,6 @@ package prometheus_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -346,28 +345,6 @@ func TestConnectionReuse(t *testing.T) {
 		}
 	}
 	require.EqualValues(t, burst, dialed.Load())
-}
-
-func TestClassify(t *testing.T) {
-	tests := []struct {
-		name string
-		err  error
-		want string
-	}{
-		{name: "nil", err: nil, want: ""},
-		{name: "timeout", err: fmt.Errorf("query %q: %w", "q", queries.ErrTimeout), want: "timeout"},
-		{name: "deadline", err: context.DeadlineExceeded, want: "timeout"},
-		{name: "canceled", err: fmt.Errorf("x: %w", context.Canceled), want: "canceled"},
-		{name: "unavailable", err: fmt.Errorf("x: %w", queries.ErrUnavailable), want: "unavailable"},
-		{name: "bad query", err: queries.ErrBadQuery, want: "bad_query"},
-		{name: "unknown source", err: queries.ErrUnknownSource, want: "other"},
-		{name: "anything else", err: errors.New("boom"), want: "other"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			require.Equal(t, tt.want, prometheus.Classify(tt.err))
-		})
-	}
 }
 
 func TestNew(t *testing.T) {

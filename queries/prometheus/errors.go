@@ -14,28 +14,6 @@ import (
 	"github.com/aurum/canary/queries"
 )
 
-// Classify sorts an error from a query source into a small fixed set, for
-// use as a metric label: "timeout", "unavailable", "bad_query", "canceled"
-// or "other", and "" for a nil error. It relies only on the sentinels of
-// package queries and on context errors, so it fits any source that wraps
-// them.
-func Classify(err error) string {
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, queries.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, queries.ErrUnavailable):
-		return "unavailable"
-	case errors.Is(err, queries.ErrBadQuery):
-		return "bad_query"
-	default:
-		return "other"
-	}
-}
-
 // queryError is what Query returns: a message written for people, a
 // sentinel for errors.Is, and the underlying error (a *v1.Error, a
 // *url.Error, a context cause) for errors.As.

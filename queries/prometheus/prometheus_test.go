@@ -184,7 +184,7 @@ func TestQueryRejected(t *testing.T) {
 			attempts.Store(0)
 			_, err := src.Query(t.Context(), queries.Query{Text: tt.query, Time: end})
 			require.ErrorIs(t, err, queries.ErrBadQuery)
-			require.Equal(t, "bad_query", prometheus.Classify(err))
+			require.Equal(t, "bad_query", queries.Classify(err))
 			require.True(t, strings.HasPrefix(err.Error(), tt.wantMsg), "error %q", err)
 			require.EqualValues(t, 1, attempts.Load(), "a rejected query is not retried")
 		})
@@ -203,7 +203,7 @@ func TestQueryPrometheusDown(t *testing.T) {
 	elapsed := time.Since(start)
 
 	require.ErrorIs(t, err, queries.ErrUnavailable)
-	require.Equal(t, "unavailable", prometheus.Classify(err))
+	require.Equal(t, "unavailable", queries.Classify(err))
 	require.ErrorContains(t, err, "prometheus unavailable after 3 attempts: Post ")
 	require.ErrorContains(t, err, "connection refused")
 	// Two jittered waits of at most 20ms and 40ms, and refused connects.
@@ -225,7 +225,7 @@ func TestQuerySlowPrometheus(t *testing.T) {
 
 		require.ErrorIs(t, err, queries.ErrTimeout)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		require.Equal(t, "timeout", prometheus.Classify(err))
+		require.Equal(t, "timeout", queries.Classify(err))
 		require.EqualError(t, err, "prometheus query timed out: per-query timeout of 100ms reached")
 		require.GreaterOrEqual(t, elapsed, timeout)
 		require.Less(t, elapsed, timeout+500*time.Millisecond)
@@ -239,7 +239,7 @@ func TestQuerySlowPrometheus(t *testing.T) {
 		start := time.Now()
 		_, err := src.Query(ctx, queries.Query{Text: "up"})
 		require.ErrorIs(t, err, context.Canceled)
-		require.Equal(t, "canceled", prometheus.Classify(err))
+		require.Equal(t, "canceled", queries.Classify(err))
 		require.EqualError(t, err, "prometheus query canceled: context canceled")
 		require.Less(t, time.Since(start), timeout)
 	})
@@ -249,7 +249,7 @@ func TestQuerySlowPrometheus(t *testing.T) {
 		defer cancel()
 		_, err := src.Query(ctx, queries.Query{Text: "up"})
 		require.ErrorIs(t, err, queries.ErrTimeout)
-		require.Equal(t, "timeout", prometheus.Classify(err))
+		require.Equal(t, "timeout", queries.Classify(err))
 		require.EqualError(t, err, "prometheus query timed out: context deadline exceeded")
 	})
 }
