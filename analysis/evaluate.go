@@ -98,6 +98,10 @@ func (e *Evaluator) Evaluate(ctx context.Context, pol *rules.Policy, params map[
 	if err != nil {
 		return nil, err
 	}
+	// Queries for "now" go out with a zero time, which sources read as
+	// their own now: concurrent identical analyses then send identical
+	// queries, which a caching source answers with one call.
+	queryAt := at
 	if at.IsZero() {
 		at = start
 	}
@@ -112,7 +116,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, pol *rules.Policy, params map[
 
 	ctx, cancel := context.WithTimeoutCause(ctx, e.timeout, ErrEvaluationTimeout)
 	defer cancel()
-	e.runQueries(ctx, pol, qs, at)
+	e.runQueries(ctx, pol, qs, queryAt)
 
 	res := Decide(pol, resolved, qs, at)
 	res.Duration = Seconds(e.now().Sub(start))

@@ -6,8 +6,14 @@ import (
 	"time"
 )
 
-// ErrRunNotFound marks a lookup of a run that does not exist.
-var ErrRunNotFound = errors.New("run not found")
+// Sentinel errors.
+var (
+	// ErrRunNotFound marks a lookup of a run that does not exist.
+	ErrRunNotFound = errors.New("run not found")
+	// ErrStore marks a failure to read or write the store: a fault to
+	// retry, not a bad request.
+	ErrStore = errors.New("store")
+)
 
 // A Run is one canary revision of one target: the analyses of it, in order,
 // and the latches that override them. A new revision of the same target

@@ -541,6 +541,7 @@ func (p *parser) decision(n *yaml.Node, pol *Policy, s scope) {
 				p.errorf(v, s, "decision.onFail must be rollback or pause, got %q", v.Value)
 			}
 		},
+		"latchOnFail": func(_, v *yaml.Node) { pol.Decision.LatchOnFail = p.boolean(v, s, "decision.latchOnFail") },
 		"onInconclusive": func(_, v *yaml.Node) {
 			switch a := Action(v.Value); a {
 			case ActionPause, ActionContinue:

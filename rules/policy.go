@@ -183,6 +183,11 @@ type Decision struct {
 	// OnInconclusive is the action for an inconclusive one: pause (default)
 	// or continue.
 	OnInconclusive Action
+	// LatchOnFail makes a failed analysis of a tracked run whose decision
+	// is rollback latch that rollback: every later analysis of the run
+	// answers rollback, and so does Flagger's rollback hook, until the next
+	// revision or a manual resume.
+	LatchOnFail bool
 }
 
 // Alert says which Alertmanager alerts concern a run of this policy and what

@@ -25,6 +25,10 @@ var (
 	templateLineRE = regexp.MustCompile(`^template: [^:]*:(\d+):`)
 )
 
+// IsName reports whether s matches DefaultParamPattern: a Kubernetes-style
+// name, safe as a key, a label value and a log field.
+func IsName(s string) bool { return len(s) <= maxParamValue && defaultParamRE.MatchString(s) }
+
 // compileParamPattern anchors a pattern: values must match it as a whole, or
 // `^[a-z]+` would let anything through after the first letter.
 func compileParamPattern(src string) (*regexp.Regexp, error) {
