@@ -1,0 +1,437 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/aurum/canary/analysis"
+	"github.com/aurum/canary/analysis/store"
+	"github.com/aurum/canary/queries"
+	"github.com/aurum/canary/queries/cache"
+	promsource "github.com/aurum/canary/queries/prometheus"
+	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/webhooks"
+)
+
+// serveConfig is the configuration of `canary serve`. Every field has a
+// flag and a CANARY_* variable; a file (--config) sets the rest, such as
+// several Prometheus servers with their own auth and TLS.
+type serveConfig struct {
+	Listen          string         `yaml:"listen"`
+	Policies        []string       `yaml:"policies"`
+	DataDir         string         `yaml:"dataDir"`
+	History         int            `yaml:"history"`
+	BodyLimit       int64          `yaml:"bodyLimit"`
+	ShutdownTimeout model.Duration `yaml:"shutdownTimeout"`
+	ReloadInterval  model.Duration `yaml:"reloadInterval"`
+	Log             struct {
+		Level  string `yaml:"level"`
+		Format string `yaml:"format"`
+	} `yaml:"log"`
+	Evaluation struct {
+		Timeout     model.Duration `yaml:"timeout"`
+		Concurrency int            `yaml:"concurrency"`
+	} `yaml:"evaluation"`
+	Cache struct {
+		// TTL of cached query results; 0 turns caching off (identical
+		// queries in flight are still shared).
+		TTL model.Duration `yaml:"ttl"`
+	} `yaml:"cache"`
+	Flagger struct {
+		InconclusiveFails bool `yaml:"inconclusiveFails"`
+	} `yaml:"flagger"`
+	Prometheus []prometheusConfig `yaml:"prometheus"`
+	// Auth maps a route group (analysis, flagger, alertmanager, admin) to
+	// files of accepted bearer tokens.
+	Auth map[string]authConfig `yaml:"auth"`
+}
+
+type prometheusConfig struct {
+	// Name is what policies write as `source:`; empty is the default.
+	Name       string                  `yaml:"name"`
+	URL        string                  `yaml:"url"`
+	Timeout    model.Duration          `yaml:"timeout"`
+	Retries    int                     `yaml:"retries"`
+	HTTPClient config.HTTPClientConfig `yaml:"http"`
+}
+
+type authConfig struct {
+	TokenFiles []string `yaml:"tokenFiles"`
+}
+
+func defaultServeConfig() serveConfig {
+	var c serveConfig
+	c.Listen = ":8080"
+	c.Policies = []string{defaultPolicies}
+	c.DataDir = "data"
+	c.History = analysis.DefaultHistory
+	c.BodyLimit = webhooks.DefaultBodyLimit
+	c.ShutdownTimeout = model.Duration(25 * time.Second)
+	c.ReloadInterval = model.Duration(5 * time.Second)
+	c.Log.Level, c.Log.Format = "info", "logfmt"
+	c.Evaluation.Timeout = model.Duration(analysis.DefaultTimeout)
+	c.Evaluation.Concurrency = analysis.DefaultConcurrency
+	c.Cache.TTL = model.Duration(cache.DefaultTTL)
+	return c
+}
+
+// serveFlags are the flags of `canary serve`, each also read from the
+// environment as CANARY_<NAME> (dashes as underscores) when not given.
+type serveFlags struct {
+	fs          *flag.FlagSet
+	configFile  string
+	listen      string
+	policies    multiFlag
+	dataDir     string
+	prometheus  string
+	logLevel    string
+	logFormat   string
+	history     int
+	cacheTTL    time.Duration
+	evalTimeout time.Duration
+	shutdown    time.Duration
+	reload      time.Duration
+	bodyLimit   int64
+	inconclFail bool
+	tokenFiles  map[string]*multiFlag
+}
+
+func newServeFlags(c *cli) *serveFlags {
+	d := defaultServeConfig()
+	f := &serveFlags{fs: c.newFlags("serve"), tokenFiles: map[string]*multiFlag{}}
+	fs := f.fs
+	fs.StringVar(&f.configFile, "config", "", "configuration file (YAML); flags and CANARY_* variables override it")
+	fs.StringVar(&f.listen, "listen", d.Listen, "address to listen on")
+	fs.Var(&f.policies, "policies", "policy file or directory, e.g. a Git checkout (repeatable; default "+defaultPolicies+")")
+	fs.StringVar(&f.dataDir, "data-dir", d.DataDir, "directory of the embedded run store")
+	fs.StringVar(&f.prometheus, "prometheus", "", "URL of the default Prometheus server")
+	fs.StringVar(&f.logLevel, "log-level", d.Log.Level, "log level: debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", d.Log.Format, "log format: logfmt or json")
+	fs.IntVar(&f.history, "history", d.History, "evaluations kept per run")
+	fs.DurationVar(&f.cacheTTL, "cache-ttl", time.Duration(d.Cache.TTL), "how long query results are reused (0 disables)")
+	fs.DurationVar(&f.evalTimeout, "evaluation-timeout", time.Duration(d.Evaluation.Timeout), "deadline of one analysis, all queries included")
+	fs.DurationVar(&f.shutdown, "shutdown-timeout", time.Duration(d.ShutdownTimeout), "how long in-flight requests may finish on shutdown")
+	fs.DurationVar(&f.reload, "reload-interval", time.Duration(d.ReloadInterval), "how often policy files are checked for changes")
+	fs.Int64Var(&f.bodyLimit, "body-limit", d.BodyLimit, "largest accepted request body in bytes")
+	fs.BoolVar(&f.inconclFail, "flagger-inconclusive-fails", false, "answer Flagger checks that are inconclusive with a failure (default: pass and log)")
+	for _, g := range webhooks.Groups {
+		m := &multiFlag{}
+		f.tokenFiles[g] = m
+		fs.Var(m, "auth-"+g+"-token-file", "file of bearer tokens (one per line) required on the "+g+" routes (repeatable)")
+	}
+	return f
+}
+
+// parse reads flags, then CANARY_* variables for flags not given, then the
+// config file, and applies what was given over the file.
+func (f *serveFlags) parse(args []string) (serveConfig, error) {
+	if err := f.fs.Parse(args); err != nil {
+		return serveConfig{}, err
+	}
+	if f.fs.NArg() > 0 {
+		return serveConfig{}, fmt.Errorf("unexpected arguments: %s", strings.Join(f.fs.Args(), " "))
+	}
+	given := map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	var envErr error
+	f.fs.VisitAll(func(fl *flag.Flag) {
+		if given[fl.Name] {
+			return
+		}
+		env := "CANARY_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return
+		}
+		for _, part := range splitList(fl, v) {
+			if err := f.fs.Set(fl.Name, part); err != nil {
+				envErr = errors.Join(envErr, fmt.Errorf("%s: %w", env, err))
+			}
+		}
+		given[fl.Name] = true
+	})
+	if envErr != nil {
+		return serveConfig{}, envErr
+	}
+
+	cfg := defaultServeConfig()
+	if f.configFile != "" {
+		if err := loadServeConfig(f.configFile, &cfg); err != nil {
+			return serveConfig{}, err
+		}
+	}
+	for name := range given {
+		switch name {
+		case "listen":
+			cfg.Listen = f.listen
+		case "policies":
+			cfg.Policies = f.policies
+		case "data-dir":
+			cfg.DataDir = f.dataDir
+		case "prometheus":
+			cfg.Prometheus = setDefaultPrometheus(cfg.Prometheus, f.prometheus)
+		case "log-level":
+			cfg.Log.Level = f.logLevel
+		case "log-format":
+			cfg.Log.Format = f.logFormat
+		case "history":
+			cfg.History = f.history
+		case "cache-ttl":
+			cfg.Cache.TTL = model.Duration(f.cacheTTL)
+		case "evaluation-timeout":
+			cfg.Evaluation.Timeout = model.Duration(f.evalTimeout)
+		case "shutdown-timeout":
+			cfg.ShutdownTimeout = model.Duration(f.shutdown)
+		case "reload-interval":
+			cfg.ReloadInterval = model.Duration(f.reload)
+		case "body-limit":
+			cfg.BodyLimit = f.bodyLimit
+		case "flagger-inconclusive-fails":
+			cfg.Flagger.InconclusiveFails = f.inconclFail
+		}
+		if g, ok := strings.CutPrefix(name, "auth-"); ok {
+			g = strings.TrimSuffix(g, "-token-file")
+			if cfg.Auth == nil {
+				cfg.Auth = map[string]authConfig{}
+			}
+			cfg.Auth[g] = authConfig{TokenFiles: *f.tokenFiles[g]}
+		}
+	}
+	if len(cfg.Prometheus) == 0 {
+		// Where a Prometheus is usually found next to a first try.
+		cfg.Prometheus = setDefaultPrometheus(nil, "http://127.0.0.1:9090")
+	}
+	return cfg, nil
+}
+
+// splitList splits a repeatable flag's environment value on commas.
+func splitList(fl *flag.Flag, v string) []string {
+	if _, ok := fl.Value.(*multiFlag); ok {
+		return strings.Split(v, ",")
+	}
+	return []string{v}
+}
+
+func setDefaultPrometheus(ps []prometheusConfig, url string) []prometheusConfig {
+	for i := range ps {
+		if ps[i].Name == "" {
+			ps[i].URL = url
+			return ps
+		}
+	}
+	return append(ps, prometheusConfig{URL: url, HTTPClient: config.DefaultHTTPClientConfig})
+}
+
+// loadServeConfig decodes the file strictly over the defaults. Relative
+// paths in it (policies, data dir, token and TLS files) are relative to the
+// file's directory, as in Prometheus's own configuration.
+func loadServeConfig(path string, cfg *serveConfig) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	for i := range cfg.Prometheus {
+		cfg.Prometheus[i].HTTPClient = config.DefaultHTTPClientConfig
+	}
+	// An empty file means "all defaults".
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	for i, p := range cfg.Policies {
+		cfg.Policies[i] = rel(p)
+	}
+	cfg.DataDir = rel(cfg.DataDir)
+	for g, a := range cfg.Auth {
+		for i, f := range a.TokenFiles {
+			a.TokenFiles[i] = rel(f)
+		}
+		cfg.Auth[g] = a
+	}
+	for i := range cfg.Prometheus {
+		cfg.Prometheus[i].HTTPClient.SetDirectory(dir)
+		if err := cfg.Prometheus[i].HTTPClient.Validate(); err != nil {
+			return fmt.Errorf("%s: prometheus %q: %w", path, cfg.Prometheus[i].Name, err)
+		}
+	}
+	return nil
+}
+
+func runServe(ctx context.Context, c *cli, args []string) int {
+	f := newServeFlags(c)
+	cfg, err := f.parse(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(c.stderr, "canary serve: %v\n", err)
+		return exitError
+	}
+	logger, err := newLogger(c, cfg)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "canary serve: %v\n", err)
+		return exitError
+	}
+	if err := serve(ctx, cfg, logger, nil); err != nil {
+		logger.Error("canary serve stopped", "err", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func newLogger(c *cli, cfg serveConfig) (*slog.Logger, error) {
+	lc := &promslog.Config{Level: promslog.NewLevel(), Format: promslog.NewFormat(), Writer: c.stderr}
+	if err := lc.Level.Set(cfg.Log.Level); err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	if err := lc.Format.Set(cfg.Log.Format); err != nil {
+		return nil, fmt.Errorf("log format: %w", err)
+	}
+	return promslog.New(lc), nil
+}
+
+// serve runs the webhook service until ctx is done or SIGTERM/SIGINT
+// arrives. ready, when not nil, receives the listening address.
+func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready chan<- string) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	loader := rules.NewLoader(cfg.Policies...)
+	if err := loader.Reload(); err != nil {
+		// Start anyway, not ready: the watcher picks up a fix, and the
+		// errors are at /v1/policies.
+		logger.Error("policies do not load; not ready until they do", "paths", strings.Join(cfg.Policies, ","), "err", err)
+	}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, "canary.db"), store.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := webhooks.NewMetrics(reg)
+
+	sources := queries.Registry{}
+	for _, pc := range cfg.Prometheus {
+		ps, err := promsource.New(promsource.Config{
+			URL: pc.URL, HTTPClient: pc.HTTPClient, Timeout: time.Duration(pc.Timeout), Retries: pc.Retries,
+		}, logger.With("source", "prometheus/"+pc.Name))
+		if err != nil {
+			return fmt.Errorf("prometheus %q: %w", pc.Name, err)
+		}
+		ttl := time.Duration(cfg.Cache.TTL)
+		if ttl == 0 {
+			ttl = -1 // cache.Options reads 0 as "default"; the flag's 0 means off
+		}
+		sources[queries.Key{Kind: "prometheus", Name: pc.Name}] = cache.New(metrics.InstrumentSource("prometheus", pc.Name, ps), cache.Options{TTL: ttl})
+	}
+	ev := analysis.NewEvaluator(analysis.Options{
+		Sources: sources, Timeout: time.Duration(cfg.Evaluation.Timeout),
+		Concurrency: cfg.Evaluation.Concurrency, Logger: logger,
+	})
+	runs, err := analysis.NewRuns(ctx, analysis.RunsOptions{Store: st, History: cfg.History, Logger: logger})
+	if err != nil {
+		return err
+	}
+	tokenFiles := map[string][]string{}
+	for g, a := range cfg.Auth {
+		if len(a.TokenFiles) > 0 {
+			tokenFiles[g] = a.TokenFiles
+		}
+	}
+	auth, err := webhooks.LoadAuth(tokenFiles)
+	if err != nil {
+		return err
+	}
+	gin.SetMode(gin.ReleaseMode)
+	srv, err := webhooks.New(webhooks.Options{
+		Policies: loader, Evaluator: ev, Runs: runs, Metrics: metrics, Gatherer: reg,
+		Logger: logger, Auth: auth, BodyLimit: cfg.BodyLimit,
+		FlaggerInconclusiveFails: cfg.Flagger.InconclusiveFails,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler: srv,
+		// Bounded so a slow client cannot hold a connection forever; the
+		// write timeout leaves room for the evaluation deadline.
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      time.Duration(cfg.Evaluation.Timeout) + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	logger.Info("canary serving", "address", ln.Addr().String(), "policies", strings.Join(cfg.Policies, ","),
+		"data_dir", cfg.DataDir, "version", buildVersion())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go loader.Watch(watchCtx, time.Duration(cfg.ReloadInterval), srv.OnReload)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	for {
+		select {
+		case <-hup:
+			logger.Info("SIGHUP: reloading policies")
+			_ = srv.Reload()
+		case err := <-served:
+			return fmt.Errorf("http server: %w", err)
+		case <-ctx.Done():
+			logger.Info("shutting down", "timeout", time.Duration(cfg.ShutdownTimeout).String())
+			srv.Drain()
+			sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+			defer cancel()
+			if err := hs.Shutdown(sctx); err != nil {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			return nil
+		}
+	}
+}

@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aurum/canary/analysis"
+	"github.com/aurum/canary/internal/testprom"
+)
+
+// childEnv marks the re-executed test binary that runs `canary serve`.
+const childEnv = "CANARY_TEST_SERVE_CHILD"
+
+// TestMain doubles as `canary serve` for the child processes the
+// durability tests start: they re-execute the test binary with childEnv
+// set, configured through CANARY_* variables as a deployment would be.
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(run([]string{"serve"}, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// child is a `canary serve` process.
+type child struct {
+	cmd  *exec.Cmd
+	url  string
+	mu   sync.Mutex
+	logs bytes.Buffer
+	done chan error
+}
+
+func (c *child) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.logs.Write(p)
+}
+
+func (c *child) output() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.logs.String()
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startServe starts `canary serve` in a child process configured by env
+// (CANARY_* variables, as a deployment would) and waits until it is ready.
+func startServe(t *testing.T, env map[string]string) *child {
+	t.Helper()
+	addr := freePort(t)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), childEnv+"=1", "CANARY_LISTEN="+addr)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	c := &child{cmd: cmd, url: "http://" + addr, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = c, c
+	require.NoError(t, cmd.Start())
+	go func() { c.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-c.done
+		if t.Failed() {
+			t.Logf("canary serve output:\n%s", c.output())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(c.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return c
+			}
+		}
+		select {
+		case err := <-c.done:
+			c.done <- err
+			t.Fatalf("canary serve exited before it was ready: %v\n%s", err, c.output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("canary serve not ready after 30s:\n%s", c.output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c *child) call(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, c.url+path, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(data)
+}
+
+// TestServeSurvivesKill latches a rollback, kills the server with SIGKILL,
+// starts it again over the same data dir: the latch and the history are
+// there. Then the same after a graceful SIGTERM.
+func TestServeSurvivesKill(t *testing.T) {
+	prom := testprom.Start(t)
+	seedLive(t, prom)
+	dataDir := t.TempDir()
+	env := map[string]string{
+		"CANARY_DATA_DIR":   dataDir,
+		"CANARY_POLICIES":   "testdata/live.yaml",
+		"CANARY_PROMETHEUS": prom.URL(),
+		"CANARY_LOG_LEVEL":  "debug",
+	}
+	srv := startServe(t, env)
+	analyze := "/v1/analysis/live?namespace=caiso&name=good&revision=rs-1"
+	for range 2 {
+		code, out := srv.call(t, "GET", analyze, "")
+		require.Equal(t, 200, code, out)
+		require.Contains(t, out, `"verdict":"pass"`)
+	}
+	code, out := srv.call(t, "POST", "/v1/runs/caiso/good/rollback", `{"reason":"PJM prices look wrong"}`)
+	require.Equal(t, 200, code, out)
+
+	// The answer above was acknowledged: it must survive SIGKILL.
+	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGKILL))
+	<-srv.done
+	srv.done <- nil
+
+	srv = startServe(t, env)
+	check := func(evaluations uint64) {
+		t.Helper()
+		code, out := srv.call(t, "GET", "/v1/runs/caiso/good", "")
+		require.Equal(t, 200, code, out)
+		var got struct {
+			Run     analysis.Run
+			History []analysis.Evaluation
+		}
+		require.NoError(t, json.Unmarshal([]byte(out), &got))
+		require.Equal(t, "rs-1", got.Run.Revision)
+		require.True(t, got.Run.Has(analysis.LatchRollback), out)
+		require.EqualValues(t, evaluations, got.Run.Evaluations)
+		require.Len(t, got.History, int(evaluations))
+		require.Equal(t, "error-rate", got.History[0].Rules[0].Name)
+		code, out = srv.call(t, "POST", "/v1/flagger/rollback", `{"name":"good","namespace":"caiso","checksum":"rs-1"}`)
+		require.Equal(t, 200, code)
+		require.Equal(t, "rollback latched by manual: PJM prices look wrong\n", out)
+	}
+	check(2)
+	code, out = srv.call(t, "GET", analyze, "")
+	require.Equal(t, 200, code)
+	require.Contains(t, out, `"decision":"rollback"`)
+
+	// A graceful stop drains and exits 0; nothing is lost either.
+	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-srv.done:
+		require.NoError(t, err, srv.output())
+		srv.done <- err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit after SIGTERM:\n%s", srv.output())
+	}
+	require.Contains(t, srv.output(), "shutting down")
+	srv = startServe(t, env)
+	check(3)
+}
+
+// TestServeReloadOnSIGHUP: a broken policy change is rejected and the
+// running set stays; a fixed one is picked up on SIGHUP.
+func TestServeReloadOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	policy, err := os.ReadFile("testdata/live.yaml")
+	require.NoError(t, err)
+	file := filepath.Join(dir, "live.yaml")
+	require.NoError(t, os.WriteFile(file, policy, 0o644))
+	srv := startServe(t, map[string]string{
+		"CANARY_DATA_DIR": t.TempDir(), "CANARY_POLICIES": dir,
+		// Polling is slow here so that SIGHUP is what reloads.
+		"CANARY_RELOAD_INTERVAL": "1h",
+	})
+	policies := func() (int, []string) {
+		_, out := srv.call(t, "GET", "/v1/policies", "")
+		var got struct {
+			Policies []struct{ Name string }
+			Status   struct{ Errors []string }
+		}
+		require.NoError(t, json.Unmarshal([]byte(out), &got))
+		return len(got.Policies), got.Status.Errors
+	}
+	n, errs := policies()
+	require.Equal(t, 3, n)
+	require.Empty(t, errs)
+
+	require.NoError(t, os.WriteFile(file, append(policy, []byte("---\nkind: Policy\n")...), 0o644))
+	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { _, errs := policies(); return len(errs) > 0 }, 10*time.Second, 20*time.Millisecond)
+	n, errs = policies()
+	require.Equal(t, 3, n, "the last good set stays in service")
+	require.Contains(t, errs[0], "live.yaml:50:1: missing apiVersion")
+	code, _ := srv.call(t, "GET", "/readyz", "")
+	require.Equal(t, 200, code)
+
+	extra := strings.ReplaceAll(string(policy), "name: live", "name: live-copy")
+	extra = strings.ReplaceAll(extra, "name: one-zone", "name: one-zone-copy")
+	extra = strings.ReplaceAll(extra, "name: bad-promql", "name: bad-promql-copy")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "copy.yaml"), []byte(extra), 0o644))
+	require.NoError(t, os.WriteFile(file, policy, 0o644))
+	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { n, _ := policies(); return n == 6 }, 10*time.Second, 20*time.Millisecond)
+}
+
+// TestServeConfig checks precedence: flags over CANARY_* variables over the
+// config file over defaults, and paths relative to the config file.
+func TestServeConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "canary.yml")
+	require.NoError(t, os.WriteFile(cfgFile, []byte(`
+listen: 127.0.0.1:9000
+policies: [policies]
+dataDir: /var/lib/canary
+history: 50
+cache: {ttl: 10s}
+prometheus:
+  - url: http://prometheus:9090
+    timeout: 5s
+  - name: eu
+    url: https://prometheus-eu:9090
+    http:
+      authorization: {credentials_file: eu-token}
+      tls_config: {ca_file: ca.pem}
+auth:
+  admin: {tokenFiles: [admin-token]}
+`), 0o644))
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		check func(t *testing.T, c serveConfig)
+		err   string
+	}{
+		{name: "defaults", check: func(t *testing.T, c serveConfig) {
+			require.Equal(t, ":8080", c.Listen)
+			require.Equal(t, []string{"examples/policies"}, c.Policies)
+			require.Equal(t, "data", c.DataDir)
+			require.Equal(t, "http://127.0.0.1:9090", c.Prometheus[0].URL)
+			require.Equal(t, model.Duration(5*time.Second), c.Cache.TTL)
+		}},
+		{name: "file", args: []string{"--config", cfgFile}, check: func(t *testing.T, c serveConfig) {
+			require.Equal(t, "127.0.0.1:9000", c.Listen)
+			require.Equal(t, []string{filepath.Join(dir, "policies")}, c.Policies)
+			require.Equal(t, "/var/lib/canary", c.DataDir)
+			require.Equal(t, 50, c.History)
+			require.Len(t, c.Prometheus, 2)
+			require.Equal(t, "eu", c.Prometheus[1].Name)
+			require.Equal(t, filepath.Join(dir, "eu-token"), c.Prometheus[1].HTTPClient.Authorization.CredentialsFile)
+			require.Equal(t, filepath.Join(dir, "ca.pem"), c.Prometheus[1].HTTPClient.TLSConfig.CAFile)
+			require.Equal(t, []string{filepath.Join(dir, "admin-token")}, c.Auth["admin"].TokenFiles)
+		}},
+		{name: "env over file", args: []string{"--config", cfgFile},
+			env: map[string]string{"CANARY_LISTEN": ":7000", "CANARY_POLICIES": "a,b", "CANARY_PROMETHEUS": "http://other:9090"},
+			check: func(t *testing.T, c serveConfig) {
+				require.Equal(t, ":7000", c.Listen)
+				require.Equal(t, []string{"a", "b"}, c.Policies)
+				require.Equal(t, "http://other:9090", c.Prometheus[0].URL)
+				require.Equal(t, "eu", c.Prometheus[1].Name)
+			}},
+		{name: "flags over env", args: []string{"--config", cfgFile, "--listen", ":6000", "--auth-flagger-token-file", "/run/secrets/flagger"},
+			env: map[string]string{"CANARY_LISTEN": ":7000", "CANARY_CONFIG": "/nonexistent"},
+			check: func(t *testing.T, c serveConfig) {
+				require.Equal(t, ":6000", c.Listen)
+				require.Equal(t, []string{"/run/secrets/flagger"}, c.Auth["flagger"].TokenFiles)
+			}},
+		{name: "config from env", env: map[string]string{"CANARY_CONFIG": cfgFile}, check: func(t *testing.T, c serveConfig) {
+			require.Equal(t, 50, c.History)
+		}},
+		{name: "strict file", args: []string{"--config", writeFile(t, dir, "bad.yml", "listn: :80\n")}, err: "field listn not found"},
+		{name: "bad env value", env: map[string]string{"CANARY_HISTORY": "many"}, err: "CANARY_HISTORY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var stderr bytes.Buffer
+			f := newServeFlags(&cli{stdout: io.Discard, stderr: &stderr})
+			cfg, err := f.parse(tt.args)
+			if tt.err != "" {
+				require.ErrorContains(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			tt.check(t, cfg)
+		})
+	}
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	p := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+	return p
+}

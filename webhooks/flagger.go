@@ -1,0 +1,162 @@
+package webhooks
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/aurum/canary/analysis"
+	"github.com/aurum/canary/rules"
+)
+
+// flaggerPayload is what Flagger posts to every webhook. It is decoded
+// leniently: a newer Flagger may add fields.
+type flaggerPayload struct {
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace"`
+	Phase     string            `json:"phase"`
+	Checksum  string            `json:"checksum"`
+	Metadata  map[string]string `json:"metadata"`
+}
+
+// parseFlagger validates a Flagger payload; the error is the one-line
+// reason for a 400.
+func parseFlagger(data []byte) (flaggerPayload, error) {
+	var p flaggerPayload
+	if err := json.Unmarshal(data, &p); err != nil {
+		return p, fmt.Errorf("bad Flagger payload: %w", err)
+	}
+	switch {
+	case p.Name == "":
+		return p, errors.New("bad Flagger payload: missing name")
+	case p.Namespace == "":
+		return p, errors.New("bad Flagger payload: missing namespace")
+	}
+	for _, v := range []string{p.Name, p.Namespace, p.Checksum} {
+		if v != "" && !rules.IsName(v) {
+			return p, fmt.Errorf("bad Flagger payload: %q is not a Kubernetes-style name", v)
+		}
+	}
+	return p, nil
+}
+
+// decodeFlagger reads a Flagger payload, answering 400 itself when it is
+// unusable.
+func (s *Server) decodeFlagger(c *gin.Context) (flaggerPayload, bool) {
+	data, ok := s.readBody(c)
+	if !ok {
+		return flaggerPayload{}, false
+	}
+	p, err := parseFlagger(data)
+	if err != nil {
+		s.flaggerAnswer(c, http.StatusBadRequest, err.Error())
+		return p, false
+	}
+	return p, true
+}
+
+// params are the payload's metadata plus its name and namespace, which
+// win over metadata keys of the same name.
+func (p flaggerPayload) params() map[string]string {
+	params := make(map[string]string, len(p.Metadata)+2)
+	for k, v := range p.Metadata {
+		params[k] = v
+	}
+	params[paramName], params[paramNamespace] = p.Name, p.Namespace
+	return params
+}
+
+// flaggerAnswer writes the one-line plain-text body Flagger records in its
+// events when the status says no.
+func (s *Server) flaggerAnswer(c *gin.Context, code int, msg string) {
+	c.Abort()
+	c.String(code, "%s\n", oneLine(msg))
+}
+
+// flaggerCheck serves pre-rollout and rollout hooks: 200 when the analysis
+// passes, 403 with the reason when it fails; an inconclusive analysis
+// passes (logged) unless the server is configured to fail it.
+func (s *Server) flaggerCheck(c *gin.Context) {
+	s.flagger(c, false)
+}
+
+// flaggerGate serves confirm-rollout, confirm-traffic-increase and
+// confirm-promotion: 200 only when the analysis passes and the run is
+// neither paused nor latched.
+func (s *Server) flaggerGate(c *gin.Context) {
+	s.flagger(c, true)
+}
+
+func (s *Server) flagger(c *gin.Context, gate bool) {
+	pol, ok := s.policy(c)
+	if !ok {
+		return
+	}
+	p, ok := s.decodeFlagger(c)
+	if !ok {
+		return
+	}
+	res, ok := s.analyze(c, pol, p.params(), p.Checksum)
+	if !ok {
+		return
+	}
+	answer := string(res.Verdict) + ": " + res.Reason
+	switch res.Verdict {
+	case analysis.VerdictPass:
+		s.flaggerAnswer(c, http.StatusOK, answer)
+	case analysis.VerdictInconclusive:
+		if gate || s.inconclFails {
+			s.flaggerAnswer(c, http.StatusForbidden, answer)
+			return
+		}
+		s.logger.Warn("inconclusive analysis passed to Flagger", "policy", pol.Name, "run", res.Run, "reason", res.Reason)
+		s.flaggerAnswer(c, http.StatusOK, answer)
+	default:
+		s.flaggerAnswer(c, http.StatusForbidden, answer)
+	}
+}
+
+// flaggerRollback serves the rollback hook, which Flagger calls on every
+// loop: 200 (roll back now) when a rollback is latched for the run, 403
+// otherwise.
+func (s *Server) flaggerRollback(c *gin.Context) {
+	p, ok := s.decodeFlagger(c)
+	if !ok {
+		return
+	}
+	l, latched := s.runs.RollbackLatch(p.Namespace, p.Name, p.Checksum)
+	if !latched {
+		s.flaggerAnswer(c, http.StatusForbidden, "no rollback latched for "+p.Namespace+"/"+p.Name)
+		return
+	}
+	msg := "rollback latched by " + string(l.Source)
+	if l.Reason != "" {
+		msg += ": " + l.Reason
+	}
+	s.logger.Info("telling Flagger to roll back", "namespace", p.Namespace, "name", p.Name, "reason", msg)
+	s.flaggerAnswer(c, http.StatusOK, msg)
+}
+
+// flaggerEvent serves the event hook: 202 always for a usable payload; a
+// new checksum starts a new run.
+func (s *Server) flaggerEvent(c *gin.Context) {
+	p, ok := s.decodeFlagger(c)
+	if !ok {
+		return
+	}
+	if _, err := s.runs.Event(c.Request.Context(), p.Namespace, p.Name, p.Checksum, p.Phase); err != nil {
+		s.metrics.storeErrors.Inc()
+		s.logger.Error("flagger event not recorded", "namespace", p.Namespace, "name", p.Name, "err", err)
+		s.flaggerAnswer(c, http.StatusServiceUnavailable, "event not recorded: "+err.Error())
+		return
+	}
+	if msg := p.Metadata["eventMessage"]; msg != "" {
+		s.logger.Debug("flagger event", "namespace", p.Namespace, "name", p.Name, "phase", p.Phase,
+			"type", p.Metadata["eventType"], "message", strings.TrimSpace(msg))
+	}
+	s.flaggerAnswer(c, http.StatusAccepted, "accepted")
+}

@@ -1,0 +1,280 @@
+// Package webhooks is the HTTP surface of the engine: the Argo Rollouts web
+// metric provider endpoint, Flagger's webhooks, the Alertmanager receiver,
+// the runs API, the policy status and reload, /metrics and health checks.
+//
+// Handlers are thin: they decode a request, call the analysis package, and
+// encode the answer in the status codes each caller expects. Argo Rollouts
+// treats any non-2xx answer as an error, so an analysis that ran is always a
+// 200 with the verdict in the body; Flagger reads any status above 202 as
+// "no", with the body as the reason; Alertmanager retries 5xx and never
+// 4xx, so only transient faults are 5xx.
+package webhooks
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/aurum/canary/analysis"
+	"github.com/aurum/canary/rules"
+)
+
+// Defaults for Options.
+const (
+	// DefaultBodyLimit caps request bodies. An Alertmanager notification
+	// with hundreds of alerts stays well under it.
+	DefaultBodyLimit = 1 << 20
+)
+
+// Options configure a Server. Policies, Evaluator and Runs are required.
+type Options struct {
+	Policies  *rules.Loader
+	Evaluator *analysis.Evaluator
+	Runs      *analysis.Runs
+	Metrics   *Metrics
+	// Gatherer serves /metrics; nil serves nothing there.
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+	Auth     Auth
+	// BodyLimit caps request bodies in bytes; default DefaultBodyLimit.
+	BodyLimit int64
+	// FlaggerInconclusiveFails makes an inconclusive check answer Flagger
+	// with a failure; by default it answers 200 and logs.
+	FlaggerInconclusiveFails bool
+}
+
+// Server is the engine's HTTP handler. Build one per process; it holds no
+// global state.
+type Server struct {
+	policies     *rules.Loader
+	evaluator    *analysis.Evaluator
+	runs         *analysis.Runs
+	metrics      *Metrics
+	logger       *slog.Logger
+	auth         Auth
+	bodyLimit    int64
+	inconclFails bool
+
+	router   *gin.Engine
+	draining atomic.Bool
+}
+
+// New builds a server and its router.
+func New(o Options) (*Server, error) {
+	if o.Policies == nil || o.Evaluator == nil || o.Runs == nil {
+		return nil, errors.New("webhooks: Policies, Evaluator and Runs are required")
+	}
+	s := &Server{
+		policies:     o.Policies,
+		evaluator:    o.Evaluator,
+		runs:         o.Runs,
+		metrics:      o.Metrics,
+		logger:       o.Logger,
+		auth:         o.Auth,
+		bodyLimit:    o.BodyLimit,
+		inconclFails: o.FlaggerInconclusiveFails,
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.metrics == nil {
+		s.metrics = NewMetrics(nil)
+	}
+	if s.bodyLimit <= 0 {
+		s.bodyLimit = DefaultBodyLimit
+	}
+	s.metrics.watchLatches(o.Runs)
+	if set := o.Policies.Set(); set != nil {
+		s.metrics.policiesLoaded.Set(float64(len(set.Policies)))
+		s.metrics.lastReload.Set(float64(o.Policies.Status().LastSuccess.Unix()))
+	}
+
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.NoRoute(func(c *gin.Context) { s.abort(c, http.StatusNotFound, "no such endpoint: "+c.Request.URL.Path) })
+	r.NoMethod(func(c *gin.Context) {
+		s.abort(c, http.StatusMethodNotAllowed, c.Request.Method+" is not allowed on "+c.Request.URL.Path)
+	})
+	r.Use(s.recover, s.instrument, s.limitBody)
+
+	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	r.GET("/readyz", s.ready)
+	if o.Gatherer != nil {
+		h := promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})
+		r.GET("/metrics", gin.WrapH(h))
+	}
+
+	argo := r.Group("/v1/analysis", s.require(GroupAnalysis, false))
+	argo.GET("/:policy", s.analysis)
+	argo.POST("/:policy", s.analysis)
+
+	flagger := r.Group("/v1/flagger", s.require(GroupFlagger, true))
+	flagger.POST("/rollback", s.flaggerRollback)
+	flagger.POST("/events", s.flaggerEvent)
+	flagger.POST("/:policy/check", s.flaggerCheck)
+	flagger.POST("/:policy/gate", s.flaggerGate)
+
+	r.POST("/v1/alertmanager", s.require(GroupAlertmanager, false), s.alertmanager)
+
+	admin := r.Group("", s.require(GroupAdmin, false))
+	admin.GET("/v1/runs", s.listRuns)
+	admin.GET("/v1/runs/:namespace/:name", s.getRun)
+	admin.POST("/v1/runs/:namespace/:name/:action", s.actOnRun)
+	admin.GET("/v1/policies", s.listPolicies)
+	admin.POST("/-/reload", s.reload)
+
+	s.router = r
+	return s, nil
+}
+
+// ServeHTTP serves the router.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// Drain makes /readyz fail, so load balancers stop sending new requests
+// while in-flight ones finish during shutdown.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Reload reloads the policies, logs and counts the outcome, and returns the
+// error that kept the previous set in service, if any.
+func (s *Server) Reload() error {
+	err := s.policies.Reload()
+	s.reloaded(err)
+	return err
+}
+
+// ReloadIfChanged is Reload for the file watcher: it reloads only when the
+// policy files changed.
+func (s *Server) reloaded(err error) {
+	if err != nil {
+		s.metrics.reloadErrors.Inc()
+		s.logger.Error("policy reload rejected; the previous policies stay in service", "err", err)
+		return
+	}
+	set := s.policies.Set()
+	s.metrics.policiesLoaded.Set(float64(len(set.Policies)))
+	s.metrics.lastReload.Set(float64(s.policies.Status().LastSuccess.Unix()))
+	s.logger.Info("policies loaded", "policies", len(set.Policies), "files", len(set.Files))
+}
+
+// OnReload is the callback for rules.Loader.Watch.
+func (s *Server) OnReload(err error) { s.reloaded(err) }
+
+// errorBody is every 4xx and 5xx answer of our own APIs: one line.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func (s *Server) abort(c *gin.Context, code int, msg string) {
+	c.AbortWithStatusJSON(code, errorBody{Error: oneLine(msg)})
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " (…)"
+	}
+	return s
+}
+
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.logger.Error("handler panicked", "route", c.FullPath(), "panic", fmt.Sprint(r))
+			s.abort(c, http.StatusInternalServerError, "internal error")
+		}
+	}()
+	c.Next()
+}
+
+func (s *Server) instrument(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	code := c.Writer.Status()
+	s.metrics.httpRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	s.metrics.httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	if code >= 500 {
+		// The path only: a query string may hold a token.
+		s.logger.Warn("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "code", code,
+			"duration", time.Since(start))
+	}
+}
+
+func (s *Server) limitBody(c *gin.Context) {
+	if c.Request.ContentLength > s.bodyLimit {
+		s.abort(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes is over the limit of %d", c.Request.ContentLength, s.bodyLimit))
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.bodyLimit)
+}
+
+// readBody reads the (limited) body, mapping an oversized one to 413.
+func (s *Server) readBody(c *gin.Context) ([]byte, bool) {
+	data, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.abort(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", s.bodyLimit))
+			return nil, false
+		}
+		s.abort(c, http.StatusBadRequest, "cannot read request body: "+err.Error())
+		return nil, false
+	}
+	return data, true
+}
+
+// decodeStrict decodes one JSON value, rejecting unknown fields and
+// trailing data: our own APIs are strict so a typo is an error, not a
+// silently ignored field.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("bad JSON body: %w", err)
+	}
+	if dec.More() {
+		return errors.New("bad JSON body: trailing data after the object")
+	}
+	return nil
+}
+
+func (s *Server) ready(c *gin.Context) {
+	switch {
+	case s.draining.Load():
+		c.String(http.StatusServiceUnavailable, "shutting down\n")
+	case s.policies.Set() == nil:
+		c.String(http.StatusServiceUnavailable, "no policies loaded\n")
+	default:
+		c.String(http.StatusOK, "ready\n")
+	}
+}
+
+// policy looks the route's policy up, answering 404 when it is unknown.
+func (s *Server) policy(c *gin.Context) (*rules.Policy, bool) {
+	set := s.policies.Set()
+	if set == nil {
+		s.abort(c, http.StatusServiceUnavailable, "no policies loaded")
+		return nil, false
+	}
+	pol, err := set.Get(c.Param("policy"))
+	if err != nil {
+		s.abort(c, http.StatusNotFound, err.Error())
+		return nil, false
+	}
+	return pol, true
+}
