@@ -15,6 +15,7 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -290,22 +291,37 @@ func (s *Bolt) Update(ctx context.Context, namespace, name string, keep int, fn 
 
 	// A redelivered alert or a latch already set changes nothing: answer
 	// from a read transaction, which neither waits for the writer nor
-	// costs an fsync.
-	var prior *analysis.Run
+	// costs an fsync. Otherwise the change is computed and encoded here,
+	// outside the commit: the commit is serialized, and it only has to
+	// write when the run is still as it was read.
+	var snapshot []byte
 	err = s.db.View(func(tx *bbolt.Tx) error {
-		prior, err = getRun(tx, key)
-		return err
+		if v := tx.Bucket(bucketRuns).Get(key); v != nil {
+			snapshot = bytes.Clone(v)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update %s: %w", key, err)
 	}
-	run, _, err := fn(prior)
+	prior, err := decodeRun(snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("update %s: %w", key, err)
+	}
+	priorRev := revisionOf(prior)
+	run, ev, err := fn(prior)
 	if err != nil {
 		return nil, err
 	}
 	if run == nil {
 		return prior, nil
 	}
+	rec, err := encode(namespace, name, run, ev)
+	if err != nil {
+		return nil, fmt.Errorf("update %s: %w", key, err)
+	}
+	// A new revision is a new run: none of the old history applies.
+	rec.fresh = prior == nil || run.Revision != priorRev
 
 	// failed carries errors that leave this call's writes undone without
 	// failing the shared commit: an error returned from the write function
@@ -322,16 +338,20 @@ func (s *Bolt) Update(ctx context.Context, namespace, name string, keep int, fn 
 			failed = err
 			return nil
 		}
-		prior, err := getRun(tx, key)
+		current := tx.Bucket(bucketRuns).Get(key)
+		if bytes.Equal(current, snapshot) && (current == nil) == (snapshot == nil) {
+			out = run
+			return rec.write(tx, key, keep)
+		}
+		// Another write changed the run since it was read: apply fn to
+		// the run as it is now.
+		prior, err := decodeRun(current)
 		if err != nil {
 			return err
 		}
 		// fn may change prior in place and return it: note its revision
 		// first.
-		var priorRev string
-		if prior != nil {
-			priorRev = prior.Revision
-		}
+		priorRev := revisionOf(prior)
 		run, ev, err := fn(prior)
 		if err != nil {
 			failed = err
@@ -346,9 +366,8 @@ func (s *Bolt) Update(ctx context.Context, namespace, name string, keep int, fn 
 			failed = fmt.Errorf("update %s: %w", key, err)
 			return nil
 		}
-		// A new revision is a new run: none of the old history applies.
-		fresh := prior == nil || run.Revision != priorRev
-		if err := rec.write(tx, key, fresh, keep); err != nil {
+		rec.fresh = prior == nil || run.Revision != priorRev
+		if err := rec.write(tx, key, keep); err != nil {
 			return err
 		}
 		out = run
@@ -369,6 +388,8 @@ type record struct {
 	run []byte
 	ev  []byte
 	seq uint64
+	// fresh drops the run's old history: it is a new revision.
+	fresh bool
 }
 
 func encode(namespace, name string, run *analysis.Run, ev *analysis.Evaluation) (record, error) {
@@ -391,12 +412,12 @@ func encode(namespace, name string, run *analysis.Run, ev *analysis.Evaluation) 
 
 // write stores the record, first dropping the run's history when fresh,
 // and trims the history to keep.
-func (rec record) write(tx *bbolt.Tx, key []byte, fresh bool, keep int) error {
+func (rec record) write(tx *bbolt.Tx, key []byte, keep int) error {
 	if err := tx.Bucket(bucketRuns).Put(key, rec.run); err != nil {
 		return err
 	}
 	history := tx.Bucket(bucketHistory)
-	if fresh && history.Bucket(key) != nil {
+	if rec.fresh && history.Bucket(key) != nil {
 		if err := history.DeleteBucket(key); err != nil {
 			return err
 		}
@@ -438,7 +459,11 @@ func trim(evs *bbolt.Bucket, keep int) error {
 // getRun decodes the stored run, or returns nil when there is none. The
 // result is a fresh copy that fn may change freely.
 func getRun(tx *bbolt.Tx, key []byte) (*analysis.Run, error) {
-	v := tx.Bucket(bucketRuns).Get(key)
+	return decodeRun(tx.Bucket(bucketRuns).Get(key))
+}
+
+// decodeRun decodes a stored run; nil data is no run.
+func decodeRun(v []byte) (*analysis.Run, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -447,6 +472,13 @@ func getRun(tx *bbolt.Tx, key []byte) (*analysis.Run, error) {
 		return nil, fmt.Errorf("decode run: %w", err)
 	}
 	return run, nil
+}
+
+func revisionOf(run *analysis.Run) string {
+	if run == nil {
+		return ""
+	}
+	return run.Revision
 }
 
 // runKey is the run's key in the file. Kubernetes names cannot contain a

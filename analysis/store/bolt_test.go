@@ -151,9 +151,12 @@ func TestUpdate(t *testing.T) {
 	tests := []struct {
 		name  string
 		setup []updateFn // applied first with keep 0
-		ctx   context.Context
-		keep  int
-		fn    updateFn
+		// race is applied by another Update between fn's first call and
+		// the commit, as a concurrent writer would.
+		race updateFn
+		ctx  context.Context
+		keep int
+		fn   updateFn
 		// wantRevision empty: no run is stored afterwards.
 		wantRevision    string
 		wantEvaluations uint64
@@ -213,23 +216,40 @@ func TestUpdate(t *testing.T) {
 			wantErr:         errBoom,
 		},
 		{
+			name:            "a concurrent change is applied first, then fn again",
+			setup:           []updateFn{web("r1")},
+			race:            latch(analysis.LatchRollback),
+			fn:              web("r1"),
+			wantRevision:    "r1",
+			wantEvaluations: 2,
+			wantLatches:     1,
+			wantSeqs:        []uint64{1, 2},
+			wantCommits:     2,
+		},
+		{
 			name:            "fn error at commit writes nothing",
 			setup:           []updateFn{web("r1")},
+			race:            latch(analysis.LatchPause),
 			fn:              onCall(web("r1"), fail),
 			wantRevision:    "r1",
 			wantEvaluations: 1,
+			wantLatches:     1,
 			wantSeqs:        []uint64{1},
-			wantCommits:     1,
-			wantErr:         errBoom,
+			// The concurrent latch, and the commit this write queued for
+			// (shared with any others), which carries nothing of it.
+			wantCommits: 2,
+			wantErr:     errBoom,
 		},
 		{
 			name:            "no-op at commit writes nothing",
 			setup:           []updateFn{web("r1")},
+			race:            latch(analysis.LatchPause),
 			fn:              onCall(web("r1"), noop),
 			wantRevision:    "r1",
 			wantEvaluations: 1,
+			wantLatches:     1,
 			wantSeqs:        []uint64{1},
-			wantCommits:     1,
+			wantCommits:     2, // as above
 		},
 		{
 			name:            "new revision drops history",
@@ -277,7 +297,6 @@ func TestUpdate(t *testing.T) {
 			wantRevision:    "r1",
 			wantEvaluations: 1,
 			wantSeqs:        []uint64{1},
-			wantCommits:     1,
 			wantErrText:     "update default/web: fn returned run default/api",
 		},
 		{
@@ -301,7 +320,19 @@ func TestUpdate(t *testing.T) {
 			}
 			before := txID(t, s)
 
-			got, err := s.Update(ctxOr(tt.ctx, ctx), "default", "web", tt.keep, tt.fn)
+			fn := tt.fn
+			if tt.race != nil {
+				raced := false
+				fn = func(run *analysis.Run) (*analysis.Run, *analysis.Evaluation, error) {
+					if !raced {
+						raced = true
+						_, err := s.Update(ctx, "default", "web", 0, tt.race)
+						require.NoError(t, err)
+					}
+					return tt.fn(run)
+				}
+			}
+			got, err := s.Update(ctxOr(tt.ctx, ctx), "default", "web", tt.keep, fn)
 
 			require.Equal(t, tt.wantCommits, txID(t, s)-before, "commits")
 			switch {
