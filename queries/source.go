@@ -63,8 +63,18 @@ func (f SourceFunc) Query(ctx context.Context, q Query) (Result, error) { return
 
 // Query is a rendered query.
 type Query struct {
-	// Text is the query in the source's language, e.g. PromQL.
+	// Text is the query in the source's language: PromQL, or SQL for
+	// PostgreSQL.
 	Text string
+	// Fields are the other rendered settings of sources whose queries are
+	// more than a text, by name: a Kafka query's group and topics, an HTTP
+	// probe's url and headers. Each source documents the fields it reads
+	// and rejects unknown ones. Lists are comma-separated.
+	Fields map[string]string
+	// Run identifies the run being analysed, for sources that compare an
+	// evaluation with the previous one of the same run (Kafka lag growth);
+	// empty outside a run.
+	Run string
 	// Time is the evaluation time; zero means now.
 	Time time.Time
 	// Range, when non-zero, asks for the points in (Time-Range, Time] at
@@ -76,6 +86,10 @@ type Query struct {
 // Result is what a source returned.
 type Result struct {
 	Samples []Sample
+	// Values is a record: named numbers measured together, such as a
+	// probe's up, status and latency_ms. Sources return either samples or
+	// a record.
+	Values map[string]float64
 	// Warnings the source attached to an otherwise good answer.
 	Warnings []string
 }
