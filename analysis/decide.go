@@ -58,6 +58,8 @@ func (qr *QueryResult) envValue() (any, bool) {
 		return qr.Points, true
 	case qr.Samples != nil:
 		return qr.Samples, true
+	case qr.record != nil:
+		return rules.NewRecord(qr.Kind, qr.record), true
 	}
 	return nil, false
 }
@@ -77,7 +79,7 @@ func evalRule(machine *vm.VM, r *rules.Rule, qs QueryResults, env map[string]any
 			rr.Reason = "query " + q.Name + " failed: " + qr.Error
 			return rr, buf
 		}
-		if qr.NoData && noData == "" {
+		if noData == "" && (qr.NoData || recordNoData(qr, r.RecordFields[q.Name])) {
 			noData = q.Name
 		}
 	}
@@ -98,7 +100,7 @@ func evalRule(machine *vm.VM, r *rules.Rule, qs QueryResults, env map[string]any
 	if ok {
 		rr.Verdict = rules.OutcomePass
 	}
-	buf = explainRule(machine, r, ok, env, &rr, buf)
+	buf = explainRule(machine, r, ok, env, qs, &rr, buf)
 	rr.Reason = string(buf)
 	return rr, buf
 }
@@ -106,7 +108,7 @@ func evalRule(machine *vm.VM, r *rules.Rule, qs QueryResults, env map[string]any
 // explainRule sets the rule's value and writes its reason: for a comparison
 // both sides, with the operator that held ("0.034 > 0.01" when the rule
 // said `error_rate <= 0.01`); otherwise the inputs' values.
-func explainRule(machine *vm.VM, r *rules.Rule, ok bool, env map[string]any, rr *RuleResult, buf []byte) []byte {
+func explainRule(machine *vm.VM, r *rules.Rule, ok bool, env map[string]any, qs QueryResults, rr *RuleResult, buf []byte) []byte {
 	if c := r.Explain; c != nil {
 		left, lok := operandValue(machine, c.Left, env)
 		right, rok := operandValue(machine, c.Right, env)
@@ -139,6 +141,19 @@ func explainRule(machine *vm.VM, r *rules.Rule, ok bool, env map[string]any, rr 
 			buf = append(buf, fmt.Sprintf("%d points", len(v))...)
 		case []rules.Sample:
 			buf = append(buf, fmt.Sprintf("%d series", len(v))...)
+		default:
+			// A record: the fields the rule reads.
+			buf = buf[:len(buf)-1]
+			for j, f := range r.RecordFields[q.Name] {
+				if j > 0 {
+					buf = append(buf, ' ')
+				} else {
+					buf = append(buf, '.')
+				}
+				buf = append(buf, f...)
+				buf = append(buf, '=')
+				buf = appendValue(buf, qs[q.Index].record[f])
+			}
 		}
 	}
 	if ok {
@@ -228,6 +243,21 @@ func (res *Result) summarize(outcomes ...rules.Outcome) string {
 		}
 	}
 	return b.String()
+}
+
+// recordNoData reports whether a record lacks a field the rule reads, or
+// holds NaN there (a probe that could not read its JSON value, a NULL).
+func recordNoData(qr *QueryResult, fields []string) bool {
+	if qr.record == nil {
+		return false
+	}
+	for _, f := range fields {
+		v, ok := qr.record[f]
+		if !ok || math.IsNaN(v) {
+			return true
+		}
+	}
+	return false
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -93,6 +94,12 @@ func NewEvaluator(o Options) *Evaluator {
 // failed to render. Query failures are part of the result: the rules that
 // read a failed query have outcome error.
 func (e *Evaluator) Evaluate(ctx context.Context, pol *rules.Policy, params map[string]string, at time.Time) (*Result, error) {
+	return e.EvaluateRun(ctx, pol, params, at, "")
+}
+
+// EvaluateRun is Evaluate for an analysis of a run, which sources that
+// compare with a run's previous evaluation (Kafka lag growth) need to know.
+func (e *Evaluator) EvaluateRun(ctx context.Context, pol *rules.Policy, params map[string]string, at time.Time, run string) (*Result, error) {
 	start := e.now()
 	resolved, err := pol.ResolveParams(params)
 	if err != nil {
@@ -107,16 +114,16 @@ func (e *Evaluator) Evaluate(ctx context.Context, pol *rules.Policy, params map[
 	}
 	qs := make(QueryResults, len(pol.Queries))
 	for i, q := range pol.Queries {
-		text, err := q.Render(resolved)
+		text, fields, err := q.Render(resolved)
 		if err != nil {
 			return nil, err
 		}
-		qs[i] = QueryResult{Name: q.Name, Kind: q.Kind, Source: q.Source, Query: text}
+		qs[i] = QueryResult{Name: q.Name, Kind: q.Kind, Source: q.Source, Query: text, fields: fields, Fields: redactHeaders(fields)}
 	}
 
 	ctx, cancel := context.WithTimeoutCause(ctx, e.timeout, ErrEvaluationTimeout)
 	defer cancel()
-	e.runQueries(ctx, pol, qs, queryAt)
+	e.runQueries(ctx, pol, qs, queryAt, run)
 
 	res := Decide(pol, resolved, qs, at)
 	res.Duration = Seconds(e.now().Sub(start))
@@ -127,9 +134,9 @@ func (e *Evaluator) Evaluate(ctx context.Context, pol *rules.Policy, params map[
 
 // runQueries runs every query, at most e.concurrency at once, and fills in
 // their results.
-func (e *Evaluator) runQueries(ctx context.Context, pol *rules.Policy, qs QueryResults, at time.Time) {
+func (e *Evaluator) runQueries(ctx context.Context, pol *rules.Policy, qs QueryResults, at time.Time, run string) {
 	if len(qs) == 1 {
-		e.runQuery(ctx, pol.Queries[0], &qs[0], at)
+		e.runQuery(ctx, pol.Queries[0], &qs[0], at, run)
 		return
 	}
 	sem := make(chan struct{}, e.concurrency)
@@ -145,13 +152,13 @@ func (e *Evaluator) runQueries(ctx context.Context, pol *rules.Policy, qs QueryR
 				return
 			}
 			defer func() { <-sem }()
-			e.runQuery(ctx, q, &qs[i], at)
+			e.runQuery(ctx, q, &qs[i], at, run)
 		}()
 	}
 	wg.Wait()
 }
 
-func (e *Evaluator) runQuery(ctx context.Context, q *rules.Query, qr *QueryResult, at time.Time) {
+func (e *Evaluator) runQuery(ctx context.Context, q *rules.Query, qr *QueryResult, at time.Time, run string) {
 	start := time.Now()
 	defer func() { qr.Duration = Seconds(time.Since(start)) }()
 	src, err := e.sources.Lookup(q.Kind, q.Source)
@@ -159,7 +166,7 @@ func (e *Evaluator) runQuery(ctx context.Context, q *rules.Query, qr *QueryResul
 		qr.fail(err)
 		return
 	}
-	res, err := src.Query(ctx, queries.Query{Text: qr.Query, Time: at, Range: q.Range, Step: q.Step})
+	res, err := src.Query(ctx, queries.Query{Text: qr.Query, Fields: qr.fields, Run: run, Time: at, Range: q.Range, Step: q.Step})
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, context.Cause(ctx)) {
 			// Say which deadline fired: the source may only see
@@ -171,7 +178,21 @@ func (e *Evaluator) runQuery(ctx context.Context, q *rules.Query, qr *QueryResul
 		return
 	}
 	qr.Warnings = res.Warnings
+	if q.ValueKind() == rules.KindRecord {
+		qr.setRecord(res.Values)
+		return
+	}
 	qr.set(q, res.Samples)
+}
+
+// setRecord stores a probe's record. Its NaN fields are no data only for
+// the rules that read them.
+func (qr *QueryResult) setRecord(values map[string]float64) {
+	qr.Values = make(map[string]Float, len(values))
+	for k, v := range values {
+		qr.Values[k] = Float(v)
+	}
+	qr.record = values
 }
 
 func (qr *QueryResult) fail(err error) {
@@ -225,6 +246,22 @@ func finitePoints(points []queries.Point) []float64 {
 		if finite(p.Value) {
 			out = append(out, p.Value)
 		}
+	}
+	return out
+}
+
+// redactHeaders copies fields for display with header values hidden: a
+// probe's headers may carry credentials.
+func redactHeaders(fields map[string]string) map[string]string {
+	if fields == nil {
+		return nil
+	}
+	out := make(map[string]string, len(fields))
+	for k, v := range fields {
+		if strings.HasPrefix(k, "header.") {
+			v = "<redacted>"
+		}
+		out[k] = v
 	}
 	return out
 }

@@ -83,6 +83,11 @@ type QueryResult struct {
 	Points []float64 `json:"points,omitempty"`
 	// Samples is set for a multi-series query.
 	Samples []rules.Sample `json:"samples,omitempty"`
+	// Values is set for a probe's record (up, status, latency_ms, ...).
+	Values map[string]Float `json:"values,omitempty"`
+	// Fields are the other rendered settings of a structured query
+	// (Kafka group and topics, HTTP url...); header values are redacted.
+	Fields map[string]string `json:"fields,omitempty"`
 	// Series is how many series the source returned.
 	Series   int      `json:"series"`
 	NoData   bool     `json:"noData,omitempty"`
@@ -90,7 +95,9 @@ type QueryResult struct {
 	Error    string   `json:"error,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
 
-	err error
+	err    error
+	fields map[string]string  // as sent to the source, secrets included
+	record map[string]float64 // the record's values, for rules
 }
 
 // Err returns the query's error, if it failed.

@@ -179,7 +179,7 @@ func (r *Runs) Analyze(ctx context.Context, ev *Evaluator, pol *rules.Policy, t 
 		res = latchedResult(pol, resolved, cur, at)
 	}
 	if res == nil {
-		if res, err = ev.Evaluate(ctx, pol, params, queryAt); err != nil {
+		if res, err = ev.EvaluateRun(ctx, pol, params, queryAt, r.runID(t)); err != nil {
 			return nil, err
 		}
 	}
@@ -202,6 +202,17 @@ func (r *Runs) Analyze(ctx context.Context, ev *Evaluator, pol *rules.Policy, t 
 		return nil, fmt.Errorf("record analysis: %w", err)
 	}
 	return res, nil
+}
+
+// runID names the run an analysis of t will belong to, for sources that
+// compare with the run's previous evaluation.
+func (r *Runs) runID(t Target) string {
+	if t.Revision == "" {
+		if cur := r.cached(t.Namespace, t.Name); cur != nil {
+			return cur.ID()
+		}
+	}
+	return t.Namespace + "/" + t.Name + "@" + t.Revision
 }
 
 // runFor returns a copy of cur to modify, or a new run when the target

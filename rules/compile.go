@@ -52,6 +52,8 @@ func envTypes(pol *Policy) map[string]any {
 			env[q.Name] = []float64{}
 		case KindSamples:
 			env[q.Name] = []Sample{}
+		case KindRecord:
+			env[q.Name] = recordZero(q.Kind)
 		}
 	}
 	env[ParamsVar] = map[string]string{}
@@ -76,23 +78,52 @@ func compileRule(r *Rule, pol *Policy) error {
 	root := prog.Node()
 	var unknown []string
 	var inputs []string
+	// Record queries read through a member (api.up) only read that field;
+	// any other use reads the whole record.
+	recordUse := map[string][]string{}
+	viaMember := map[*ast.IdentifierNode]bool{}
 	ast.Find(root, func(n ast.Node) bool {
-		switch n := n.(type) {
-		case *ast.IdentifierNode:
-			if pol.queries[n.Value] != nil && !slices.Contains(inputs, n.Value) {
-				inputs = append(inputs, n.Value)
-			}
-		case *ast.MemberNode:
-			id, ok := n.Node.(*ast.IdentifierNode)
-			if !ok || id.Value != ParamsVar {
-				break
-			}
-			if prop, ok := n.Property.(*ast.StringNode); ok && pol.params[prop.Value] == nil {
+		m, ok := n.(*ast.MemberNode)
+		if !ok {
+			return false
+		}
+		id, ok := m.Node.(*ast.IdentifierNode)
+		if !ok {
+			return false
+		}
+		prop, ok := m.Property.(*ast.StringNode)
+		switch {
+		case id.Value == ParamsVar:
+			if ok && pol.params[prop.Value] == nil {
 				unknown = append(unknown, prop.Value)
+			}
+		case pol.queries[id.Value] != nil && pol.queries[id.Value].ValueKind() == KindRecord && ok:
+			viaMember[id] = true
+			if !slices.Contains(recordUse[id.Value], prop.Value) {
+				recordUse[id.Value] = append(recordUse[id.Value], prop.Value)
 			}
 		}
 		return false
 	})
+	ast.Find(root, func(n ast.Node) bool {
+		id, ok := n.(*ast.IdentifierNode)
+		if !ok || pol.queries[id.Value] == nil {
+			return false
+		}
+		if !slices.Contains(inputs, id.Value) {
+			inputs = append(inputs, id.Value)
+		}
+		if q := pol.queries[id.Value]; q.ValueKind() == KindRecord && !viaMember[id] {
+			recordUse[id.Value] = RecordFields(q.Kind)
+		}
+		return false
+	})
+	for name, fields := range recordUse {
+		if r.RecordFields == nil {
+			r.RecordFields = map[string][]string{}
+		}
+		r.RecordFields[name] = fields
+	}
 	if len(unknown) > 0 {
 		return fmt.Errorf("expression references unknown param %q (declare it under spec.params)", unknown[0])
 	}

@@ -51,7 +51,7 @@ func FuzzRenderParams(f *testing.F) {
 	require.NoError(f, err)
 	want := map[string][6]int{}
 	for _, q := range pol.Queries {
-		text, err := q.Render(base)
+		text, _, err := q.Render(base)
 		require.NoError(f, err)
 		want[q.Name] = structure(text)
 	}
@@ -62,7 +62,7 @@ func FuzzRenderParams(f *testing.F) {
 			return
 		}
 		for _, q := range pol.Queries {
-			text, err := q.Render(params)
+			text, _, err := q.Render(params)
 			require.NoError(t, err)
 			require.Equal(t, want[q.Name], structure(text), "value changed the query's structure: %s", text)
 		}

@@ -33,6 +33,9 @@ const (
 	DefaultWeight    = 1.0
 	DefaultMaxSeries = 1
 	DefaultStep      = 30 * time.Second
+	// maxPartitions is how many samples a per-partition Kafka query may
+	// return unless it declares maxSeries.
+	maxPartitions = 100000
 	// maxQueryText bounds a query template; a policy file is trusted, but a
 	// megabyte of PromQL is a mistake worth reporting.
 	maxQueryText = 64 << 10
@@ -367,23 +370,43 @@ func (p *parser) queries(n *yaml.Node, pol *Policy, s scope) {
 	p.entries(n, s, "queries", "query", func(k, v *yaml.Node) {
 		qs := s
 		qs.query = k.Value
-		q := &Query{Name: k.Value, MaxSeries: DefaultMaxSeries}
+		q := &Query{Name: k.Value}
 		if !identRE.MatchString(k.Value) {
 			p.errorf(k, qs, "query name must be an identifier (letters, digits, '_'): rules use it as a variable")
 		} else if reserved(k.Value) {
 			p.errorf(k, qs, "query name %q is reserved by the expression language", k.Value)
 		}
-		var text, step, rangeNode *yaml.Node
+		var body, step, rangeNode, maxSeries *yaml.Node
+		var kinds []string
+		kind := func(k, v *yaml.Node) { kinds = append(kinds, k.Value); q.Kind, body = k.Value, v }
 		p.fields(v, qs, "query", map[string]func(k, v *yaml.Node){
-			"prometheus": func(k, v *yaml.Node) { q.Kind, text = k.Value, v },
-			"source":     func(_, v *yaml.Node) { q.Source, _ = p.str(v, qs, "source") },
-			"maxSeries":  func(_, v *yaml.Node) { q.MaxSeries = p.integer(v, qs, "maxSeries", 1, 100000) },
-			"range":      func(_, v *yaml.Node) { rangeNode = v; q.Range = p.duration(v, qs, "range") },
-			"step":       func(_, v *yaml.Node) { step = v; q.Step = p.duration(v, qs, "step") },
+			KindPrometheus: kind,
+			KindKafka:      kind,
+			KindHTTP:       kind,
+			KindTCP:        kind,
+			KindPostgres:   kind,
+			"source":       func(_, v *yaml.Node) { p.sourceAlias(v, q, qs, "source") },
+			"maxSeries":    func(_, v *yaml.Node) { maxSeries = v; q.MaxSeries = p.integer(v, qs, "maxSeries", 1, 100000) },
+			"range":        func(_, v *yaml.Node) { rangeNode = v; q.Range = p.duration(v, qs, "range") },
+			"step":         func(_, v *yaml.Node) { step = v; q.Step = p.duration(v, qs, "step") },
 		})
-		if text == nil {
-			p.errorf(k, qs, "query needs a source kind: prometheus")
+		switch {
+		case len(kinds) == 0:
+			p.errorf(k, qs, "query needs a source kind: %s", describeKinds())
 			return
+		case len(kinds) > 1:
+			p.errorf(k, qs, "query has several source kinds (%s): give one", strings.Join(kinds, ", "))
+			return
+		}
+		if q.Kind != KindPrometheus {
+			for name, n := range map[string]*yaml.Node{"range": rangeNode, "step": step} {
+				if n != nil {
+					p.errorf(n, qs, "%s is only meaningful for prometheus queries", name)
+				}
+			}
+			if maxSeries != nil && q.Kind != KindKafka {
+				p.errorf(maxSeries, qs, "maxSeries is only meaningful for prometheus and kafka queries")
+			}
 		}
 		if step != nil && rangeNode == nil {
 			p.errorf(step, qs, "step is only meaningful with range")
@@ -394,9 +417,21 @@ func (p *parser) queries(n *yaml.Node, pol *Policy, s scope) {
 		if q.Range > 0 && q.Step > q.Range {
 			p.errorf(step, qs, "step %s is longer than range %s", q.Step, q.Range)
 		}
-		if t, ok := p.str(text, qs, q.Kind); ok {
-			q.Text = t
-			p.template(text, q, pol, qs)
+		switch q.Kind {
+		case KindPrometheus:
+			if t, ok := p.str(body, qs, q.Kind); ok {
+				q.Text = t
+				p.template(body, q, pol, qs)
+			}
+		default:
+			p.structured(body, q, pol, qs)
+		}
+		if q.MaxSeries == 0 {
+			q.MaxSeries = DefaultMaxSeries
+			if q.Kind == KindKafka && q.FieldText["aggregate"] != "sum" && q.FieldText["aggregate"] != "max" && q.FieldText["aggregate"] != "" {
+				// Per-partition lag: one sample per partition.
+				q.MaxSeries = maxPartitions
+			}
 		}
 		q.Index = len(pol.Queries)
 		pol.Queries = append(pol.Queries, q)

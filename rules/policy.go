@@ -94,9 +94,16 @@ type Query struct {
 	// Source names a configured source of that kind; empty means the
 	// default one.
 	Source string
-	// Text is the template source; Template its parsed form.
+	// Text is the template source of a prometheus query's PromQL or a
+	// postgres query's SQL; Template its parsed form.
 	Text     string
 	Template *template.Template
+	// Fields are the templates of the other settings of kafka, http, tcp
+	// and postgres queries, by the name their source reads them under
+	// (queries.Query.Fields), and FieldText their sources. Lists are
+	// comma-separated; http headers are "header.<Name>".
+	Fields    map[string]*template.Template
+	FieldText map[string]string
 	// MaxSeries is how many series the query may return. With 1 (the
 	// default) the query's value is a number; above 1 it is a list of
 	// labelled samples.
@@ -120,11 +127,16 @@ const (
 	KindRange
 	// KindSamples is a []Sample: several series.
 	KindSamples
+	// KindRecord is a probe's record: HTTPProbe, TCPProbe or
+	// PostgresProbe.
+	KindRecord
 )
 
 // ValueKind returns how the query's result is seen by expressions.
 func (q *Query) ValueKind() ValueKind {
 	switch {
+	case recordFields[q.Kind] != nil:
+		return KindRecord
 	case q.MaxSeries > 1:
 		return KindSamples
 	case q.Range > 0:
@@ -150,6 +162,10 @@ type Rule struct {
 	// and InputNames their names.
 	Inputs     []*Query
 	InputNames []string
+	// RecordFields are, for each record query the rule reads, the fields
+	// it reads (all of them when it uses the record as a whole): a NaN in
+	// one of them is no data for this rule.
+	RecordFields map[string][]string
 	// Program is the compiled expression.
 	Program *vm.Program
 	// Explain describes the top-level comparison, when there is one, so a

@@ -81,14 +81,30 @@ func (p *Policy) ResolveParams(in map[string]string) (map[string]string, error) 
 	return out, nil
 }
 
-// Render executes a query's template with resolved params.
-func (q *Query) Render(params map[string]string) (string, error) {
-	var b strings.Builder
-	b.Grow(len(q.Text) + 64)
-	if err := q.Template.Execute(&b, params); err != nil {
-		return "", fmt.Errorf("render query %q: %w", q.Name, err)
+// Render executes a query's templates with resolved params: its text
+// (PromQL, SQL) and its fields, if it has any.
+func (q *Query) Render(params map[string]string) (string, map[string]string, error) {
+	var text string
+	if q.Template != nil {
+		var b strings.Builder
+		b.Grow(len(q.Text) + 64)
+		if err := q.Template.Execute(&b, params); err != nil {
+			return "", nil, fmt.Errorf("render query %q: %w", q.Name, err)
+		}
+		text = b.String()
 	}
-	return b.String(), nil
+	if len(q.Fields) == 0 {
+		return text, nil, nil
+	}
+	fields := make(map[string]string, len(q.Fields))
+	for name, t := range q.Fields {
+		var b strings.Builder
+		if err := t.Execute(&b, params); err != nil {
+			return "", nil, fmt.Errorf("render query %q, field %s: %w", q.Name, name, err)
+		}
+		fields[name] = b.String()
+	}
+	return text, fields, nil
 }
 
 // RenderMatchers renders an alert's label matchers with resolved params.

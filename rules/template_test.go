@@ -83,10 +83,10 @@ func TestRender(t *testing.T) {
 	pol := goodPolicy(t)
 	params, err := pol.ResolveParams(map[string]string{"namespace": "caiso", "name": "lmp-ingest", "path": "/api/v1.2/"})
 	require.NoError(t, err)
-	got, err := pol.Query("error_rate").Render(params)
+	got, _, err := pol.Query("error_rate").Render(params)
 	require.NoError(t, err)
 	require.Equal(t, `sum(rate(http_requests_total{namespace="caiso",app="lmp-ingest",track="canary",code=~"5..",path=~"/api/v1\\.2/.*"}[5m]))`+"\n", got)
-	got, err = pol.Query("lag").Render(params)
+	got, _, err = pol.Query("lag").Render(params)
 	require.NoError(t, err)
 	require.Equal(t, `lag{app="lmp-ingest"}`, got)
 }

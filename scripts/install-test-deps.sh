@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs the real components the tests start: the Prometheus server (and,
-# as later suites need them, Alertmanager and PostgreSQL) from Debian
-# packages. Idempotent: it installs only what is missing.
+# Installs the real components the tests start: the Prometheus server,
+# Alertmanager and PostgreSQL, from Debian packages. Idempotent: it installs
+# only what is missing.
 set -euo pipefail
 
 # command -> Debian package
@@ -14,6 +14,11 @@ missing=()
 for cmd in "${!want[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
 done
+# Debian keeps the PostgreSQL server binaries off PATH, under
+# /usr/lib/postgresql/<version>/bin; the tests find them there.
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && [ -z "${PG_BIN:-}" ]; then
+  missing+=(postgresql)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -45,6 +45,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,7 +114,11 @@ type Source struct {
 // location and the monotonic reading: the same instant in UTC and in local
 // time must be the same query.
 type key struct {
-	text      string
+	text string
+	// fields are Query.Fields in a canonical form, and run the Query's
+	// run: a Kafka lag growth differs from run to run.
+	fields    string
+	run       string
 	now       bool // Query.Time is zero: evaluate at the time of the call
 	sec       int64
 	nsec      int32
@@ -119,7 +126,7 @@ type key struct {
 }
 
 func keyOf(q queries.Query) key {
-	k := key{text: q.Text, rng: q.Range, step: q.Step}
+	k := key{text: q.Text, fields: canonical(q.Fields), run: q.Run, rng: q.Range, step: q.Step}
 	if q.Time.IsZero() {
 		// Two concurrent "now" queries are identical; one that arrives
 		// within the TTL gets a result at most TTL old.
@@ -128,6 +135,22 @@ func keyOf(q queries.Query) key {
 		k.sec, k.nsec = q.Time.Unix(), int32(q.Time.Nanosecond())
 	}
 	return k
+}
+
+// canonical writes fields sorted by name, each as name NUL value NUL, which
+// no field name or value can forge.
+func canonical(fields map[string]string) string {
+	if len(fields) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(fields[k])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // entry is one cached result.

@@ -129,6 +129,7 @@ func TestDistinctQueriesDistinctCalls(t *testing.T) {
 	}{
 		{name: "same now query", a: queries.Query{Text: "up"}, b: queries.Query{Text: "up"}, wantCalls: 1},
 		{name: "same explicit time", a: queries.Query{Text: "up", Time: at}, b: queries.Query{Text: "up", Time: at}, wantCalls: 1},
+		{name: "same fields in another order", a: queries.Query{Fields: map[string]string{"group": "g", "topics": "t"}}, b: queries.Query{Fields: map[string]string{"topics": "t", "group": "g"}}, wantCalls: 1},
 		{
 			name:      "same instant in another location",
 			a:         queries.Query{Text: "up", Time: at},
@@ -157,6 +158,9 @@ func TestDistinctQueriesDistinctCalls(t *testing.T) {
 			wantCalls: 2,
 		},
 		{name: "instant against range", a: queries.Query{Text: "up", Time: at}, b: queries.Query{Text: "up", Time: at, Range: time.Minute}, wantCalls: 2},
+		{name: "fields", a: queries.Query{Fields: map[string]string{"group": "a"}}, b: queries.Query{Fields: map[string]string{"group": "b"}}, wantCalls: 2},
+		{name: "field names", a: queries.Query{Fields: map[string]string{"a": "b\x00c"}}, b: queries.Query{Fields: map[string]string{"a": "b", "c": ""}}, wantCalls: 2},
+		{name: "run", a: queries.Query{Text: "lag", Run: "ns/a@1"}, b: queries.Query{Text: "lag", Run: "ns/a@2"}, wantCalls: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
