@@ -1,0 +1,246 @@
+// Package tcpprobe is the health-probe source that opens a TCP connection
+// and reports whether and how fast it was accepted, as a record: up and
+// latency_ms. A rule reads it as `db.up == 1 && db.latency_ms < 50`.
+//
+// A refused or unanswered connection is a measurement (up = 0, with the
+// reason in Result.Warnings), not an error. Errors are kept for what
+// measured nothing: a query that cannot be run (wrapping
+// queries.ErrBadQuery) and a caller that canceled or ran out of time
+// (wrapping context.Canceled or queries.ErrTimeout).
+//
+// The directory is queries/tcp; the package is named tcpprobe, like its
+// sibling httpprobe in queries/http, so that the name says it probes.
+package tcpprobe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/aurum/canary/queries"
+)
+
+// DefaultTimeout bounds one connection attempt when neither Config nor the
+// query sets one. A service on a reachable network accepts in
+// milliseconds; 3s leaves room for a SYN retransmit (the first one is sent
+// after 1s) and no more.
+const DefaultTimeout = 3 * time.Second
+
+// Config holds the defaults of the probes of one source.
+type Config struct {
+	// Timeout bounds one call to Query, name resolution included. A
+	// query's timeout field overrides it. Zero or negative means
+	// DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Source opens TCP connections to probe targets. It holds no connections
+// and is safe for concurrent use.
+type Source struct {
+	timeout time.Duration
+	dialer  net.Dialer
+}
+
+var _ queries.Source = (*Source)(nil)
+
+// New builds a Source.
+func New(cfg Config) *Source {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	return &Source{timeout: cfg.Timeout}
+}
+
+// Query connects to the address in q.Fields and closes the connection as
+// soon as it is established: nothing is sent, so any TCP service can be
+// probed. q.Text, q.Time, q.Range and q.Step are ignored: a probe measures
+// now.
+//
+// Fields (an empty value means the default):
+//
+//   - address: required; host:port, with a numeric port. A host name is
+//     resolved on each probe, and the time that takes counts.
+//   - timeout: a duration such as 2s that replaces Config.Timeout; ctx's
+//     deadline still applies.
+//
+// Other fields are rejected. Result.Values always holds:
+//
+//   - up: 1 if the connection was established, else 0.
+//   - latency_ms: the time to establish it (name resolution included), NaN
+//     when it was not.
+//
+// When up is 0, Result.Warnings says why: refused, unreachable, or no
+// answer within the timeout.
+//
+// Errors wrap queries.ErrBadQuery for fields that cannot be used,
+// context.Canceled when ctx was canceled, and queries.ErrTimeout when ctx's
+// own deadline passed before the probe's timeout did.
+func (s *Source) Query(ctx context.Context, q queries.Query) (queries.Result, error) {
+	address, timeout, err := s.parse(q.Fields)
+	if err != nil {
+		return queries.Result{}, err
+	}
+	if ctx.Err() != nil {
+		return queries.Result{}, contextError(ctx, address)
+	}
+	pctx, cancel := context.WithTimeoutCause(ctx, timeout, &timeoutError{timeout})
+	defer cancel()
+
+	res := queries.Result{Values: map[string]float64{"up": 0, "latency_ms": math.NaN()}}
+	start := time.Now()
+	conn, err := s.dialer.DialContext(pctx, "tcp", address)
+	elapsed := time.Since(start)
+	if err == nil {
+		// The handshake is the measurement; the connection has no use.
+		_ = conn.Close()
+		res.Values["up"] = 1
+		res.Values["latency_ms"] = float64(elapsed) / float64(time.Millisecond)
+		return res, nil
+	}
+	settle(pctx)
+	switch {
+	case ctx.Err() != nil:
+		// The caller's end, not the probe's timeout: nothing measured.
+		return queries.Result{}, contextError(ctx, address)
+	case pctx.Err() != nil:
+		res.Warnings = []string{fmt.Sprintf("connect %s: did not answer within %s", address, timeout)}
+	default:
+		res.Warnings = []string{"connect " + address + ": " + describe(err)}
+	}
+	return res, nil
+}
+
+// settle waits for ctx to end once its deadline has passed. The dialer
+// turns the deadline into a socket deadline, which can fire a moment before
+// the context's own timer; without the wait, an "i/o timeout" would pass
+// for a network failure, or the caller's deadline for the probe's.
+func settle(ctx context.Context) {
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		<-ctx.Done()
+	}
+}
+
+// parse checks the fields and returns the address and the timeout.
+func (s *Source) parse(fields map[string]string) (string, time.Duration, error) {
+	var unknown []string
+	for name := range fields {
+		if name != "address" && name != "timeout" {
+			unknown = append(unknown, strconv.Quote(name))
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		word := "field"
+		if len(unknown) > 1 {
+			word = "fields"
+		}
+		return "", 0, badQuery("unknown %s %s (known: address, timeout)", word, strings.Join(unknown, ", "))
+	}
+
+	address := fields["address"]
+	if address == "" {
+		return "", 0, badQuery("address is required")
+	}
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		var aerr *net.AddrError
+		if errors.As(err, &aerr) {
+			// AddrError quotes the address itself; say it once.
+			return "", 0, badQuery("address %q: %s; want host:port", address, aerr.Err)
+		}
+		return "", 0, badQuery("address %q: want host:port", address)
+	}
+	if host == "" {
+		// Dial would take an empty host for the local machine, which is
+		// never what a policy means.
+		return "", 0, badQuery("address %q: no host", address)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || port[0] == '+' {
+		return "", 0, badQuery("address %q: port %q is not a number from 1 to 65535", address, port)
+	}
+
+	timeout := s.timeout
+	if t := fields["timeout"]; t != "" {
+		// The same format as every other duration in a policy, which
+		// the policy loader has already checked.
+		md, err := model.ParseDuration(t)
+		d := time.Duration(md)
+		if err != nil || d <= 0 {
+			return "", 0, badQuery("timeout %q: want a positive duration such as 2s or 500ms", t)
+		}
+		timeout = d
+	}
+	return address, timeout, nil
+}
+
+// describe shortens a dial error to its reason; messages already name the
+// address.
+func describe(err error) string {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "host unreachable"
+	case errors.Is(err, syscall.ENETUNREACH):
+		return "network unreachable"
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return dnsErr.Error()
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		// "dial tcp 10.0.0.1:5432: connect: x" repeats the address.
+		return opErr.Err.Error()
+	}
+	return err.Error()
+}
+
+// queryError is what Query returns: a message for people, and the sentinel
+// and causes for errors.Is and errors.As.
+type queryError struct {
+	msg  string
+	errs []error // a sentinel of package queries or context.Canceled first
+}
+
+func (e *queryError) Error() string   { return e.msg }
+func (e *queryError) Unwrap() []error { return e.errs }
+
+func badQuery(format string, args ...any) error {
+	return &queryError{msg: "tcp probe: " + fmt.Sprintf(format, args...), errs: []error{queries.ErrBadQuery}}
+}
+
+// timeoutError is the cause of the probe's timeout, so that a context
+// error names it. It still matches context.DeadlineExceeded.
+type timeoutError struct{ d time.Duration }
+
+func (e *timeoutError) Error() string { return fmt.Sprintf("tcp probe timeout of %s reached", e.d) }
+func (e *timeoutError) Unwrap() error { return context.DeadlineExceeded }
+
+// contextError is the error for a ctx that ended before the probe could
+// measure anything: context.Canceled, or queries.ErrTimeout for a deadline
+// of the caller's that came before the probe's own timeout.
+func contextError(ctx context.Context, address string) error {
+	cause := context.Cause(ctx)
+	errs := []error{context.Canceled, cause}
+	msg := "tcp probe of " + address + " canceled: " + cause.Error()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		errs = []error{queries.ErrTimeout, cause}
+		msg = "tcp probe of " + address + ": the caller's deadline passed first: " + cause.Error()
+	}
+	if cause != ctx.Err() {
+		// A custom cause need not wrap the context error; keep both
+		// matchable.
+		errs = append(errs, ctx.Err())
+	}
+	return &queryError{msg: msg, errs: errs}
+}
