@@ -246,9 +246,15 @@ func (res *Result) summarize(outcomes ...rules.Outcome) string {
 }
 
 // recordNoData reports whether a record lacks a field the rule reads, or
-// holds NaN there (a probe that could not read its JSON value, a NULL).
+// holds NaN there (a probe that could not read its JSON value, a NULL),
+// while its target was up.
 func recordNoData(qr *QueryResult, fields []string) bool {
 	if qr.record == nil {
+		return false
+	}
+	// A probe that found its target down measured that (up = 0): its
+	// other fields are NaN, but the rule is judged, and fails.
+	if up, ok := qr.record["up"]; ok && up == 0 {
 		return false
 	}
 	for _, f := range fields {

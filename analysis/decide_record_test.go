@@ -30,8 +30,8 @@ func TestDecideRecords(t *testing.T) {
 			name:     "down is a measurement, not missing data",
 			api:      map[string]float64{"up": 0, "status": 0, "latency_ms": 2000, "value": nan},
 			db:       map[string]float64{"up": 0, "latency_ms": 5000, "value": nan},
-			outcomes: []rules.Outcome{rules.OutcomeFail, rules.OutcomePass, rules.OutcomeFail},
-			reasons:  []string{"api.up=0 latency_ms=2000 (does not hold)", "no data for api (noData: pass)", "0 != 1"},
+			outcomes: []rules.Outcome{rules.OutcomeFail, rules.OutcomeFail, rules.OutcomeFail},
+			reasons:  []string{"api.up=0 latency_ms=2000 (does not hold)", "NaN >= 100", "0 != 1"},
 		},
 		{
 			name:     "a NaN field only affects the rules that read it",

@@ -37,6 +37,9 @@ func runEval(ctx context.Context, c *cli, args []string) int {
 		caFile      = fs.String("prometheus-ca-file", "", "CA certificate file for Prometheus over TLS")
 		promTimeout = fs.Duration("prometheus-timeout", prometheus.DefaultTimeout, "timeout of one Prometheus query, retries included")
 		seriesFile  = fs.String("series", "", "series file (promtool notation) to evaluate against instead of Prometheus")
+		configFile  = fs.String("config", "", "a canary serve config file: its sources (prometheus, kafka, postgres) are used")
+		kafkaAddrs  = fs.String("kafka-brokers", "", "brokers of the default Kafka cluster, comma-separated")
+		pgDSNFile   = fs.String("postgres-dsn-file", "", "file holding the DSN of the default PostgreSQL database (or set CANARY_POSTGRES_DSN)")
 		at          = fs.String("at", "", "evaluation time: RFC3339, Unix seconds, or with --series an offset from the series start (e.g. 30m); default now, or with --series the last sample")
 		output      = fs.String("o", "table", "output format: table or json")
 		timeout     = fs.Duration("timeout", analysis.DefaultTimeout, "deadline for the whole evaluation")
@@ -52,8 +55,8 @@ func runEval(ctx context.Context, c *cli, args []string) int {
 		return c.usageError(fs, "unexpected arguments: %s", strings.Join(rest, " "))
 	case *policyName == "":
 		return c.usageError(fs, "--policy is required")
-	case (*promURL == "") == (*seriesFile == ""):
-		return c.usageError(fs, "give exactly one of --prometheus and --series")
+	case *promURL != "" && *seriesFile != "":
+		return c.usageError(fs, "give --prometheus or --series, not both")
 	case *output != "table" && *output != "json":
 		return c.usageError(fs, "-o must be table or json")
 	}
@@ -71,10 +74,36 @@ func runEval(ctx context.Context, c *cli, args []string) int {
 		return exitError
 	}
 
-	var (
-		src    queries.Source
-		evalAt time.Time
-	)
+	cfg := defaultServeConfig()
+	if *configFile != "" {
+		if err := loadServeConfig(*configFile, &cfg); err != nil {
+			fmt.Fprintf(c.stderr, "canary eval: %v\n", err)
+			return exitError
+		}
+	}
+	if *promURL != "" {
+		hc := config.DefaultHTTPClientConfig
+		hc.BearerTokenFile = *tokenFile
+		hc.TLSConfig.CAFile = *caFile
+		cfg.Prometheus = []prometheusConfig{{URL: *promURL, HTTPClient: hc, Timeout: model.Duration(*promTimeout)}}
+	}
+	if *kafkaAddrs != "" {
+		cfg.Kafka = defaultKafka(cfg.Kafka, *kafkaAddrs)
+	}
+	if *pgDSNFile != "" {
+		cfg.Postgres = defaultPostgres(cfg.Postgres, *pgDSNFile)
+	}
+	cfg.Postgres = postgresFromEnv(cfg.Postgres)
+	// One evaluation: nothing to share or reuse.
+	cfg.Cache.TTL = 0
+	sources, closeSources, err := buildSources(cfg.sourcesConfig, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "canary eval: %v\n", err)
+		return exitError
+	}
+	defer closeSources()
+
+	var evalAt time.Time
 	if *seriesFile != "" {
 		engine, sf, err := embedded.LoadFile(*seriesFile)
 		if err != nil {
@@ -82,32 +111,21 @@ func runEval(ctx context.Context, c *cli, args []string) int {
 			return exitError
 		}
 		defer engine.Close()
-		src = engine
+		sources[queries.Key{Kind: rules.KindPrometheus}] = engine
 		evalAt = sf.End()
 		if *at != "" {
 			if evalAt, err = parseTime(*at, sf.Start); err != nil {
 				return c.usageError(fs, "--at: %v", err)
 			}
 		}
-	} else {
-		hc := config.DefaultHTTPClientConfig
-		hc.BearerTokenFile = *tokenFile
-		hc.TLSConfig.CAFile = *caFile
-		ps, err := prometheus.New(prometheus.Config{URL: *promURL, HTTPClient: hc, Timeout: *promTimeout}, slog.New(slog.DiscardHandler))
-		if err != nil {
-			fmt.Fprintf(c.stderr, "canary eval: %v\n", err)
-			return exitError
-		}
-		src = ps
-		if *at != "" {
-			if evalAt, err = parseTime(*at, time.Time{}); err != nil {
-				return c.usageError(fs, "--at: %v", err)
-			}
+	} else if *at != "" {
+		if evalAt, err = parseTime(*at, time.Time{}); err != nil {
+			return c.usageError(fs, "--at: %v", err)
 		}
 	}
 
 	ev := analysis.NewEvaluator(analysis.Options{
-		Sources: queries.Registry{{Kind: "prometheus"}: src},
+		Sources: sources,
 		Timeout: *timeout,
 	})
 	res, err := ev.Evaluate(ctx, pol, params, evalAt)

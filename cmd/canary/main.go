@@ -42,7 +42,7 @@ func commands() []command {
 	return []command{
 		{"serve", "serve [flags]", "run the webhook service for Argo Rollouts, Flagger and Alertmanager", runServe},
 		{"check", "check PATH...", "validate policy files and directories", runCheck},
-		{"eval", "eval --policy NAME --param k=v ... [--prometheus URL | --series FILE] [--at TIME] [-o table|json]", "evaluate a policy once and print the verdict", runEval},
+		{"eval", "eval --policy NAME --param k=v ... [--prometheus URL | --series FILE] [--kafka-brokers ADDRS] [--config FILE] [--at TIME] [-o table|json]", "evaluate a policy once and print the verdict", runEval},
 		{"test", "test [--run REGEX] [--junit FILE] FILE...", "run policy unit tests over recorded series", runTest},
 		{"version", "version", "print the version", runVersion},
 	}

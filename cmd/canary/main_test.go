@@ -65,7 +65,9 @@ func TestCLIGolden(t *testing.T) {
 		{name: "eval injection attempt", args: []string{"eval", "--policies", "../../examples/policies", "--policy", "iso-ingest",
 			"--param", "namespace=caiso", "--param", `name=x"} or vector(1) #`, "--series", "../../examples/series/caiso-errors.yaml"}, code: exitError, stderr: "eval-injection.txt"},
 		{name: "eval unknown policy", args: []string{"eval", "--policies", "../../examples/policies", "--policy", "nope", "--series", "x"}, code: exitError, stderr: "eval-unknown.txt"},
-		{name: "eval needs one source", args: []string{"eval", "--policy", "iso-ingest"}, code: exitError},
+		{name: "eval with no source configured", args: []string{"eval", "--policies", "../../examples/policies", "--policy", "iso-ingest",
+			"--param", "namespace=caiso", "--param", "name=lmp-ingest"}, code: exitInconclusive},
+		{name: "eval with two prometheus sources", args: []string{"eval", "--policy", "iso-ingest", "--prometheus", "http://x", "--series", "y"}, code: exitError},
 		{name: "unknown command", args: []string{"frobnicate"}, code: exitError},
 		{name: "help", args: []string{"help"}, code: exitOK, stdout: "help.txt"},
 	}

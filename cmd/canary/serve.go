@@ -27,9 +27,7 @@ import (
 
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/analysis/store"
-	"github.com/aurum/canary/queries"
 	"github.com/aurum/canary/queries/cache"
-	promsource "github.com/aurum/canary/queries/prometheus"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/webhooks"
 )
@@ -53,27 +51,13 @@ type serveConfig struct {
 		Timeout     model.Duration `yaml:"timeout"`
 		Concurrency int            `yaml:"concurrency"`
 	} `yaml:"evaluation"`
-	Cache struct {
-		// TTL of cached query results; 0 turns caching off (identical
-		// queries in flight are still shared).
-		TTL model.Duration `yaml:"ttl"`
-	} `yaml:"cache"`
 	Flagger struct {
 		InconclusiveFails bool `yaml:"inconclusiveFails"`
 	} `yaml:"flagger"`
-	Prometheus []prometheusConfig `yaml:"prometheus"`
 	// Auth maps a route group (analysis, flagger, alertmanager, admin) to
 	// files of accepted bearer tokens.
-	Auth map[string]authConfig `yaml:"auth"`
-}
-
-type prometheusConfig struct {
-	// Name is what policies write as `source:`; empty is the default.
-	Name       string                  `yaml:"name"`
-	URL        string                  `yaml:"url"`
-	Timeout    model.Duration          `yaml:"timeout"`
-	Retries    int                     `yaml:"retries"`
-	HTTPClient config.HTTPClientConfig `yaml:"http"`
+	Auth          map[string]authConfig `yaml:"auth"`
+	sourcesConfig `yaml:",inline"`
 }
 
 type authConfig struct {
@@ -105,6 +89,8 @@ type serveFlags struct {
 	policies    multiFlag
 	dataDir     string
 	prometheus  string
+	kafka       string
+	pgDSNFile   string
 	logLevel    string
 	logFormat   string
 	history     int
@@ -126,6 +112,8 @@ func newServeFlags(c *cli) *serveFlags {
 	fs.Var(&f.policies, "policies", "policy file or directory, e.g. a Git checkout (repeatable; default "+defaultPolicies+")")
 	fs.StringVar(&f.dataDir, "data-dir", d.DataDir, "directory of the embedded run store")
 	fs.StringVar(&f.prometheus, "prometheus", "", "URL of the default Prometheus server")
+	fs.StringVar(&f.kafka, "kafka-brokers", "", "brokers of the default Kafka cluster, comma-separated (host:port,...)")
+	fs.StringVar(&f.pgDSNFile, "postgres-dsn-file", "", "file holding the DSN of the default PostgreSQL database (or set CANARY_POSTGRES_DSN)")
 	fs.StringVar(&f.logLevel, "log-level", d.Log.Level, "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", d.Log.Format, "log format: logfmt or json")
 	fs.IntVar(&f.history, "history", d.History, "evaluations kept per run")
@@ -191,6 +179,10 @@ func (f *serveFlags) parse(args []string) (serveConfig, error) {
 			cfg.DataDir = f.dataDir
 		case "prometheus":
 			cfg.Prometheus = setDefaultPrometheus(cfg.Prometheus, f.prometheus)
+		case "kafka-brokers":
+			cfg.Kafka = defaultKafka(cfg.Kafka, f.kafka)
+		case "postgres-dsn-file":
+			cfg.Postgres = defaultPostgres(cfg.Postgres, f.pgDSNFile)
 		case "log-level":
 			cfg.Log.Level = f.logLevel
 		case "log-format":
@@ -222,6 +214,7 @@ func (f *serveFlags) parse(args []string) (serveConfig, error) {
 		// Where a Prometheus is usually found next to a first try.
 		cfg.Prometheus = setDefaultPrometheus(nil, "http://127.0.0.1:9090")
 	}
+	cfg.Postgres = postgresFromEnv(cfg.Postgres)
 	return cfg, nil
 }
 
@@ -282,6 +275,16 @@ func loadServeConfig(path string, cfg *serveConfig) error {
 		if err := cfg.Prometheus[i].HTTPClient.Validate(); err != nil {
 			return fmt.Errorf("%s: prometheus %q: %w", path, cfg.Prometheus[i].Name, err)
 		}
+	}
+	for i := range cfg.Kafka {
+		k := &cfg.Kafka[i]
+		k.SASL.PasswordFile = rel(k.SASL.PasswordFile)
+		if k.TLS != nil {
+			k.TLS.SetDirectory(dir)
+		}
+	}
+	for i := range cfg.Postgres {
+		cfg.Postgres[i].DSNFile = rel(cfg.Postgres[i].DSNFile)
 	}
 	return nil
 }
@@ -345,20 +348,11 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready chan
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := webhooks.NewMetrics(reg)
 
-	sources := queries.Registry{}
-	for _, pc := range cfg.Prometheus {
-		ps, err := promsource.New(promsource.Config{
-			URL: pc.URL, HTTPClient: pc.HTTPClient, Timeout: time.Duration(pc.Timeout), Retries: pc.Retries,
-		}, logger.With("source", "prometheus/"+pc.Name))
-		if err != nil {
-			return fmt.Errorf("prometheus %q: %w", pc.Name, err)
-		}
-		ttl := time.Duration(cfg.Cache.TTL)
-		if ttl == 0 {
-			ttl = -1 // cache.Options reads 0 as "default"; the flag's 0 means off
-		}
-		sources[queries.Key{Kind: "prometheus", Name: pc.Name}] = cache.New(metrics.InstrumentSource("prometheus", pc.Name, ps), cache.Options{TTL: ttl})
+	sources, closeSources, err := buildSources(cfg.sourcesConfig, logger, metrics.InstrumentSource)
+	if err != nil {
+		return err
 	}
+	defer closeSources()
 	ev := analysis.NewEvaluator(analysis.Options{
 		Sources: sources, Timeout: time.Duration(cfg.Evaluation.Timeout),
 		Concurrency: cfg.Evaluation.Concurrency, Logger: logger,
