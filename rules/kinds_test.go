@@ -60,3 +60,16 @@ func TestStructuredQueries(t *testing.T) {
 	require.Nil(t, fields["lag"])
 	require.Equal(t, []string{"up", "status", "latency_ms", "value"}, RecordFields(KindHTTP))
 }
+
+func TestTrafficSection(t *testing.T) {
+	set, err := Load("testdata/good/traffic.yaml")
+	require.NoError(t, err)
+	tr := set.Policies[0].Traffic
+	require.NotNil(t, tr)
+	require.Equal(t, OnRollbackStepDown, tr.OnRollback)
+	require.Equal(t, []int{50, 20}, tr.StepDown)
+	require.Equal(t, "30s", tr.StepDownInterval.String())
+	spec, err := tr.Render(map[string]string{"namespace": "caiso", "name": "lmp"})
+	require.NoError(t, err)
+	require.Equal(t, TrafficSpec{Router: RouterNginx, Namespace: "caiso", Ingress: "lmp", StableService: "lmp-primary", CanaryService: "lmp-canary"}, spec)
+}

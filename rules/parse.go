@@ -306,6 +306,7 @@ func (p *parser) spec(n *yaml.Node, pol *Policy, s scope) {
 		"decision":    func(_, v *yaml.Node) { p.decision(v, pol, s) },
 		"alerts":      func(_, v *yaml.Node) { p.alerts(v, pol, s) },
 		"rollout":     func(_, v *yaml.Node) { pol.Rollout = p.rollout(v, s) },
+		"traffic":     func(_, v *yaml.Node) { pol.Traffic = p.traffic(v, pol, s) },
 	})
 	if pol.Decision.OnFail == "" {
 		pol.Decision.OnFail = ActionRollback

@@ -65,6 +65,8 @@ type Policy struct {
 	Alerts   []*Alert
 	// Rollout is nil when the policy has no rollout section.
 	Rollout *Rollout
+	// Traffic is nil when the policy names no traffic router.
+	Traffic *Traffic
 
 	params  map[string]*Param
 	queries map[string]*Query
@@ -217,6 +219,38 @@ type Alert struct {
 	MatchRegexText map[string]string
 	Action         Action
 	Line, Column   int
+}
+
+// Traffic names the router and the objects that carry a run's canary
+// traffic, so the engine can move it: cut it when a rollback latches, or
+// step it through a rollout.
+type Traffic struct {
+	// Router is "nginx" or "gatewayapi".
+	Router string
+	// Fields are templates over the run's params: namespace, ingress (nginx)
+	// or httpRoute (gatewayapi), stableService, canaryService,
+	// annotationPrefix.
+	Fields    map[string]*template.Template
+	FieldText map[string]string
+	// TakeOver lets the engine change objects another controller created.
+	TakeOver bool
+	// OnRollback is what a latched rollback (an alert, a manual call) does
+	// to traffic: "zero" (cut at once, the default), "stepDown" (lower it
+	// along StepDown), or "none".
+	OnRollback string
+	// StepDown is the schedule of weights for a graceful rollback, one per
+	// StepDownInterval, ending at 0.
+	StepDown         []int
+	StepDownInterval time.Duration
+	Line, Column     int
+}
+
+// TrafficSpec is a policy's traffic section rendered for a run.
+type TrafficSpec struct {
+	Router, Namespace, Ingress, HTTPRoute string
+	StableService, CanaryService          string
+	AnnotationPrefix                      string
+	TakeOver                              bool
 }
 
 // Rollout is the schedule used when the engine drives traffic itself.
