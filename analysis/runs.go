@@ -413,6 +413,10 @@ type AlertReport struct {
 	Matched int
 	// Latched and Lifted count latches set and lifted.
 	Latched, Lifted int
+	// Rollbacks are the runs a firing rollback alert matched, as stored
+	// after the delivery, whether the latch is new or a redelivery's: a
+	// kill switch that failed the first time gets another chance.
+	Rollbacks []*Run
 }
 
 // Alerts applies a delivery of alerts: a firing alert matching a run's
@@ -460,7 +464,7 @@ func (r *Runs) Alerts(ctx context.Context, set *rules.Set, alerts []Alert) (Aler
 		go func() {
 			defer wg.Done()
 			var latched, lifted int
-			_, err := r.update(ctx, ns, name, func(cur *Run) (*Run, *Evaluation, error) {
+			stored, err := r.update(ctx, ns, name, func(cur *Run) (*Run, *Evaluation, error) {
 				latched, lifted = 0, 0
 				if cur == nil || cur.Revision != revisions[k] {
 					return nil, nil, nil // a new revision started meanwhile
@@ -500,6 +504,14 @@ func (r *Runs) Alerts(ctx context.Context, set *rules.Set, alerts []Alert) (Aler
 			}
 			report.Latched += latched
 			report.Lifted += lifted
+			if stored == nil {
+				stored = r.cached(ns, name)
+			}
+			if stored != nil && stored.Revision == revisions[k] && slices.ContainsFunc(cs, func(c change) bool {
+				return c.alert.Status != "resolved" && c.action == rules.ActionRollback
+			}) {
+				report.Rollbacks = append(report.Rollbacks, stored)
+			}
 		}()
 	}
 	wg.Wait()

@@ -238,7 +238,11 @@ func TestRunsAlerts(t *testing.T) {
 
 	rep, err := f.runs.Alerts(context.Background(), f.set, []analysis.Alert{critical, warning, other})
 	require.NoError(t, err)
-	require.Equal(t, analysis.AlertReport{Matched: 2, Latched: 2}, rep)
+	require.Equal(t, 2, rep.Matched)
+	require.Equal(t, 2, rep.Latched)
+	require.Len(t, rep.Rollbacks, 1, "the run a rollback alert matched, for the kill switch")
+	require.Equal(t, "good", rep.Rollbacks[0].Name)
+	require.True(t, rep.Rollbacks[0].Has(analysis.LatchRollback))
 	require.Equal(t, analysis.DecisionRollback, f.analyze("ingest", "good", "r1").Decision)
 	res := f.analyze("ingest", "bad", "r1")
 	require.Equal(t, analysis.DecisionPause, res.Decision, "a pause hides the failing analysis")
@@ -248,6 +252,7 @@ func TestRunsAlerts(t *testing.T) {
 	rep, err = f.runs.Alerts(context.Background(), f.set, []analysis.Alert{critical, warning})
 	require.NoError(t, err)
 	require.Equal(t, 0, rep.Latched)
+	require.Len(t, rep.Rollbacks, 1, "a redelivery still names the run: the kill switch may have failed before")
 
 	// Resolution lifts the pause, not the rollback.
 	critical.Status, warning.Status = "resolved", "resolved"

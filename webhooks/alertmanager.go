@@ -98,6 +98,10 @@ func (s *Server) alertmanager(c *gin.Context) {
 		s.abort(c, http.StatusServiceUnavailable, "alerts not recorded: "+err.Error())
 		return
 	}
+	if err := s.cutTraffic(c.Request.Context(), set, report.Rollbacks); err != nil {
+		s.cutFailed(c, err)
+		return
+	}
 	if report.Latched > 0 || report.Lifted > 0 {
 		s.logger.Info("alerts applied", "alerts", len(alerts), "matched", report.Matched,
 			"latched", report.Latched, "lifted", report.Lifted)

@@ -28,6 +28,7 @@ type Metrics struct {
 	httpDuration     *prometheus.HistogramVec
 	storeErrors      prometheus.Counter
 	alerts           *prometheus.CounterVec
+	trafficCuts      *prometheus.CounterVec
 	reg              prometheus.Registerer
 }
 
@@ -84,6 +85,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Alerts received from Alertmanager, by status.",
 		}, []string{"status"}),
 	}
+	m.trafficCuts = f.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "traffic_cuts_total",
+		Help: "Kill-switch traffic cuts after a latched rollback, by result (ok, error).",
+	}, []string{"result"})
+	m.trafficCuts.WithLabelValues("ok")
+	m.trafficCuts.WithLabelValues("error")
 	m.alerts.WithLabelValues("firing")
 	m.alerts.WithLabelValues("resolved")
 	return m

@@ -98,6 +98,12 @@ func (s *Server) actOnRun(c *gin.Context) {
 		return
 	}
 	s.logger.Info("manual action", "action", action, "run", run.ID(), "reason", req.Reason)
+	if action == analysis.ActionRollback {
+		if err := s.cutTraffic(c.Request.Context(), s.policies.Set(), []*analysis.Run{run}); err != nil {
+			s.cutFailed(c, err)
+			return
+		}
+	}
 	c.JSON(http.StatusOK, runResponse{Run: run})
 }
 

@@ -53,6 +53,9 @@ type Options struct {
 	// FlaggerInconclusiveFails makes an inconclusive check answer Flagger
 	// with a failure; by default it answers 200 and logs.
 	FlaggerInconclusiveFails bool
+	// Switch, when set, cuts canary traffic when an alert or a manual
+	// call latches a rollback on a run whose policy has a traffic section.
+	Switch Switch
 }
 
 // Server is the engine's HTTP handler. Build one per process; it holds no
@@ -66,6 +69,7 @@ type Server struct {
 	auth         Auth
 	bodyLimit    int64
 	inconclFails bool
+	killSwitch   Switch
 
 	router   *gin.Engine
 	draining atomic.Bool
@@ -85,6 +89,7 @@ func New(o Options) (*Server, error) {
 		auth:         o.Auth,
 		bodyLimit:    o.BodyLimit,
 		inconclFails: o.FlaggerInconclusiveFails,
+		killSwitch:   o.Switch,
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
