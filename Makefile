@@ -14,10 +14,12 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/canary
 
-# deps installs the real components the tests run against (Debian packages),
-# when they are missing.
+# deps installs the real components the tests run against: Debian packages
+# when they are missing, and kube-apiserver, built once from the Go module
+# proxy and cached outside the repository (about 10 minutes the first time).
 deps:
 	./scripts/install-test-deps.sh
+	./scripts/kube-apiserver.sh >/dev/null
 
 test: deps lint
 	$(GO) test -race -count=1 -timeout 30m ./...

@@ -8,6 +8,7 @@ set -euo pipefail
 declare -A want=(
   [prometheus]=prometheus
   [prometheus-alertmanager]=prometheus-alertmanager
+  [etcd]=etcd-server
 )
 
 missing=()
