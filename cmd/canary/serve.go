@@ -29,6 +29,7 @@ import (
 	"github.com/aurum/canary/analysis/store"
 	"github.com/aurum/canary/queries/cache"
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/traffic/routers"
 	"github.com/aurum/canary/webhooks"
 )
 
@@ -56,7 +57,10 @@ type serveConfig struct {
 	} `yaml:"flagger"`
 	// Auth maps a route group (analysis, flagger, alertmanager, admin) to
 	// files of accepted bearer tokens.
-	Auth          map[string]authConfig `yaml:"auth"`
+	Auth map[string]authConfig `yaml:"auth"`
+	// Kubeconfig gives the kill switch its Kubernetes access; empty means
+	// in-cluster, then $KUBECONFIG or ~/.kube/config.
+	Kubeconfig    string `yaml:"kubeconfig"`
 	sourcesConfig `yaml:",inline"`
 }
 
@@ -91,6 +95,7 @@ type serveFlags struct {
 	prometheus  string
 	kafka       string
 	pgDSNFile   string
+	kubeconfig  string
 	logLevel    string
 	logFormat   string
 	history     int
@@ -114,6 +119,7 @@ func newServeFlags(c *cli) *serveFlags {
 	fs.StringVar(&f.prometheus, "prometheus", "", "URL of the default Prometheus server")
 	fs.StringVar(&f.kafka, "kafka-brokers", "", "brokers of the default Kafka cluster, comma-separated (host:port,...)")
 	fs.StringVar(&f.pgDSNFile, "postgres-dsn-file", "", "file holding the DSN of the default PostgreSQL database (or set CANARY_POSTGRES_DSN)")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for the kill switch (default: in-cluster, $KUBECONFIG or ~/.kube/config)")
 	fs.StringVar(&f.logLevel, "log-level", d.Log.Level, "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", d.Log.Format, "log format: logfmt or json")
 	fs.IntVar(&f.history, "history", d.History, "evaluations kept per run")
@@ -183,6 +189,8 @@ func (f *serveFlags) parse(args []string) (serveConfig, error) {
 			cfg.Kafka = defaultKafka(cfg.Kafka, f.kafka)
 		case "postgres-dsn-file":
 			cfg.Postgres = defaultPostgres(cfg.Postgres, f.pgDSNFile)
+		case "kubeconfig":
+			cfg.Kubeconfig = f.kubeconfig
 		case "log-level":
 			cfg.Log.Level = f.logLevel
 		case "log-format":
@@ -264,6 +272,7 @@ func loadServeConfig(path string, cfg *serveConfig) error {
 		cfg.Policies[i] = rel(p)
 	}
 	cfg.DataDir = rel(cfg.DataDir)
+	cfg.Kubeconfig = rel(cfg.Kubeconfig)
 	for g, a := range cfg.Auth {
 		for i, f := range a.TokenFiles {
 			a.TokenFiles[i] = rel(f)
@@ -371,11 +380,16 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready chan
 	if err != nil {
 		return err
 	}
+	killSwitch := newKillSwitch(cfg, loader, logger)
+	if killSwitch != nil {
+		defer killSwitch.Close()
+	}
 	gin.SetMode(gin.ReleaseMode)
 	srv, err := webhooks.New(webhooks.Options{
 		Policies: loader, Evaluator: ev, Runs: runs, Metrics: metrics, Gatherer: reg,
 		Logger: logger, Auth: auth, BodyLimit: cfg.BodyLimit,
 		FlaggerInconclusiveFails: cfg.Flagger.InconclusiveFails,
+		Switch:                   switchOrNil(killSwitch),
 	})
 	if err != nil {
 		return err
@@ -428,4 +442,36 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready chan
 			return nil
 		}
 	}
+}
+
+// newKillSwitch connects the kill switch to Kubernetes. Without access it
+// is off: analyses and latches work all the same, only traffic is not cut,
+// which is logged loudly when a policy asks for it.
+func newKillSwitch(cfg serveConfig, loader *rules.Loader, logger *slog.Logger) *routers.Switch {
+	wanted := false
+	if set := loader.Set(); set != nil {
+		for _, p := range set.Policies {
+			wanted = wanted || p.Traffic != nil
+		}
+	}
+	kc, err := kubeConfig(cfg.Kubeconfig)
+	if err == nil {
+		var clients routers.Clients
+		if clients, err = kubeClients(kc); err == nil {
+			logger.Info("kill switch on", "kubernetes", kc.Host)
+			return routers.NewSwitch(clients, logger)
+		}
+	}
+	if wanted || cfg.Kubeconfig != "" {
+		logger.Warn("kill switch off: policies with a traffic section will not have traffic cut on rollback", "err", err)
+	}
+	return nil
+}
+
+// switchOrNil keeps a nil *Switch from becoming a non-nil interface.
+func switchOrNil(s *routers.Switch) webhooks.Switch {
+	if s == nil {
+		return nil
+	}
+	return s
 }
