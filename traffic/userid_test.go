@@ -78,8 +78,9 @@ func TestUserIDPatternShare(t *testing.T) {
 			ids = hex
 		}
 		for _, digits := range []int{2, 3} {
-			for _, share := range []float64{1, 5, 10, 20, 25, 33, 50, 75, 99} {
+			for _, share := range []float64{1, 10, 33, 75} {
 				t.Run(fmt.Sprintf("%s/%d/%v", format, digits, share), func(t *testing.T) {
+					t.Parallel()
 					pattern, actual, err := UserIDPattern(format, share, digits)
 					require.NoError(t, err)
 					re := regexp.MustCompile(pattern)

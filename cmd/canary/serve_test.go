@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aurum/canary/analysis"
+	"github.com/aurum/canary/internal/testkube"
 	"github.com/aurum/canary/internal/testprom"
 )
 
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(run([]string{"serve"}, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	os.Exit(testkube.Main(m))
 }
 
 // child is a `canary serve` process.

@@ -212,6 +212,7 @@ func New(cfg ClusterConfig, logger *slog.Logger) (*Source, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 
+	const socketSlack = 250 * time.Millisecond
 	build := func() *sarama.Config {
 		sc := sarama.NewConfig()
 		sc.ClientID = cfg.ClientID
@@ -220,9 +221,12 @@ func New(cfg ClusterConfig, logger *slog.Logger) (*Source, error) {
 		// Query), but Sarama takes no context: these make the goroutine
 		// left behind by a timed-out query end soon after it, and a dial
 		// to a dead broker give way to the next one within the budget.
+		// Reads and writes get a little longer than the query, so that the
+		// query's own deadline fires first and the error names it, rather
+		// than a socket timeout racing it.
 		sc.Net.DialTimeout = cfg.Timeout / 2
-		sc.Net.ReadTimeout = cfg.Timeout
-		sc.Net.WriteTimeout = cfg.Timeout
+		sc.Net.ReadTimeout = cfg.Timeout + socketSlack
+		sc.Net.WriteTimeout = cfg.Timeout + socketSlack
 		sc.Metadata.Timeout = cfg.Timeout
 		// One retry rides out a leader election; more would outlast the
 		// query, whose caller retries at its own pace anyway.

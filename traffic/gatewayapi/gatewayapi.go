@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/aurum/canary/traffic"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -41,6 +42,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
@@ -86,6 +88,12 @@ type Config struct {
 
 // validate checks the names are Kubernetes names before any of them reaches
 // the API server, where a bad one would fail with a less useful message.
+// conflictBackoff spaces retries after a write lost to another writer of
+// the route (a controller, a person with kubectl). client-go's
+// DefaultRetry gives up after five tries 10ms apart, which writers in a
+// tight loop exhaust; jitter keeps retrying writers out of lockstep.
+var conflictBackoff = wait.Backoff{Steps: 10, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 0.5, Cap: time.Second}
+
 func (c Config) validate() error {
 	var errs []error
 	check := func(what, value string, f func(string) []string) {
@@ -239,7 +247,7 @@ func (r *Router) get(ctx context.Context) (*gwv1.HTTPRoute, error) {
 // when another writer got in between. It reports whether it wrote.
 func (r *Router) update(ctx context.Context, mutate func(*gwv1.HTTPRoute) error) (bool, error) {
 	var changed bool
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(conflictBackoff, func() error {
 		changed = false
 		route, err := r.get(ctx)
 		if err != nil {

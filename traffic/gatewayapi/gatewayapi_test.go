@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stesting "k8s.io/client-go/testing"
-	"k8s.io/client-go/util/retry"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
 )
@@ -603,7 +602,7 @@ func TestConflictRetry(t *testing.T) {
 		wantErr     bool
 	}{
 		{name: "one conflict, then through", conflicts: 1, wantUpdates: 2},
-		{name: "conflicts until retries run out", conflicts: 100, wantUpdates: retry.DefaultRetry.Steps, wantErr: true},
+		{name: "conflicts until retries run out", conflicts: 100, wantUpdates: conflictBackoff.Steps, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -44,11 +44,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	networkingclient "k8s.io/client-go/kubernetes/typed/networking/v1"
 	"k8s.io/client-go/util/retry"
@@ -127,6 +129,12 @@ var _ traffic.Router = (*Router)(nil)
 
 // New returns a Router for cfg, after filling its defaults and checking
 // every name, with all problems reported at once. A nil logger discards.
+// conflictBackoff spaces retries after a write lost to another writer of
+// the same Ingress (a controller, a person with kubectl). client-go's
+// DefaultRetry gives up after five tries 10ms apart, which writers in a
+// tight loop exhaust; jitter keeps retrying writers out of lockstep.
+var conflictBackoff = wait.Backoff{Steps: 10, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 0.5, Cap: time.Second}
+
 func New(client kubernetes.Interface, cfg Config, logger *slog.Logger) (*Router, error) {
 	if client == nil {
 		return nil, errors.New("nginx router: no Kubernetes client")
@@ -211,7 +219,7 @@ func (r *Router) Apply(ctx context.Context, step traffic.Step) error {
 		return fmt.Errorf("stable ingress %s is itself a canary ingress (%s/canary is true): check the stable ingress name",
 			r.ref(stable.Name), r.cfg.AnnotationPrefix)
 	}
-	return retry.OnError(retry.DefaultRetry, retriable, func() error {
+	return retry.OnError(conflictBackoff, retriable, func() error {
 		cur, err := r.ingresses().Get(ctx, r.cfg.CanaryIngress, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return r.create(ctx, stable, want)
@@ -239,7 +247,7 @@ func (r *Router) Apply(ctx context.Context, step traffic.Step) error {
 // reuses it. A missing canary Ingress is already reset.
 func (r *Router) Reset(ctx context.Context) error {
 	want := r.annotations(traffic.Step{})
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	return retry.RetryOnConflict(conflictBackoff, func() error {
 		cur, err := r.ingresses().Get(ctx, r.cfg.CanaryIngress, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			r.logger.Debug("no canary ingress to reset")

@@ -486,7 +486,7 @@ func TestConflictRetry(t *testing.T) {
 		err := r.Apply(ctx, traffic.Step{Weight: 20})
 		require.True(t, apierrors.IsConflict(err), "%v", err)
 		require.ErrorContains(t, err, "patch ingress caiso/lmp-canary: ")
-		require.Equal(t, 5, calls)
+		require.Equal(t, conflictBackoff.Steps, calls)
 	})
 
 	t.Run("created meanwhile", func(t *testing.T) {
