@@ -124,3 +124,23 @@ type Store interface {
 	History(ctx context.Context, namespace, name string, limit int) ([]Evaluation, error)
 	Close() error
 }
+
+// ErrDocumentNotFound marks a lookup of a document that does not exist.
+var ErrDocumentNotFound = errors.New("document not found")
+
+// Documents persists small documents (the orchestrator's rollouts and
+// groups) by kind and key, with the durability of runs: a write returns
+// only once it is synced. Implementations group concurrent writes into
+// shared commits.
+type Documents interface {
+	// Document returns the document, or an error wrapping
+	// ErrDocumentNotFound.
+	Document(ctx context.Context, kind, key string) ([]byte, error)
+	// DocumentsOf returns every document of a kind, by key.
+	DocumentsOf(ctx context.Context, kind string) (map[string][]byte, error)
+	// UpdateDocument calls fn with the current document (nil when there is
+	// none) and stores what it returns, durably; nil leaves it unchanged.
+	// It returns the stored document. fn may be called more than once and
+	// must not have side effects.
+	UpdateDocument(ctx context.Context, kind, key string, fn func(old []byte) ([]byte, error)) ([]byte, error)
+}

@@ -1,0 +1,130 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/aurum/canary/analysis"
+)
+
+var bucketDocs = []byte("docs")
+
+var _ analysis.Documents = (*Bolt)(nil)
+
+// Document returns a stored document.
+func (s *Bolt) Document(ctx context.Context, kind, key string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b := docBucket(tx, kind)
+		if b == nil {
+			return nil
+		}
+		if v := b.Get([]byte(key)); v != nil {
+			out = bytes.Clone(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", kind, key, err)
+	}
+	if out == nil {
+		return nil, fmt.Errorf("%s %s: %w", kind, key, analysis.ErrDocumentNotFound)
+	}
+	return out, nil
+}
+
+// DocumentsOf returns every document of a kind.
+func (s *Bolt) DocumentsOf(ctx context.Context, kind string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b := docBucket(tx, kind)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			out[string(k)] = bytes.Clone(v)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s documents: %w", kind, err)
+	}
+	return out, nil
+}
+
+// UpdateDocument applies fn and stores its result in a shared, synced
+// commit. As Update does for runs, fn runs first against a snapshot, and
+// again inside the commit only if the document changed in between.
+func (s *Bolt) UpdateDocument(ctx context.Context, kind, key string, fn func(old []byte) ([]byte, error)) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	snapshot, err := s.Document(ctx, kind, key)
+	if err != nil && !isNotFound(err) {
+		return nil, err
+	}
+	next, err := fn(snapshot)
+	if err != nil {
+		return nil, err
+	}
+	if next == nil {
+		return snapshot, nil
+	}
+	var (
+		out    []byte
+		failed error
+	)
+	err = s.commits.do(func(tx *bbolt.Tx) error {
+		out, failed = nil, nil
+		if err := ctx.Err(); err != nil {
+			failed = err
+			return nil
+		}
+		docs, err := tx.CreateBucketIfNotExists(bucketDocs)
+		if err != nil {
+			return err
+		}
+		b, err := docs.CreateBucketIfNotExists([]byte(kind))
+		if err != nil {
+			return err
+		}
+		current := b.Get([]byte(key))
+		value := next
+		if !bytes.Equal(current, snapshot) || (current == nil) != (snapshot == nil) {
+			// Changed since read: apply fn to what is there now.
+			if value, err = fn(bytes.Clone(current)); err != nil {
+				failed = err
+				return nil
+			}
+			if value == nil {
+				out = bytes.Clone(current)
+				return nil
+			}
+		}
+		out = value
+		return b.Put([]byte(key), value)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update %s %s: %w", kind, key, err)
+	}
+	if failed != nil {
+		return nil, failed
+	}
+	return out, nil
+}
+
+func docBucket(tx *bbolt.Tx, kind string) *bbolt.Bucket {
+	docs := tx.Bucket(bucketDocs)
+	if docs == nil {
+		return nil
+	}
+	return docs.Bucket([]byte(kind))
+}
+
+func isNotFound(err error) bool {
+	return errors.Is(err, analysis.ErrDocumentNotFound)
+}
