@@ -44,7 +44,58 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 		res.Rules[i], buf = evalRule(machine, r, qs, env, buf[:0])
 	}
 	res.aggregate(pol)
+	if len(pol.Decision.Rules) > 0 {
+		res.applyDecisionRules(machine, pol, qs, env, at)
+	}
 	return res
+}
+
+// applyDecisionRules runs the policy's own decision rules. One that holds
+// forces its action, and the verdict that goes with it, so that an Argo
+// Rollouts condition on the verdict acts on it too: a rollback fails the
+// analysis, a pause makes it inconclusive. A rule that lacks data for one
+// of its queries does not apply.
+func (res *Result) applyDecisionRules(machine *vm.VM, pol *rules.Policy, qs QueryResults, env map[string]any, at time.Time) {
+	local := at.In(pol.Decision.Location)
+	env[rules.HourVar], env[rules.MinuteVar], env[rules.WeekdayVar] = local.Hour(), local.Minute(), int(local.Weekday())
+	defer func() {
+		delete(env, rules.HourVar)
+		delete(env, rules.MinuteVar)
+		delete(env, rules.WeekdayVar)
+	}()
+	for _, d := range pol.Decision.Rules {
+		usable := true
+		for _, q := range d.Inputs {
+			qr := &qs[q.Index]
+			usable = usable && qr.err == nil && !qr.NoData
+		}
+		if !usable {
+			continue
+		}
+		out, err := machine.Run(d.Program, env)
+		if held, _ := out.(bool); err != nil || !held {
+			continue
+		}
+		res.Decisions = append(res.Decisions, d.Name)
+		why := "decision rule " + d.Name + " holds (" + d.Expr + ")"
+		switch {
+		case d.Action == rules.ActionRollback && res.Decision != DecisionRollback:
+			res.Decision, res.Verdict = DecisionRollback, VerdictFail
+			res.Reason = joinReason(why, res.Reason)
+		case d.Action == rules.ActionPause && res.Decision == DecisionContinue:
+			res.Decision, res.Verdict = DecisionPause, VerdictInconclusive
+			res.Reason = joinReason(why, res.Reason)
+		}
+	}
+}
+
+// joinReason puts a decision rule's reason first, keeping the rules' own
+// reason unless it only said that all rules passed.
+func joinReason(why, prev string) string {
+	if prev == "" || strings.HasSuffix(prev, "passed") {
+		return why
+	}
+	return why + "; " + prev
 }
 
 // envValue is what rule expressions see for this query.

@@ -45,8 +45,10 @@ type Result struct {
 	// Score is the weighted share of passing rules, 0 to 1.
 	Score float64 `json:"score"`
 	// Reason is one line a human can act on.
-	Reason      string       `json:"reason"`
-	Rules       []RuleResult `json:"rules"`
+	Reason string       `json:"reason"`
+	Rules  []RuleResult `json:"rules"`
+	// Decisions name the policy's decision rules that held.
+	Decisions   []string     `json:"decisions,omitempty"`
 	Queries     QueryResults `json:"queries"`
 	EvaluatedAt time.Time    `json:"evaluatedAt"`
 	// Duration is how long the evaluation took, queries included.

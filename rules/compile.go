@@ -225,7 +225,7 @@ func reserved(name string) bool {
 		return true
 	}
 	switch name {
-	case ParamsVar, "true", "false", "nil", "not", "and", "or", "in", "matches",
+	case ParamsVar, HourVar, MinuteVar, WeekdayVar, "true", "false", "nil", "not", "and", "or", "in", "matches",
 		"contains", "startsWith", "endsWith", "let", "if", "else", "now":
 		return true
 	}

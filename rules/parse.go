@@ -67,6 +67,9 @@ type parser struct {
 	file string
 	src  []byte
 	errs Errors
+	// pendingDecisions is the current policy's decision.rules, compiled
+	// once its queries are known.
+	pendingDecisions *yaml.Node
 }
 
 // scope names where in a policy an error is.
@@ -328,6 +331,13 @@ func (p *parser) spec(n *yaml.Node, pol *Policy, s scope) {
 	if pol.Rollout != nil {
 		p.checkRolloutRules(pol, s)
 	}
+	if n := p.pendingDecisions; n != nil {
+		p.pendingDecisions = nil
+		p.decisionRules(n, pol, s)
+	}
+	if pol.Decision.Location == nil {
+		pol.Decision.Location = time.UTC
+	}
 }
 
 func (p *parser) params(n *yaml.Node, pol *Policy, s scope) {
@@ -586,6 +596,21 @@ func (p *parser) decision(n *yaml.Node, pol *Policy, s scope) {
 				p.errorf(v, s, "decision.onInconclusive must be pause or continue, got %q", v.Value)
 			}
 		},
+		"timezone": func(_, v *yaml.Node) {
+			name, ok := p.str(v, s, "decision.timezone")
+			if !ok {
+				return
+			}
+			loc, err := time.LoadLocation(name)
+			if err != nil {
+				p.errorf(v, s, "decision.timezone: %v", err)
+				return
+			}
+			pol.Decision.Location = loc
+		},
+		// Decision rules read the queries, which are parsed after this
+		// section whatever the file's order: compile them at the end.
+		"rules": func(_, v *yaml.Node) { p.pendingDecisions = v },
 	})
 }
 

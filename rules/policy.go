@@ -206,6 +206,24 @@ type Decision struct {
 	// answers rollback, and so does Flagger's rollback hook, until the next
 	// revision or a manual resume.
 	LatchOnFail bool
+	// Rules are the policy's own decision rules: expressions over the query
+	// results, the params and the time of day that force a rollback or a
+	// pause, such as a stricter error threshold during market hours.
+	Rules []*DecisionRule
+	// Location is the time zone hour, minute and weekday are read in;
+	// UTC unless the policy names one.
+	Location *time.Location
+}
+
+// DecisionRule forces an action when its expression holds.
+type DecisionRule struct {
+	Name, Expr string
+	Action     Action
+	Program    *vm.Program
+	// Inputs are the queries it reads; without data for one of them the
+	// rule does not apply.
+	Inputs       []*Query
+	Line, Column int
 }
 
 // Alert says which Alertmanager alerts concern a run of this policy and what
