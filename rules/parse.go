@@ -699,6 +699,13 @@ func (p *parser) rollout(n *yaml.Node, s scope) *Rollout {
 		"inconclusiveLimit": func(_, v *yaml.Node) { r.InconclusiveLimit = p.integer(v, s, "rollout.inconclusiveLimit", 0, 1000) },
 		"autoRollback":      func(_, v *yaml.Node) { r.AutoRollback = p.boolean(v, s, "rollout.autoRollback") },
 		"steps":             func(_, v *yaml.Node) { r.Steps = p.steps(v, s) },
+		"report": func(_, v *yaml.Node) {
+			r.reportNode = v
+			p.fields(v, s, "rollout.report", map[string]func(k, v *yaml.Node){
+				"errorRate": func(_, v *yaml.Node) { r.Report.ErrorRate, _ = p.str(v, s, "rollout.report.errorRate") },
+				"latencyMs": func(_, v *yaml.Node) { r.Report.LatencyMs, _ = p.str(v, s, "rollout.report.latencyMs") },
+			})
+		},
 	})
 	if r.StepWeight > 0 && len(r.Steps) > 0 {
 		p.errorf(n, s, "rollout: stepWeight and steps are exclusive")
@@ -737,6 +744,14 @@ func (p *parser) steps(n *yaml.Node, s scope) []RolloutStep {
 }
 
 func (p *parser) checkRolloutRules(pol *Policy, s scope) {
+	for what, name := range map[string]string{"errorRate": pol.Rollout.Report.ErrorRate, "latencyMs": pol.Rollout.Report.LatencyMs} {
+		if name == "" {
+			continue
+		}
+		if q := pol.queries[name]; q == nil || q.ValueKind() != KindScalar {
+			p.errorf(pol.Rollout.reportNode, s, "rollout.report.%s: %q is not a single-number query of this policy", what, name)
+		}
+	}
 	names := map[string]bool{}
 	for _, r := range pol.Rules {
 		names[r.Name] = true

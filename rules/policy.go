@@ -284,6 +284,11 @@ type Rollout struct {
 	FailureLimit      int
 	InconclusiveLimit int
 	AutoRollback      bool
+	// Report names the queries a rollout's status reports as its error
+	// rate (a ratio, shown as a percentage) and latency in milliseconds.
+	Report struct{ ErrorRate, LatencyMs string }
+
+	reportNode *yaml.Node
 }
 
 // RolloutStep is one explicit step of a rollout schedule.

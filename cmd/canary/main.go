@@ -13,6 +13,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	// Policies name time zones (decision rules); the distroless image has
+	// no zoneinfo, so the binary carries its own.
+	_ "time/tzdata"
 )
 
 // Exit codes. eval's verdict codes let a CI step gate on a policy.
