@@ -47,6 +47,9 @@ type Result struct {
 	// Reason is one line a human can act on.
 	Reason string       `json:"reason"`
 	Rules  []RuleResult `json:"rules"`
+	// Latched names the latch (rollback, pause, promote) that answered
+	// this analysis instead of the rules; empty when the rules did.
+	Latched LatchKind `json:"latched,omitempty"`
 	// Decisions name the policy's decision rules that held.
 	Decisions   []string     `json:"decisions,omitempty"`
 	Queries     QueryResults `json:"queries"`

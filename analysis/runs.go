@@ -281,7 +281,7 @@ func latchedResult(pol *rules.Policy, params map[string]string, run *Run, at tim
 	if !ok {
 		return nil
 	}
-	res := &Result{Policy: pol.Name, Params: params, EvaluatedAt: at, Rules: []RuleResult{}, Queries: QueryResults{}}
+	res := &Result{Policy: pol.Name, Params: params, EvaluatedAt: at, Rules: []RuleResult{}, Queries: QueryResults{}, Latched: l.Kind}
 	reason := string(l.Kind) + " latched by " + string(l.Source)
 	if l.Reason != "" {
 		reason += ": " + l.Reason

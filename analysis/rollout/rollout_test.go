@@ -1,0 +1,555 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aurum/canary/analysis"
+	"github.com/aurum/canary/analysis/store"
+	"github.com/aurum/canary/queries"
+	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/traffic"
+)
+
+const testPolicy = `
+apiVersion: canary.aurum.dev/v1
+kind: Policy
+metadata: {name: ingest}
+spec:
+  params: {namespace: {}, name: {}}
+  queries:
+    error_rate: {prometheus: 'error_rate{app="{{ .name }}"}'}
+    p99_ms: {prometheus: 'p99{app="{{ .name }}"}'}
+  rules:
+    - {name: error-rate, expr: error_rate <= 0.01}
+    - {name: latency, expr: p99_ms < 500}
+  decision:
+    timezone: America/Chicago
+    rules:
+      - {name: market-hours, expr: 'weekday >= 1 && weekday <= 5 && hour >= 7 && hour < 19 && error_rate > 0.005', action: rollback}
+  traffic:
+    router: nginx
+    namespace: "{{ .namespace }}"
+    ingress: "{{ .name }}"
+    stableService: "{{ .name }}-primary"
+    canaryService: "{{ .name }}-canary"
+  rollout:
+    initialWeight: 10
+    stepWeight: 20
+    maxWeight: 50
+    warmup: 2m
+    interval: 1m
+    stepDuration: 3m
+    promotion: 5m
+    failureLimit: 1
+    inconclusiveLimit: 2
+    report: {errorRate: error_rate, latencyMs: p99_ms}
+`
+
+// fakeRouter records the weights applied, and can be made to fail.
+type fakeRouter struct {
+	mu      sync.Mutex
+	weights []int
+	fail    error
+}
+
+func (f *fakeRouter) Apply(_ context.Context, s traffic.Step) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	f.weights = append(f.weights, s.Weight)
+	return nil
+}
+
+func (f *fakeRouter) Reset(ctx context.Context) error { return f.Apply(ctx, traffic.Step{}) }
+
+func (f *fakeRouter) State(context.Context) (traffic.State, error) { return traffic.State{}, nil }
+
+func (f *fakeRouter) history() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int(nil), f.weights...)
+}
+
+// world is an orchestrator over a real store, with a clock, metrics and
+// routers the test controls.
+type world struct {
+	t       testing.TB
+	path    string
+	st      *store.Bolt
+	o       *Orchestrator
+	runs    *analysis.Runs
+	set     *rules.Set
+	now     time.Time
+	mu      sync.Mutex
+	errRate map[string]float64 // by app; missing: no data
+	routers map[string]*fakeRouter
+	decide  DecisionFunc
+}
+
+func newWorld(t testing.TB) *world {
+	t.Helper()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(testPolicy), 0o644))
+	set, err := rules.Load(file)
+	require.NoError(t, err)
+	// A Saturday night in Chicago, so the market-hours rule stays out of
+	// the way unless a test moves the clock.
+	w := &world{t: t, path: filepath.Join(dir, "canary.db"), set: set, now: time.Date(2026, 11, 28, 22, 0, 0, 0, time.UTC),
+		errRate: map[string]float64{}, routers: map[string]*fakeRouter{}}
+	w.open()
+	return w
+}
+
+func (w *world) open() {
+	w.t.Helper()
+	st, err := store.Open(w.path, store.Options{})
+	require.NoError(w.t, err)
+	w.t.Cleanup(func() { st.Close() })
+	w.st = st
+	clock := func() time.Time { w.mu.Lock(); defer w.mu.Unlock(); return w.now }
+	runs, err := analysis.NewRuns(context.Background(), analysis.RunsOptions{Store: st, Now: clock})
+	require.NoError(w.t, err)
+	w.runs = runs
+	src := queries.SourceFunc(func(_ context.Context, q queries.Query) (queries.Result, error) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for app, v := range w.errRate {
+			if strings.Contains(q.Text, `app="`+app+`"`) {
+				if strings.HasPrefix(q.Text, "p99") {
+					return queries.Result{Samples: []queries.Sample{{Value: 120}}}, nil
+				}
+				return queries.Result{Samples: []queries.Sample{{Value: v}}}, nil
+			}
+		}
+		return queries.Result{}, nil
+	})
+	w.o = New(Options{
+		Store: st, Runs: runs, Now: clock,
+		Evaluator: analysis.NewEvaluator(analysis.Options{Sources: queries.Registry{{Kind: "prometheus"}: src}, Now: clock}),
+		Policies:  func() *rules.Set { return w.set },
+		Routers: func(spec rules.TrafficSpec) (traffic.Router, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			r := w.routers[spec.Ingress]
+			if r == nil {
+				r = &fakeRouter{}
+				w.routers[spec.Ingress] = r
+			}
+			return r, nil
+		},
+		Decide: func(r *Rollout, res *analysis.Result) (analysis.Decision, string) {
+			if w.decide != nil {
+				return w.decide(r, res)
+			}
+			return "", ""
+		},
+	})
+}
+
+func (w *world) advance(d time.Duration) {
+	w.mu.Lock()
+	w.now = w.now.Add(d)
+	w.mu.Unlock()
+}
+
+func (w *world) setErr(app string, v float64) {
+	w.mu.Lock()
+	w.errRate[app] = v
+	w.mu.Unlock()
+}
+
+func (w *world) start(name string, edit ...func(*Spec)) *Rollout {
+	w.t.Helper()
+	s := Spec{Name: name, Version: "v2", Policy: "ingest", Params: map[string]string{"namespace": "caiso", "name": name}}
+	for _, e := range edit {
+		e(&s)
+	}
+	r, err := w.o.Start(context.Background(), s)
+	require.NoError(w.t, err)
+	return r
+}
+
+func (w *world) tick(name string) *Rollout {
+	w.t.Helper()
+	r, err := w.o.Tick(context.Background(), name)
+	require.NoError(w.t, err)
+	return r
+}
+
+// run ticks every minute for d, returning the rollout at the end.
+func (w *world) run(name string, d time.Duration) *Rollout {
+	w.t.Helper()
+	var r *Rollout
+	for end := w.now.Add(d); !w.now.After(end); w.advance(time.Minute) {
+		r = w.tick(name)
+	}
+	return r
+}
+
+func (w *world) weights(name string) []int {
+	w.mu.Lock()
+	r := w.routers[name]
+	w.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	return r.history()
+}
+
+func phases(r *Rollout) []Phase {
+	var out []Phase
+	for _, e := range r.History {
+		if e.Type == "transition" && e.To != e.From && e.To != "" {
+			out = append(out, e.To)
+		}
+	}
+	return out
+}
+
+func TestHappyPathPromotes(t *testing.T) {
+	w := newWorld(t)
+	w.setErr("lmp", 0.001)
+	r := w.start("lmp")
+	require.Equal(t, []Step{{Weight: 10, Duration: Duration(3 * time.Minute)}, {Weight: 30, Duration: Duration(3 * time.Minute)},
+		{Weight: 50, Duration: Duration(3 * time.Minute)}}, r.Schedule.Steps)
+
+	r = w.tick("lmp")
+	require.Equal(t, PhaseWarmup, r.Phase)
+	require.Equal(t, 10, r.AppliedWeight, "warmup runs at the first weight")
+	w.advance(time.Minute)
+	require.Equal(t, PhaseWarmup, w.tick("lmp").Phase, "no analysis during warmup")
+	require.Nil(t, w.tick("lmp").LastEvaluation)
+
+	r = w.run("lmp", 30*time.Minute)
+	require.Equal(t, PhaseCompleted, r.Phase)
+	require.Equal(t, []int{10, 30, 50, 100}, w.weights("lmp"))
+	require.Equal(t, []Phase{PhasePending, PhaseWarmup, PhaseProgressing, PhasePromoting, PhaseCompleted}, phases(r))
+	st := r.Status()
+	require.Equal(t, "healthy", st.HealthStatus)
+	require.InDelta(t, 0.1, *st.ErrorRatePercent, 1e-9)
+	require.InDelta(t, 99.9, *st.SuccessRatePercent, 1e-9)
+	require.InDelta(t, 120, *st.AvgLatencyMs, 1e-9)
+
+	// The analyses are the run's history too.
+	run, err := w.runs.Get(context.Background(), "caiso", "lmp")
+	require.NoError(t, err)
+	require.Equal(t, "v2", run.Revision)
+	require.Greater(t, run.Evaluations, uint64(5))
+}
+
+func TestFailuresRollBack(t *testing.T) {
+	w := newWorld(t)
+	w.setErr("lmp", 0.001)
+	w.start("lmp")
+	w.run("lmp", 6*time.Minute) // warmup, then step 2 at 30%
+	require.Equal(t, []int{10, 30}, w.weights("lmp"))
+
+	w.setErr("lmp", 0.05)
+	r := w.tick("lmp")
+	require.Equal(t, PhaseProgressing, r.Phase, "failureLimit 1: one failure is tolerated")
+	require.Equal(t, 1, r.Failures)
+	w.advance(time.Minute)
+	r = w.tick("lmp")
+	require.Equal(t, PhaseRolledBack, r.Phase)
+	require.Equal(t, []int{10, 30, 0}, w.weights("lmp"))
+	require.Equal(t, "error-rate: 0.05 > 0.01", r.Reason)
+	require.Equal(t, "unhealthy", r.Health())
+}
+
+func TestStepDownOnRollback(t *testing.T) {
+	w := newWorld(t)
+	w.setErr("lmp", 0.001)
+	w.start("lmp", func(s *Spec) {
+		s.Schedule = &Override{Steps: []Step{{Weight: 60}}, StepDown: &StepDownConfig{Weights: []int{40, 20}, Interval: Duration(30 * time.Second)}}
+	})
+	w.run("lmp", 3*time.Minute)
+	_, err := w.o.Act(context.Background(), "lmp", ActionRollback, "bad data")
+	require.NoError(t, err)
+	require.Equal(t, []int{60, 40}, w.weights("lmp"), "the first step down is at once")
+	w.advance(30 * time.Second)
+	w.tick("lmp")
+	w.advance(30 * time.Second)
+	r := w.tick("lmp")
+	require.Equal(t, []int{60, 40, 20, 0}, w.weights("lmp"))
+	require.Equal(t, PhaseRolledBack, r.Phase)
+}
+
+func TestInconclusivePausesAndResumes(t *testing.T) {
+	w := newWorld(t)
+	w.start("quiet")
+	r := w.run("quiet", 6*time.Minute) // no data at all
+	require.Equal(t, PhasePaused, r.Phase, "inconclusiveLimit 2")
+	require.Equal(t, PhaseProgressing, r.ResumeTo)
+	require.Equal(t, []int{10}, w.weights("quiet"), "paused: weight held")
+
+	w.setErr("quiet", 0.001)
+	_, err := w.o.Act(context.Background(), "quiet", ActionResume, "data is back")
+	require.NoError(t, err)
+	r = w.run("quiet", 30*time.Minute)
+	require.Equal(t, PhaseCompleted, r.Phase)
+}
+
+func TestLatchesActAtOnce(t *testing.T) {
+	tests := []struct {
+		name   string
+		action string
+		phase  Phase
+	}{
+		{name: "rollback from the runs API or an alert", action: analysis.ActionRollback, phase: PhaseRolledBack},
+		{name: "pause", action: analysis.ActionPause, phase: PhasePaused},
+		{name: "promote", action: analysis.ActionPromote, phase: PhasePromoting},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			w.setErr("lmp", 0.001)
+			w.start("lmp")
+			w.run("lmp", 3*time.Minute)
+			_, err := w.runs.Act(context.Background(), "caiso", "lmp", tt.action, "by hand")
+			require.NoError(t, err)
+			w.advance(time.Minute)
+			r := w.tick("lmp")
+			require.Equal(t, tt.phase, r.Phase)
+			require.Contains(t, r.Reason, "latched by manual: by hand")
+		})
+	}
+}
+
+func TestManualActions(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	w.setErr("lmp", 0.001)
+	w.start("lmp")
+	w.run("lmp", 3*time.Minute)
+
+	r, err := w.o.Act(ctx, "lmp", ActionSkipStep, "")
+	require.NoError(t, err)
+	require.Equal(t, 1, r.Step)
+	require.Equal(t, 30, r.AppliedWeight)
+	r, err = w.o.Act(ctx, "lmp", ActionPause, "market open")
+	require.NoError(t, err)
+	require.Equal(t, PhasePaused, r.Phase)
+	_, err = w.o.Act(ctx, "lmp", ActionSkipStep, "")
+	require.ErrorIs(t, err, ErrBadAction)
+	r, err = w.o.Act(ctx, "lmp", ActionResume, "")
+	require.NoError(t, err)
+	require.Equal(t, PhaseProgressing, r.Phase)
+	r, err = w.o.Act(ctx, "lmp", ActionPromote, "looks great")
+	require.NoError(t, err)
+	require.Equal(t, PhasePromoting, r.Phase)
+	require.Equal(t, 50, r.AppliedWeight)
+	_, err = w.o.Act(ctx, "lmp", "explode", "")
+	require.ErrorIs(t, err, ErrBadAction)
+	_, err = w.o.Act(ctx, "nope", ActionPause, "")
+	require.ErrorIs(t, err, ErrNotFound)
+}
+
+func TestCustomDecisions(t *testing.T) {
+	t.Run("policy decision rule in market hours", func(t *testing.T) {
+		w := newWorld(t)
+		w.setErr("lmp", 0.008) // passes the rule (<= 0.01), not the market-hours one
+		w.start("lmp")
+		w.run("lmp", 3*time.Minute)
+		require.Equal(t, PhaseProgressing, w.tick("lmp").Phase, "Saturday night: fine")
+		// Monday 9:00 in Chicago.
+		w.mu.Lock()
+		w.now = time.Date(2026, 11, 30, 15, 0, 0, 0, time.UTC)
+		w.mu.Unlock()
+		w.tick("lmp")
+		w.advance(time.Minute)
+		r := w.tick("lmp")
+		require.Equal(t, PhaseRolledBack, r.Phase)
+		require.Contains(t, r.Reason, "decision rule market-hours holds")
+	})
+	t.Run("Go decision function", func(t *testing.T) {
+		w := newWorld(t)
+		w.setErr("lmp", 0.001)
+		w.decide = func(r *Rollout, res *analysis.Result) (analysis.Decision, string) {
+			if r.Step == 1 {
+				return analysis.DecisionRollback, "no second steps on Fridays"
+			}
+			return "", ""
+		}
+		w.start("lmp", func(s *Spec) { s.Schedule = &Override{FailureLimit: new(0)} })
+		r := w.run("lmp", 10*time.Minute)
+		require.Equal(t, PhaseRolledBack, r.Phase)
+		require.Equal(t, "no second steps on Fridays", r.Reason)
+	})
+}
+
+// TestRestartAtEachPhase stops the orchestrator in each phase and resumes
+// over the same data dir, as a new process would.
+func TestRestartAtEachPhase(t *testing.T) {
+	for _, stopAfter := range []time.Duration{0, time.Minute, 4 * time.Minute, 7 * time.Minute, 12 * time.Minute} {
+		t.Run(stopAfter.String(), func(t *testing.T) {
+			w := newWorld(t)
+			w.setErr("lmp", 0.001)
+			w.start("lmp")
+			before := w.run("lmp", stopAfter)
+			w.st.Close()
+			w.open() // a new process over the same file
+			after, err := w.o.Get(context.Background(), "lmp")
+			require.NoError(t, err)
+			require.Equal(t, before.Phase, after.Phase)
+			require.Equal(t, before.AppliedWeight, after.AppliedWeight)
+			r := w.run("lmp", 30*time.Minute)
+			require.Equal(t, PhaseCompleted, r.Phase)
+			require.Equal(t, []int{10, 30, 50, 100}, w.weights("lmp"), "no step skipped, none applied twice")
+		})
+	}
+}
+
+// TestCrashBetweenDecisionAndTraffic: a weight decided and stored but
+// never confirmed applied is applied first after a restart; no old weight
+// is ever applied again.
+func TestCrashBetweenDecisionAndTraffic(t *testing.T) {
+	w := newWorld(t)
+	w.setErr("lmp", 0.001)
+	w.start("lmp")
+	w.run("lmp", 6*time.Minute)
+	require.Equal(t, []int{10, 30}, w.weights("lmp"))
+	_, err := w.o.update(context.Background(), "lmp", func(r *Rollout) error {
+		r.Step, r.TargetWeight = 2, 50 // decided, then the process died
+		return nil
+	})
+	require.NoError(t, err)
+	w.st.Close()
+	w.open()
+	r := w.tick("lmp")
+	require.Equal(t, 50, r.AppliedWeight)
+	require.Equal(t, []int{10, 30, 50}, w.weights("lmp"))
+}
+
+func TestRouterFailureAndRetry(t *testing.T) {
+	w := newWorld(t)
+	w.setErr("lmp", 0.001)
+	w.start("lmp")
+	w.routers["lmp"] = &fakeRouter{fail: errors.New("ingress webhook denied the patch")}
+	r, err := w.o.Tick(context.Background(), "lmp")
+	require.Error(t, err)
+	require.Equal(t, PhaseFailed, r.Phase)
+	require.Contains(t, r.Reason, "ingress webhook denied the patch")
+	require.Equal(t, 10, r.TargetWeight)
+
+	w.routers["lmp"].fail = nil
+	r, err = w.o.Act(context.Background(), "lmp", ActionResume, "fixed the webhook")
+	require.NoError(t, err)
+	require.Equal(t, 10, r.AppliedWeight, "resume retries the same weight")
+	require.Equal(t, PhaseWarmup, r.Phase)
+}
+
+func TestStartIsIdempotent(t *testing.T) {
+	w := newWorld(t)
+	a := w.start("lmp")
+	b := w.start("lmp")
+	require.Equal(t, a.CreatedAt, b.CreatedAt)
+	_, err := w.o.Start(context.Background(), Spec{Name: "lmp", Version: "v3", Policy: "ingest", Params: map[string]string{"namespace": "caiso", "name": "lmp"}})
+	require.ErrorIs(t, err, ErrConflict)
+	_, err = w.o.Start(context.Background(), Spec{Name: "x", Version: "v1", Policy: "nope"})
+	require.ErrorIs(t, err, ErrBadSpec)
+	_, err = w.o.Start(context.Background(), Spec{Name: "x", Version: "v1", Policy: "ingest", Params: map[string]string{"namespace": "caiso"}})
+	require.ErrorIs(t, err, rules.ErrInvalidParams)
+}
+
+func TestGroups(t *testing.T) {
+	members := func() []Spec {
+		var out []Spec
+		for _, iso := range []string{"caiso", "miso", "pjm"} {
+			out = append(out, Spec{Name: iso + "-lmp", Version: "v2", Policy: "ingest", Params: map[string]string{"namespace": iso, "name": iso + "-lmp"}})
+		}
+		return out
+	}
+	tickAll := func(w *world) {
+		for _, m := range []string{"caiso-lmp", "miso-lmp", "pjm-lmp"} {
+			w.tick(m)
+		}
+	}
+	t.Run("lockstep waits for the slowest member", func(t *testing.T) {
+		w := newWorld(t)
+		ctx := context.Background()
+		w.setErr("caiso-lmp", 0.001)
+		w.setErr("miso-lmp", 0.001)
+		// pjm has no data: inconclusive, it cannot finish step 1.
+		_, err := w.o.StartGroup(ctx, GroupSpec{Name: "lmp-v2", Mode: ModeLockstep, Members: members()})
+		require.NoError(t, err)
+		for range 8 {
+			tickAll(w)
+			w.advance(time.Minute)
+		}
+		gs, err := w.o.Group(ctx, "lmp-v2")
+		require.NoError(t, err)
+		for _, m := range gs.Members {
+			require.Equal(t, 1, m.Step, "%s moved on without pjm", m.Name)
+		}
+		w.setErr("pjm-lmp", 0.001)
+		_, err = w.o.Act(ctx, "pjm-lmp", ActionResume, "")
+		if err != nil {
+			require.ErrorIs(t, err, ErrBadAction) // not paused yet: fine
+		}
+		for range 40 {
+			tickAll(w)
+			w.advance(time.Minute)
+		}
+		gs, err = w.o.Group(ctx, "lmp-v2")
+		require.NoError(t, err)
+		require.Equal(t, PhaseCompleted, gs.Status)
+	})
+	t.Run("one failure rolls the group back", func(t *testing.T) {
+		w := newWorld(t)
+		ctx := context.Background()
+		for _, m := range members() {
+			w.setErr(m.Name, 0.001)
+		}
+		_, err := w.o.StartGroup(ctx, GroupSpec{Name: "lmp-v2", Members: members()})
+		require.NoError(t, err)
+		for range 4 {
+			tickAll(w)
+			w.advance(time.Minute)
+		}
+		w.setErr("miso-lmp", 0.2)
+		for range 4 {
+			tickAll(w)
+			w.advance(time.Minute)
+		}
+		gs, err := w.o.Group(ctx, "lmp-v2")
+		require.NoError(t, err)
+		require.Equal(t, PhaseRolledBack, gs.Status)
+		for _, m := range gs.Members {
+			require.Equal(t, PhaseRolledBack, m.Status, m.Name)
+			require.Equal(t, 0, m.CurrentWeight, m.Name)
+		}
+	})
+	t.Run("independent members do not wait", func(t *testing.T) {
+		w := newWorld(t)
+		ctx := context.Background()
+		w.setErr("caiso-lmp", 0.001)
+		w.setErr("miso-lmp", 0.2)
+		w.setErr("pjm-lmp", 0.001)
+		_, err := w.o.StartGroup(ctx, GroupSpec{Name: "lmp-v2", Mode: ModeIndependent, Members: members()})
+		require.NoError(t, err)
+		for range 40 {
+			tickAll(w)
+			w.advance(time.Minute)
+		}
+		gs, err := w.o.Group(ctx, "lmp-v2")
+		require.NoError(t, err)
+		require.Equal(t, PhaseRolledBack, gs.Status, "the group reports its worst member")
+		byName := map[string]Phase{}
+		for _, m := range gs.Members {
+			byName[m.Name] = m.Status
+		}
+		require.Equal(t, map[string]Phase{"caiso-lmp": PhaseCompleted, "miso-lmp": PhaseRolledBack, "pjm-lmp": PhaseCompleted}, byName)
+	})
+}

@@ -1,0 +1,305 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/aurum/canary/analysis"
+	"github.com/aurum/canary/rules"
+)
+
+// newEvents returns the events after has that before did not, for
+// callbacks.
+func newEvents(before, after *Rollout) []Event {
+	n := len(after.History) - len(before.History)
+	if n <= 0 {
+		return nil
+	}
+	return after.History[len(after.History)-n:]
+}
+
+// Tick advances one rollout by what is due now: it finishes a traffic
+// change a crash interrupted, ends the warmup, runs an analysis and acts on
+// it, steps up, promotes, completes or steps down a rollback. It returns
+// the rollout as stored; its NextAt says when to tick again.
+func (o *Orchestrator) Tick(ctx context.Context, name string) (*Rollout, error) {
+	unlock := o.lock(name)
+	defer unlock()
+	r, err := o.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if r.Phase.Terminal() || r.Phase == PhasePaused || r.Phase == PhaseFailed {
+		return r, nil
+	}
+	// A weight decided but perhaps never applied (a crash between the
+	// two writes): apply it now, before anything else.
+	if r.AppliedWeight != r.TargetWeight {
+		if r, err = o.applyTraffic(ctx, r); err != nil || r.Phase == PhaseFailed {
+			return r, err
+		}
+	}
+	now := o.o.Now()
+	if now.Before(r.NextAt) {
+		return r, nil
+	}
+	before := r
+	var analyzed *analysis.Result
+	if r.Phase == PhaseProgressing || r.Phase == PhasePromoting {
+		if analyzed, err = o.analyze(ctx, r); err != nil {
+			o.o.Logger.Warn("rollout analysis did not run", "rollout", name, "err", err)
+		}
+	}
+	group := o.groupState(ctx, r)
+	r, err = o.update(ctx, name, func(cur *Rollout) error {
+		o.step(cur, now, analyzed, group)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range newEvents(before, r) {
+		o.emit(r, e)
+	}
+	if r, err = o.applyTraffic(ctx, r); err != nil {
+		return r, err
+	}
+	o.schedule(name, r.NextAt)
+	return r, nil
+}
+
+// step is the state machine: given the rollout, the time, the analysis
+// that just ran (nil when none did) and its group's state, it changes the
+// rollout in place. It does no I/O, so it runs again unchanged if the
+// store retries the write.
+func (o *Orchestrator) step(r *Rollout, now time.Time, res *analysis.Result, g groupState) {
+	interval := time.Duration(r.Schedule.Interval)
+	switch r.Phase {
+	case PhasePending:
+		r.Step = 0
+		r.TargetWeight = r.Schedule.Steps[0].Weight
+		if r.Schedule.Warmup > 0 {
+			o.enter(r, PhaseWarmup, now, fmt.Sprintf("warming up at %d%% for %s; metrics ignored", r.TargetWeight, time.Duration(r.Schedule.Warmup)))
+			r.NextAt = now.Add(time.Duration(r.Schedule.Warmup))
+			return
+		}
+		o.enter(r, PhaseProgressing, now, fmt.Sprintf("step 1 at %d%%", r.TargetWeight))
+		r.StepSince = now
+		r.NextAt = now.Add(interval)
+		return
+	case PhaseWarmup:
+		if now.Before(r.PhaseSince.Add(time.Duration(r.Schedule.Warmup))) {
+			r.NextAt = r.PhaseSince.Add(time.Duration(r.Schedule.Warmup))
+			return
+		}
+		o.advance(r, now, "warmup over")
+		r.NextAt = now.Add(interval)
+		return
+	case PhaseRollingBack:
+		if r.AppliedWeight == r.TargetWeight && r.TargetWeight > 0 {
+			o.stepDown(r, now)
+		}
+		return
+	}
+
+	// Progressing or promoting: a lockstep group rolls back together.
+	if g.rolledBack != "" {
+		o.enterRollback(r, now, "group member "+g.rolledBack+" rolled back")
+		return
+	}
+	r.NextAt = now.Add(interval)
+	if res != nil {
+		o.judge(r, now, res)
+		if r.Phase != PhaseProgressing && r.Phase != PhasePromoting {
+			return
+		}
+	}
+	switch r.Phase {
+	case PhaseProgressing:
+		stepEnd := r.StepSince.Add(time.Duration(r.Schedule.Steps[r.Step].Duration))
+		if now.Before(stepEnd) || r.LastEvaluation == nil || r.LastEvaluation.Verdict != analysis.VerdictPass {
+			if !now.Before(stepEnd) {
+				r.NextAt = now.Add(interval)
+			} else if stepEnd.Before(r.NextAt) {
+				r.NextAt = stepEnd
+			}
+			return
+		}
+		if g.lockstep {
+			r.Ready = true
+			if !g.allReady(r) {
+				r.NextAt = now.Add(min(interval, time.Second))
+				return
+			}
+		}
+		o.advance(r, now, fmt.Sprintf("step %d passed", r.Step+1))
+	case PhasePromoting:
+		if now.Before(r.PhaseSince.Add(time.Duration(r.Schedule.Promotion))) {
+			return
+		}
+		if r.LastEvaluation != nil && r.LastEvaluation.Verdict == analysis.VerdictFail {
+			return
+		}
+		r.TargetWeight = 100
+		o.enter(r, PhaseCompleted, now, "promoted: the canary takes all traffic")
+	}
+}
+
+// judge acts on one analysis: latches first, then the decision, against
+// the failure and inconclusive limits.
+func (o *Orchestrator) judge(r *Rollout, now time.Time, res *analysis.Result) {
+	stepRules := r.Schedule.Steps[r.Step].Rules
+	if r.Phase == PhaseProgressing && len(stepRules) > 0 {
+		res = gate(res, stepRules)
+	}
+	r.LastEvaluation = summarise(res, o.policy(r))
+	r.record(Event{At: now, Type: "evaluation", Step: r.Step, Weight: r.TargetWeight, Verdict: res.Verdict, Reason: res.Reason})
+
+	decision, why := res.Decision, res.Reason
+	if o.o.Decide != nil {
+		if d, reason := o.o.Decide(r, res); d != "" {
+			decision, why = d, reason
+		}
+	}
+	switch {
+	case decision == analysis.DecisionPromote:
+		if r.Phase != PhasePromoting {
+			r.Step = len(r.Schedule.Steps) - 1
+			r.TargetWeight = r.Schedule.Steps[r.Step].Weight
+			o.enter(r, PhasePromoting, now, why)
+		}
+	case decision == analysis.DecisionRollback && latched(res):
+		o.enterRollback(r, now, why)
+	case res.Verdict == analysis.VerdictFail || decision == analysis.DecisionRollback:
+		r.Failures++
+		if r.Failures <= r.Schedule.FailureLimit {
+			return
+		}
+		if r.Schedule.AutoRollback && decision == analysis.DecisionRollback {
+			o.enterRollback(r, now, why)
+			return
+		}
+		r.ResumeTo = r.Phase
+		o.enter(r, PhasePaused, now, why)
+	case decision == analysis.DecisionPause:
+		if latched(res) || res.Verdict != analysis.VerdictInconclusive {
+			r.ResumeTo = r.Phase
+			o.enter(r, PhasePaused, now, why)
+			return
+		}
+		r.Inconclusives++
+		if r.Inconclusives > r.Schedule.InconclusiveLimit {
+			r.ResumeTo = r.Phase
+			o.enter(r, PhasePaused, now, why)
+		}
+	}
+}
+
+// latched reports whether the analysis was answered by a latch (an alert,
+// a manual call on the runs API), which acts at once whatever the limits.
+func latched(res *analysis.Result) bool { return res.Latched != "" }
+
+// gate re-judges an analysis on the step's own rules only.
+func gate(res *analysis.Result, names []string) *analysis.Result {
+	if latched(res) {
+		return res
+	}
+	g := *res
+	g.Rules = slices.DeleteFunc(slices.Clone(res.Rules), func(rr analysis.RuleResult) bool { return !slices.Contains(names, rr.Name) })
+	g.Verdict, g.Decision, g.Reason = analysis.VerdictPass, analysis.DecisionContinue, "step rules passed"
+	for _, rr := range g.Rules {
+		switch rr.Verdict {
+		case rules.OutcomeFail:
+			g.Verdict, g.Decision, g.Reason = analysis.VerdictFail, analysis.DecisionRollback, rr.Name+": "+rr.Reason
+			return &g
+		case rules.OutcomeInconclusive, rules.OutcomeError:
+			g.Verdict, g.Decision, g.Reason = analysis.VerdictInconclusive, analysis.DecisionPause, rr.Name+": "+rr.Reason
+		}
+	}
+	return &g
+}
+
+func (o *Orchestrator) policy(r *Rollout) *rules.Policy {
+	set := o.o.Policies()
+	if set == nil {
+		return nil
+	}
+	pol, _ := set.Get(r.Spec.Policy)
+	return pol
+}
+
+// summarise keeps what a status shows of an analysis.
+func summarise(res *analysis.Result, pol *rules.Policy) *Evaluation {
+	e := &Evaluation{At: res.EvaluatedAt, Verdict: res.Verdict, Decision: res.Decision, Reason: res.Reason,
+		Score: res.Score, Rules: res.Rules}
+	if pol == nil || pol.Rollout == nil {
+		return e
+	}
+	value := func(name string) *float64 {
+		if name == "" {
+			return nil
+		}
+		if q := res.Queries.Get(name); q != nil && q.Value != nil {
+			v := float64(*q.Value)
+			return &v
+		}
+		return nil
+	}
+	if v := value(pol.Rollout.Report.ErrorRate); v != nil {
+		pct := *v * 100
+		e.ErrorRatePercent = &pct
+	}
+	e.LatencyMs = value(pol.Rollout.Report.LatencyMs)
+	return e
+}
+
+// analyze runs the rollout's policy as an analysis of its run, so that
+// latches from alerts and the runs API apply, and the history is kept.
+func (o *Orchestrator) analyze(ctx context.Context, r *Rollout) (*analysis.Result, error) {
+	pol := o.policy(r)
+	if pol == nil {
+		return nil, fmt.Errorf("policy %s is not loaded", r.Spec.Policy)
+	}
+	return o.o.Runs.Analyze(ctx, o.o.Evaluator, pol, target(r), r.Spec.Params, time.Time{})
+}
+
+// Status is a rollout as the API shows it.
+type Status struct {
+	Name               string      `json:"name"`
+	Version            string      `json:"version"`
+	Group              string      `json:"group,omitempty"`
+	Policy             string      `json:"policy"`
+	Status             Phase       `json:"status"`
+	Step               int         `json:"step"`
+	Steps              int         `json:"steps"`
+	CurrentWeight      int         `json:"currentWeight"`
+	TargetWeight       int         `json:"targetWeight"`
+	HealthStatus       string      `json:"healthStatus"`
+	SuccessRatePercent *float64    `json:"successRatePercent"`
+	ErrorRatePercent   *float64    `json:"errorRatePercent"`
+	AvgLatencyMs       *float64    `json:"avgLatencyMs"`
+	Reason             string      `json:"reason,omitempty"`
+	LastEvaluation     *Evaluation `json:"lastEvaluation,omitempty"`
+	History            []Event     `json:"history"`
+	Traffic            *TrafficInfo `json:"traffic,omitempty"`
+	UpdatedAt          time.Time   `json:"updatedAt"`
+}
+
+// Status renders the rollout for the API: step is 1-based.
+func (r *Rollout) Status() Status {
+	s := Status{
+		Name: r.Spec.Name, Version: r.Spec.Version, Group: r.Spec.Group, Policy: r.Spec.Policy,
+		Status: r.Phase, Step: r.Step + 1, Steps: len(r.Schedule.Steps), CurrentWeight: r.AppliedWeight,
+		TargetWeight: r.TargetWeight, HealthStatus: r.Health(), Reason: r.Reason, LastEvaluation: r.LastEvaluation,
+		History: r.History, Traffic: r.Traffic, UpdatedAt: r.UpdatedAt,
+	}
+	if e := r.LastEvaluation; e != nil && e.ErrorRatePercent != nil {
+		s.ErrorRatePercent = e.ErrorRatePercent
+		success := 100 - *e.ErrorRatePercent
+		s.SuccessRatePercent = &success
+		s.AvgLatencyMs = e.LatencyMs
+	}
+	return s
+}
