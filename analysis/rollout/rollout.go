@@ -276,14 +276,14 @@ type Evaluation struct {
 
 // Event is one thing that happened to a rollout.
 type Event struct {
-	At     time.Time        `json:"at"`
-	Type   string           `json:"type"` // transition, evaluation, traffic, action
-	From   Phase            `json:"from,omitempty"`
-	To     Phase            `json:"to,omitempty"`
-	Step   int              `json:"step"`
-	Weight int              `json:"weight"`
+	At      time.Time        `json:"at"`
+	Type    string           `json:"type"` // transition, evaluation, traffic, action
+	From    Phase            `json:"from,omitempty"`
+	To      Phase            `json:"to,omitempty"`
+	Step    int              `json:"step"`
+	Weight  int              `json:"weight"`
 	Verdict analysis.Verdict `json:"verdict,omitempty"`
-	Reason string           `json:"reason,omitempty"`
+	Reason  string           `json:"reason,omitempty"`
 }
 
 // maxHistory bounds a rollout's events: a long promotion evaluated every

@@ -267,24 +267,24 @@ func (o *Orchestrator) analyze(ctx context.Context, r *Rollout) (*analysis.Resul
 
 // Status is a rollout as the API shows it.
 type Status struct {
-	Name               string      `json:"name"`
-	Version            string      `json:"version"`
-	Group              string      `json:"group,omitempty"`
-	Policy             string      `json:"policy"`
-	Status             Phase       `json:"status"`
-	Step               int         `json:"step"`
-	Steps              int         `json:"steps"`
-	CurrentWeight      int         `json:"currentWeight"`
-	TargetWeight       int         `json:"targetWeight"`
-	HealthStatus       string      `json:"healthStatus"`
-	SuccessRatePercent *float64    `json:"successRatePercent"`
-	ErrorRatePercent   *float64    `json:"errorRatePercent"`
-	AvgLatencyMs       *float64    `json:"avgLatencyMs"`
-	Reason             string      `json:"reason,omitempty"`
-	LastEvaluation     *Evaluation `json:"lastEvaluation,omitempty"`
-	History            []Event     `json:"history"`
+	Name               string       `json:"name"`
+	Version            string       `json:"version"`
+	Group              string       `json:"group,omitempty"`
+	Policy             string       `json:"policy"`
+	Status             Phase        `json:"status"`
+	Step               int          `json:"step"`
+	Steps              int          `json:"steps"`
+	CurrentWeight      int          `json:"currentWeight"`
+	TargetWeight       int          `json:"targetWeight"`
+	HealthStatus       string       `json:"healthStatus"`
+	SuccessRatePercent *float64     `json:"successRatePercent"`
+	ErrorRatePercent   *float64     `json:"errorRatePercent"`
+	AvgLatencyMs       *float64     `json:"avgLatencyMs"`
+	Reason             string       `json:"reason,omitempty"`
+	LastEvaluation     *Evaluation  `json:"lastEvaluation,omitempty"`
+	History            []Event      `json:"history"`
 	Traffic            *TrafficInfo `json:"traffic,omitempty"`
-	UpdatedAt          time.Time   `json:"updatedAt"`
+	UpdatedAt          time.Time    `json:"updatedAt"`
 }
 
 // Status renders the rollout for the API: step is 1-based.
