@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/aurum/canary/analysis"
+	"github.com/aurum/canary/analysis/rollout"
 	"github.com/aurum/canary/rules"
 )
 
@@ -56,6 +57,9 @@ type Options struct {
 	// Switch, when set, cuts canary traffic when an alert or a manual
 	// call latches a rollback on a run whose policy has a traffic section.
 	Switch Switch
+	// Rollouts, when set, serves the orchestrator's API under
+	// /v1/rollouts and /v1/groups.
+	Rollouts *rollout.Orchestrator
 }
 
 // Server is the engine's HTTP handler. Build one per process; it holds no
@@ -70,6 +74,7 @@ type Server struct {
 	bodyLimit    int64
 	inconclFails bool
 	killSwitch   Switch
+	rollouts     *rollout.Orchestrator
 
 	router   *gin.Engine
 	draining atomic.Bool
@@ -90,6 +95,7 @@ func New(o Options) (*Server, error) {
 		bodyLimit:    o.BodyLimit,
 		inconclFails: o.FlaggerInconclusiveFails,
 		killSwitch:   o.Switch,
+		rollouts:     o.Rollouts,
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -138,6 +144,12 @@ func New(o Options) (*Server, error) {
 	admin.GET("/v1/runs/:namespace/:name", s.getRun)
 	admin.POST("/v1/runs/:namespace/:name/:action", s.actOnRun)
 	admin.GET("/v1/policies", s.listPolicies)
+	admin.POST("/v1/rollouts", s.startRollout)
+	admin.GET("/v1/rollouts", s.listRollouts)
+	admin.GET("/v1/rollouts/:name", s.getRollout)
+	admin.POST("/v1/rollouts/:name/:action", s.actOnRollout)
+	admin.POST("/v1/groups", s.startGroup)
+	admin.GET("/v1/groups/:name", s.getGroup)
 	admin.POST("/-/reload", s.reload)
 
 	s.router = r

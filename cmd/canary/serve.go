@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,9 +27,11 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/aurum/canary/analysis"
+	"github.com/aurum/canary/analysis/rollout"
 	"github.com/aurum/canary/analysis/store"
 	"github.com/aurum/canary/queries/cache"
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/traffic"
 	"github.com/aurum/canary/traffic/routers"
 	"github.com/aurum/canary/webhooks"
 )
@@ -336,22 +339,56 @@ func newLogger(c *cli, cfg serveConfig) (*slog.Logger, error) {
 func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready chan<- string) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	svc, err := newService(ctx, cfg, logger, serviceOptions{})
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+	return svc.run(ctx, ready)
+}
 
-	loader := rules.NewLoader(cfg.Policies...)
-	if err := loader.Reload(); err != nil {
+// serviceOptions inject what the demo provides instead of a cluster.
+type serviceOptions struct {
+	// Clients, when set, are the Kubernetes clients of the kill switch and
+	// the orchestrator, instead of a kubeconfig's.
+	Clients *routers.Clients
+	// OnEvent is the orchestrator's event callback.
+	OnEvent func(*rollout.Rollout, rollout.Event)
+}
+
+// service is canary serve's components, wired.
+type service struct {
+	cfg          serveConfig
+	logger       *slog.Logger
+	loader       *rules.Loader
+	store        *store.Bolt
+	closeSources func()
+	killSwitch   *routers.Switch
+	orchestrator *rollout.Orchestrator
+	server       *webhooks.Server
+	runs         *analysis.Runs
+}
+
+func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts serviceOptions) (svc *service, err error) {
+	svc = &service{cfg: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			svc.close()
+		}
+	}()
+	svc.loader = rules.NewLoader(cfg.Policies...)
+	if err := svc.loader.Reload(); err != nil {
 		// Start anyway, not ready: the watcher picks up a fix, and the
 		// errors are at /v1/policies.
 		logger.Error("policies do not load; not ready until they do", "paths", strings.Join(cfg.Policies, ","), "err", err)
 	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, "canary.db"), store.Options{Logger: logger})
-	if err != nil {
-		return err
+	if svc.store, err = store.Open(filepath.Join(cfg.DataDir, "canary.db"), store.Options{Logger: logger}); err != nil {
+		return nil, err
 	}
-	defer st.Close()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -359,16 +396,15 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready chan
 
 	sources, closeSources, err := buildSources(cfg.sourcesConfig, logger, metrics.InstrumentSource)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer closeSources()
+	svc.closeSources = closeSources
 	ev := analysis.NewEvaluator(analysis.Options{
 		Sources: sources, Timeout: time.Duration(cfg.Evaluation.Timeout),
 		Concurrency: cfg.Evaluation.Concurrency, Logger: logger,
 	})
-	runs, err := analysis.NewRuns(ctx, analysis.RunsOptions{Store: st, History: cfg.History, Logger: logger})
-	if err != nil {
-		return err
+	if svc.runs, err = analysis.NewRuns(ctx, analysis.RunsOptions{Store: svc.store, History: cfg.History, Logger: logger}); err != nil {
+		return nil, err
 	}
 	tokenFiles := map[string][]string{}
 	for g, a := range cfg.Auth {
@@ -378,23 +414,50 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready chan
 	}
 	auth, err := webhooks.LoadAuth(tokenFiles)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	killSwitch := newKillSwitch(cfg, loader, logger)
-	if killSwitch != nil {
-		defer killSwitch.Close()
+	clients := opts.Clients
+	if clients == nil {
+		clients = kubeAccess(cfg, svc.loader, logger)
+	}
+	if clients != nil {
+		svc.killSwitch = routers.NewSwitch(*clients, logger)
+		svc.orchestrator = rollout.New(rollout.Options{
+			Store: svc.store, Runs: svc.runs, Evaluator: ev, Policies: svc.loader.Set, Logger: logger,
+			Routers: func(spec rules.TrafficSpec) (traffic.Router, error) { return routers.New(spec, *clients, logger) },
+			OnEvent: opts.OnEvent,
+		})
 	}
 	gin.SetMode(gin.ReleaseMode)
-	srv, err := webhooks.New(webhooks.Options{
-		Policies: loader, Evaluator: ev, Runs: runs, Metrics: metrics, Gatherer: reg,
+	svc.server, err = webhooks.New(webhooks.Options{
+		Policies: svc.loader, Evaluator: ev, Runs: svc.runs, Metrics: metrics, Gatherer: reg,
 		Logger: logger, Auth: auth, BodyLimit: cfg.BodyLimit,
 		FlaggerInconclusiveFails: cfg.Flagger.InconclusiveFails,
-		Switch:                   switchOrNil(killSwitch),
+		Switch:                   switchOrNil(svc.killSwitch),
+		Rollouts:                 svc.orchestrator,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return svc, nil
+}
 
+func (svc *service) close() {
+	if svc.killSwitch != nil {
+		svc.killSwitch.Close()
+	}
+	if svc.closeSources != nil {
+		svc.closeSources()
+	}
+	if svc.store != nil {
+		svc.store.Close()
+	}
+}
+
+// run serves HTTP, runs the orchestrator and reloads policies until ctx
+// is done, then drains.
+func (svc *service) run(ctx context.Context, ready chan<- string) error {
+	cfg, logger, srv := svc.cfg, svc.logger, svc.server
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
@@ -417,9 +480,18 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready chan
 		ready <- ln.Addr().String()
 	}
 
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	go loader.Watch(watchCtx, time.Duration(cfg.ReloadInterval), srv.OnReload)
+	bg, stopBackground := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stopBackground()
+	wg.Go(func() { svc.loader.Watch(bg, time.Duration(cfg.ReloadInterval), srv.OnReload) })
+	if svc.orchestrator != nil {
+		wg.Go(func() {
+			if err := svc.orchestrator.Run(bg); err != nil {
+				logger.Error("orchestrator stopped", "err", err)
+			}
+		})
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -444,10 +516,10 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready chan
 	}
 }
 
-// newKillSwitch connects the kill switch to Kubernetes. Without access it
-// is off: analyses and latches work all the same, only traffic is not cut,
-// which is logged loudly when a policy asks for it.
-func newKillSwitch(cfg serveConfig, loader *rules.Loader, logger *slog.Logger) *routers.Switch {
+// kubeAccess connects the kill switch and the orchestrator to Kubernetes.
+// Without access both are off: analyses and latches work all the same, only
+// traffic is not moved, which is logged loudly when a policy asks for it.
+func kubeAccess(cfg serveConfig, loader *rules.Loader, logger *slog.Logger) *routers.Clients {
 	wanted := false
 	if set := loader.Set(); set != nil {
 		for _, p := range set.Policies {
@@ -459,11 +531,11 @@ func newKillSwitch(cfg serveConfig, loader *rules.Loader, logger *slog.Logger) *
 		var clients routers.Clients
 		if clients, err = kubeClients(kc); err == nil {
 			logger.Info("kill switch on", "kubernetes", kc.Host)
-			return routers.NewSwitch(clients, logger)
+			return &clients
 		}
 	}
 	if wanted || cfg.Kubeconfig != "" {
-		logger.Warn("kill switch off: policies with a traffic section will not have traffic cut on rollback", "err", err)
+		logger.Warn("kill switch and orchestrator off: no Kubernetes access", "err", err)
 	}
 	return nil
 }

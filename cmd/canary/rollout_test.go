@@ -1,0 +1,97 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/aurum/canary/analysis/rollout"
+	"github.com/aurum/canary/internal/testkube"
+	"github.com/aurum/canary/internal/testprom"
+)
+
+// rolloutPolicy reads the apps seeded by seedLive in a real Prometheus and
+// moves traffic on a real API server, on a schedule compressed to seconds.
+const rolloutPolicy = `
+apiVersion: canary.aurum.dev/v1
+kind: Policy
+metadata: {name: lmp-rollout}
+spec:
+  params: {namespace: {}, name: {}}
+  queries:
+    error_rate:
+      prometheus: sum(rate(requests_total{app="{{ .name }}",code="500"}[5m])) / sum(rate(requests_total{app="{{ .name }}"}[5m]))
+  rules:
+    - {name: error-rate, expr: error_rate <= 0.01, critical: true}
+  traffic:
+    router: nginx
+    namespace: "{{ .namespace }}"
+    ingress: "{{ .name }}"
+    stableService: "{{ .name }}-primary"
+    canaryService: "{{ .name }}-canary"
+  rollout:
+    steps: [{weight: 10}, {weight: 30}, {weight: 60}]
+    interval: 1s
+    stepDuration: 1s
+    promotion: 1s
+    report: {errorRate: error_rate}
+`
+
+// TestRolloutAgainstRealPrometheus drives two rollouts through `canary
+// rollout` and `canary serve`'s orchestrator, against a real Prometheus
+// with seeded data and a real API server: the healthy one promotes, the
+// failing one rolls back.
+func TestRolloutAgainstRealPrometheus(t *testing.T) {
+	prom := testprom.Start(t)
+	seedLive(t, prom)
+	c := testkube.Shared(t)
+	ns := c.Namespace(t)
+	createStableIngress(t, c, ns, "good")
+	createStableIngress(t, c, ns, "bad")
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	require.NoError(t, os.WriteFile(policy, []byte(rolloutPolicy), 0o644))
+	srv := startServe(t, map[string]string{
+		"CANARY_DATA_DIR": t.TempDir(), "CANARY_POLICIES": policy, "CANARY_PROMETHEUS": prom.URL(),
+		"CANARY_KUBECONFIG": kubeconfig(t, c), "CANARY_CACHE_TTL": "0s",
+	})
+
+	start := func(app string) (int, string) {
+		code, stdout, stderr := canary(t, "rollout", "start", "--server", srv.url, "--name", app, "--version", "v2",
+			"--policy", "lmp-rollout", "--param", "namespace="+ns, "--param", "name="+app, "--watch")
+		return code, stdout + stderr
+	}
+	code, out := start("good")
+	require.Equal(t, exitOK, code, out)
+	require.Contains(t, out, "completed")
+	require.Equal(t, "100", canaryIngressAnnotations(t, c, ns, "good")["nginx.ingress.kubernetes.io/canary-weight"])
+
+	code, out = start("bad")
+	require.Equal(t, exitFail, code, out)
+	require.Contains(t, out, "rolled_back")
+	require.Contains(t, out, "error-rate: 0.05 > 0.01")
+	require.Equal(t, "0", canaryIngressAnnotations(t, c, ns, "bad")["nginx.ingress.kubernetes.io/canary-weight"])
+
+	// Starting the same version again is the same rollout.
+	code, out = start("good")
+	require.Equal(t, exitOK, code, out)
+	code, stdout, _ := canary(t, "rollout", "list", "--server", srv.url)
+	require.Equal(t, exitOK, code)
+	require.Contains(t, stdout, "good")
+	require.Contains(t, stdout, "completed")
+
+	// The status API carries what a deployment dashboard shows.
+	code, body := srv.call(t, "GET", "/v1/rollouts/bad", "")
+	require.Equal(t, 200, code, body)
+	var st rollout.Status
+	require.NoError(t, json.Unmarshal([]byte(body), &st))
+	require.Equal(t, rollout.PhaseRolledBack, st.Status)
+	require.Equal(t, "unhealthy", st.HealthStatus)
+	require.InDelta(t, 5, *st.ErrorRatePercent, 0.01)
+	require.InDelta(t, 95, *st.SuccessRatePercent, 0.01)
+	require.NotEmpty(t, st.LastEvaluation.Rules)
+	code, body = srv.call(t, "POST", "/v1/rollouts/bad/resume", "")
+	require.Equal(t, 409, code, body)
+}

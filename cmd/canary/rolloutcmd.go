@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aurum/canary/analysis/rollout"
+)
+
+// rolloutClient talks to a canary serve's rollouts API.
+type rolloutClient struct {
+	server, token string
+	http          *http.Client
+}
+
+func (rc *rolloutClient) do(ctx context.Context, method, path string, body, out any) error {
+	var r io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		r = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(rc.server, "/")+path, r)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if rc.token != "" {
+		req.Header.Set("Authorization", "Bearer "+rc.token)
+	}
+	resp, err := rc.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct{ Error string }
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s: %s", resp.Status, e.Error)
+		}
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(data)))
+	}
+	return json.Unmarshal(data, out)
+}
+
+func runRollout(ctx context.Context, c *cli, args []string) int {
+	actions := []string{"start", "status", "list", rollout.ActionPromote, rollout.ActionRollback, rollout.ActionPause, rollout.ActionResume, rollout.ActionSkipStep}
+	if len(args) == 0 || !slices.Contains(actions, args[0]) {
+		fmt.Fprintf(c.stderr, "Usage: canary rollout %s [flags]   (canary rollout start -h for the flags)\n", strings.Join(actions, "|"))
+		return exitError
+	}
+	action := args[0]
+	fs := c.newFlags("rollout")
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "Usage: canary rollout start --name N --version V --policy P --param k=v ... [flags]\n"+
+			"       canary rollout status|promote|rollback|pause|resume|skip-step NAME [flags]\n       canary rollout list\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	server := fs.String("server", envOr("CANARY_SERVER", "http://127.0.0.1:8080"), "canary serve's URL (env CANARY_SERVER)")
+	tokenFile := fs.String("token-file", os.Getenv("CANARY_TOKEN_FILE"), "file holding the admin bearer token (env CANARY_TOKEN_FILE)")
+	watch := fs.Bool("watch", false, "follow the rollout live until it ends")
+	reason := fs.String("reason", "", "why, for a manual action")
+	var (
+		spec   = rollout.Spec{Params: map[string]string{}}
+		steps  string
+		params = paramFlag(spec.Params)
+		over   rollout.Override
+		durs   = map[string]*time.Duration{}
+	)
+	if action == "start" {
+		fs.StringVar(&spec.Name, "name", "", "rollout name (required)")
+		fs.StringVar(&spec.Version, "version", "", "version being rolled out, e.g. the image tag (required)")
+		fs.StringVar(&spec.Policy, "policy", "", "policy (required; it needs a traffic section)")
+		fs.StringVar(&spec.Group, "group", "", "group name")
+		fs.Var(params, "param", "a param as key=value (repeatable)")
+		fs.StringVar(&steps, "steps", "", "explicit weights, comma-separated (e.g. 5,20,50), instead of the policy's")
+		for _, name := range []string{"warmup", "interval", "step-duration", "promotion"} {
+			durs[name] = fs.Duration(name, 0, name+" (default: the policy's)")
+		}
+	}
+	rest, err := parseArgs(fs, args[1:])
+	if err != nil {
+		return flagExit(err)
+	}
+	rc := &rolloutClient{server: *server, http: &http.Client{Timeout: 30 * time.Second}}
+	if *tokenFile != "" {
+		data, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "canary rollout: %v\n", err)
+			return exitError
+		}
+		rc.token = strings.TrimSpace(string(data))
+	}
+
+	var name string
+	switch action {
+	case "start":
+		if len(rest) > 0 || spec.Name == "" || spec.Version == "" || spec.Policy == "" {
+			return c.usageError(fs, "start needs --name, --version and --policy")
+		}
+		if steps != "" {
+			for _, s := range strings.Split(steps, ",") {
+				w, err := strconv.Atoi(strings.TrimSpace(s))
+				if err != nil {
+					return c.usageError(fs, "--steps: %q is not a weight", s)
+				}
+				over.Steps = append(over.Steps, rollout.Step{Weight: w})
+			}
+		}
+		set := func(dst **rollout.Duration, d *time.Duration) {
+			if *d > 0 {
+				v := rollout.Duration(*d)
+				*dst = &v
+			}
+		}
+		set(&over.Warmup, durs["warmup"])
+		set(&over.Interval, durs["interval"])
+		set(&over.StepDuration, durs["step-duration"])
+		set(&over.Promotion, durs["promotion"])
+		spec.Schedule = &over
+		var st rollout.Status
+		if err := rc.do(ctx, http.MethodPost, "/v1/rollouts", spec, &st); err != nil {
+			fmt.Fprintf(c.stderr, "canary rollout start: %v\n", err)
+			return exitError
+		}
+		name = st.Name
+		if !*watch {
+			c.printStatus(c.stdout, st)
+			return exitOK
+		}
+	case "list":
+		var list struct{ Rollouts []rollout.Status }
+		if err := rc.do(ctx, http.MethodGet, "/v1/rollouts", nil, &list); err != nil {
+			fmt.Fprintf(c.stderr, "canary rollout list: %v\n", err)
+			return exitError
+		}
+		for _, st := range list.Rollouts {
+			fmt.Fprintf(c.stdout, "%-20s %-10s %-13s step %d/%d  %s  %s\n", st.Name, st.Version, st.Status, st.Step, st.Steps, weightBar(st.CurrentWeight), st.HealthStatus)
+		}
+		return exitOK
+	default:
+		if len(rest) != 1 {
+			return c.usageError(fs, "%s needs the rollout's name", action)
+		}
+		name = rest[0]
+		if action != "status" {
+			var st rollout.Status
+			if err := rc.do(ctx, http.MethodPost, "/v1/rollouts/"+name+"/"+action, map[string]string{"reason": *reason}, &st); err != nil {
+				fmt.Fprintf(c.stderr, "canary rollout %s: %v\n", action, err)
+				return exitError
+			}
+			if !*watch {
+				c.printStatus(c.stdout, st)
+				return exitOK
+			}
+		}
+	}
+	return c.followRollout(ctx, rc, name, *watch)
+}
+
+// followRollout prints a rollout's status, and with watch its events as
+// they happen until it ends.
+func (c *cli) followRollout(ctx context.Context, rc *rolloutClient, name string, watch bool) int {
+	started := time.Now()
+	seen := 0
+	for {
+		var st rollout.Status
+		if err := rc.do(ctx, http.MethodGet, "/v1/rollouts/"+name, nil, &st); err != nil {
+			fmt.Fprintf(c.stderr, "canary rollout: %v\n", err)
+			return exitError
+		}
+		if !watch {
+			c.printStatus(c.stdout, st)
+			return exitOK
+		}
+		if seen > len(st.History) {
+			seen = 0 // the history was trimmed
+		}
+		for _, e := range st.History[seen:] {
+			fmt.Fprintln(c.stdout, c.eventLine(st.Name, e))
+		}
+		seen = len(st.History)
+		if st.Status.Terminal() {
+			c.summary(c.stdout, st, started)
+			if st.Status == rollout.PhaseRolledBack {
+				return exitFail
+			}
+			return exitOK
+		}
+		select {
+		case <-ctx.Done():
+			return exitError
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func envOr(name, dflt string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return dflt
+}

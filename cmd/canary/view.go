@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/aurum/canary/analysis"
+	"github.com/aurum/canary/analysis/rollout"
+	"github.com/aurum/canary/rules"
+)
+
+// weightBar draws a weight as a 20-cell bar.
+func weightBar(weight int) string {
+	full := max(0, min(20, (weight+2)/5))
+	return "[" + strings.Repeat("█", full) + strings.Repeat("░", 20-full) + fmt.Sprintf("] %3d%%", weight)
+}
+
+// printStatus renders a rollout's status: the headline, each rule of the
+// last analysis, and the reason.
+func (c *cli) printStatus(w io.Writer, st rollout.Status) {
+	fmt.Fprintf(w, "%s %s   %s   step %d/%d   %s   %s", st.Name, st.Version, c.paintPhase(st.Status), st.Step, st.Steps,
+		weightBar(st.CurrentWeight), st.HealthStatus)
+	if st.ErrorRatePercent != nil {
+		fmt.Fprintf(w, "   errors %.2f%%", *st.ErrorRatePercent)
+	}
+	if st.AvgLatencyMs != nil {
+		fmt.Fprintf(w, "   latency %s ms", analysis.FormatValue(*st.AvgLatencyMs))
+	}
+	fmt.Fprintln(w)
+	if e := st.LastEvaluation; e != nil {
+		c.printRules(w, e.Rules)
+		fmt.Fprintf(w, "  last analysis %s: %s\n", c.paint(string(e.Verdict)), e.Reason)
+	}
+	if st.Reason != "" {
+		fmt.Fprintf(w, "  %s\n", st.Reason)
+	}
+}
+
+func (c *cli) printRules(w io.Writer, rs []analysis.RuleResult) {
+	width := 0
+	for _, r := range rs {
+		width = max(width, len(r.Name))
+	}
+	for _, r := range rs {
+		mark := "✓"
+		switch r.Verdict {
+		case rules.OutcomeFail:
+			mark = "✗"
+		case rules.OutcomeInconclusive, rules.OutcomeError:
+			mark = "?"
+		}
+		fmt.Fprintf(w, "    %s %-*s  %s\n", c.paint(markWord(mark)), width, r.Name, r.Reason)
+	}
+}
+
+// markWord keeps paint's colours for the marks.
+func markWord(mark string) string {
+	switch mark {
+	case "✓":
+		return "pass"
+	case "✗":
+		return "fail"
+	}
+	return "inconclusive"
+}
+
+func (c *cli) paintPhase(p rollout.Phase) string {
+	switch p {
+	case rollout.PhaseCompleted, rollout.PhasePromoting:
+		return c.color2(ansiGreen, string(p))
+	case rollout.PhaseRolledBack, rollout.PhaseRollingBack, rollout.PhaseFailed:
+		return c.color2(ansiRed+ansiBold, string(p))
+	case rollout.PhasePaused:
+		return c.color2(ansiYellow, string(p))
+	}
+	return string(p)
+}
+
+func (c *cli) color2(code, s string) string {
+	if !c.color {
+		return s
+	}
+	return code + s + ansiReset
+}
+
+// eventLine renders one rollout event as a line of the live view.
+func (c *cli) eventLine(name string, e rollout.Event) string {
+	at := e.At.Local().Format("15:04:05")
+	switch e.Type {
+	case "transition":
+		if e.From == e.To {
+			return fmt.Sprintf("%s  %-12s step %d  %s  %s", at, name, e.Step+1, weightBar(e.Weight), e.Reason)
+		}
+		to := c.paintPhase(e.To)
+		if e.From == "" {
+			return fmt.Sprintf("%s  %-12s %s  %s", at, name, to, e.Reason)
+		}
+		return fmt.Sprintf("%s  %-12s %s → %s  %s", at, name, e.From, to, e.Reason)
+	case "traffic":
+		return fmt.Sprintf("%s  %-12s traffic  %s", at, name, weightBar(e.Weight))
+	case "evaluation":
+		return fmt.Sprintf("%s  %-12s analysis %s  %s", at, name, c.paint(string(e.Verdict)), e.Reason)
+	}
+	return fmt.Sprintf("%s  %-12s %s  %s", at, name, e.Type, e.Reason)
+}
+
+// summary renders how a rollout ended.
+func (c *cli) summary(w io.Writer, st rollout.Status, started time.Time) {
+	fmt.Fprintf(w, "\n%s %s: %s after %s at %d%% canary traffic\n", st.Name, st.Version, c.paintPhase(st.Status),
+		time.Since(started).Round(time.Second), st.CurrentWeight)
+	if st.Reason != "" {
+		fmt.Fprintf(w, "  %s\n", st.Reason)
+	}
+}
