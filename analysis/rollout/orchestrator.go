@@ -16,6 +16,9 @@ import (
 	"github.com/aurum/canary/traffic"
 )
 
+// promotedReason is the reason of a completed rollout.
+const promotedReason = "promoted: the canary takes all traffic"
+
 // Document kinds in the store.
 const (
 	kindRollout = "rollout"
@@ -417,8 +420,11 @@ func (o *Orchestrator) applyTraffic(ctx context.Context, r *Rollout) (*Rollout, 
 	done, err := o.update(ctx, r.Spec.Name, func(cur *Rollout) error {
 		cur.AppliedWeight = weight
 		cur.record(Event{At: now, Type: "traffic", Step: cur.Step, Weight: weight, Reason: fmt.Sprintf("canary weight %d%%", weight)})
-		if cur.Phase == PhaseRollingBack && weight == 0 && cur.StepDownIndex >= len(cur.Schedule.StepDown) {
+		switch {
+		case cur.Phase == PhaseRollingBack && weight == 0 && cur.StepDownIndex >= len(cur.Schedule.StepDown):
 			o.enter(cur, PhaseRolledBack, now, cur.Reason)
+		case cur.Phase == PhasePromoting && weight == 100:
+			o.enter(cur, PhaseCompleted, now, promotedReason)
 		}
 		return nil
 	})

@@ -142,8 +142,13 @@ func (o *Orchestrator) step(r *Rollout, now time.Time, res *analysis.Result, g g
 		if r.LastEvaluation != nil && r.LastEvaluation.Verdict == analysis.VerdictFail {
 			return
 		}
+		// Completed means the canary has all traffic: the phase changes
+		// once the router confirms it (applyTraffic), not before.
+		if r.AppliedWeight == 100 {
+			o.enter(r, PhaseCompleted, now, promotedReason)
+			return
+		}
 		r.TargetWeight = 100
-		o.enter(r, PhaseCompleted, now, "promoted: the canary takes all traffic")
 	}
 }
 
