@@ -5,6 +5,8 @@ import "math"
 // pnorm is the standard normal distribution function, P[Z <= z] when lower
 // and P[Z > z] otherwise. The upper tail is computed directly, not as
 // 1 - P[Z <= z], so a p-value of 1e-60 keeps its digits, as R's pnorm does.
+// It goes through erfc rather than R's Cody algorithm and agrees with R to
+// about 2z²ε relative (1e-13 at z = 30), far inside what a p-value needs.
 func pnorm(z float64, lower bool) float64 {
 	if !lower {
 		z = -z

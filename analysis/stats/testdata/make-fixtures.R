@@ -40,6 +40,9 @@ b <- round(rnorm(15, 104, 10), 3)
 add("exact_12_vs_15", a, b)
 add("exact_12_vs_15_less", a, b, alternative = "less", conf.level = 0.9)
 
+set.seed(21)
+add("exact_mixed_signs", round(rnorm(18, 0.4, 1), 5), round(rnorm(22, 0, 1), 5), conf.level = 0.9)
+
 # Complete separation: the smallest p-value the exact distribution can give.
 add("exact_separated", c(11, 12, 13, 14, 15, 16, 17, 18, 19, 20) + 0.5,
     c(1, 2, 3, 4, 5, 6, 7, 8, 9, 10))
@@ -71,6 +74,7 @@ add("ties_two_sided", ti, tj)
 add("ties_less", ti, tj, alternative = "less")
 add("ties_greater", ti, tj, alternative = "greater", conf.level = 0.9)
 add("ties_uncorrected", ti, tj, correct = FALSE)
+add("ties_greater_uncorrected", ti, tj, correct = FALSE, alternative = "greater")
 add("ties_exact_requested", ti, tj, exact = TRUE,
     note = "R warns it cannot compute exact p-values or intervals with ties")
 add("ties_within_x_only", c(1.5, 1.5, 2.5, 3.5), c(0.25, 4.75, 5.25))
@@ -95,10 +99,10 @@ set.seed(12)
 add("approx_200_separated", round(rnorm(200, 10, 1), 6) + 100, round(rnorm(200, 10, 1), 6),
     note = "complete separation: p is far below 1e-60")
 set.seed(13)
-add("approx_300_vs_250_conf80", round(rexp(300, 1/120), 4), round(rexp(250, 1/100), 4),
+add("approx_rexp_300_vs_250_conf80", round(rexp(300, 1/120), 4), round(rexp(250, 1/100), 4),
     conf.level = 0.8)
-add("approx_300_vs_250_conf999", round(rexp(300, 1/120), 4), round(rexp(250, 1/100), 4),
-    conf.level = 0.999, alternative = "greater")
+add("approx_rexp_300_vs_250_greater_conf999", round(rexp(300, 1/120), 4),
+    round(rexp(250, 1/100), 4), conf.level = 0.999, alternative = "greater")
 
 set.seed(20260101)
 add("large_10k_rnorm", signif(rnorm(10000, 0.02, 1), 6), signif(rnorm(10000, 0, 1), 6),
