@@ -44,6 +44,11 @@ func Load(paths ...string) (*Set, error) {
 			files = append(files, root)
 			continue
 		}
+		root, err := walkRoot(root)
+		if err != nil {
+			errs = append(errs, &Error{File: root, Err: err})
+			continue
+		}
 		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
@@ -111,4 +116,15 @@ func LoadFiles(files []string) (*Set, error) {
 	}
 	sort.Slice(set.Policies, func(i, j int) bool { return set.Policies[i].Name < set.Policies[j].Name })
 	return set, nil
+}
+
+// walkRoot resolves a directory given through a symlink: WalkDir does not
+// follow its root, and git-sync and ConfigMap volumes publish policy
+// directories exactly as symlinks.
+func walkRoot(root string) (string, error) {
+	info, err := os.Lstat(root)
+	if err != nil || info.Mode()&fs.ModeSymlink == 0 {
+		return root, err
+	}
+	return filepath.EvalSymlinks(root)
 }

@@ -62,6 +62,27 @@ func TestLoadDirectory(t *testing.T) {
 	require.ErrorContains(t, err, `policy "good": duplicate policy name (first at`)
 }
 
+// TestLoadThroughSymlink: git-sync publishes its checkout as a symlink to
+// a directory, which a walk does not follow by itself.
+func TestLoadThroughSymlink(t *testing.T) {
+	dir := t.TempDir()
+	good, err := os.ReadFile("testdata/good/policy.yaml")
+	require.NoError(t, err)
+	real := filepath.Join(dir, "rev-1234")
+	require.NoError(t, os.MkdirAll(real, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(real, "p.yaml"), good, 0o644))
+	link := filepath.Join(dir, "checkout")
+	require.NoError(t, os.Symlink(real, link))
+	set, err := Load(link)
+	require.NoError(t, err)
+	require.Len(t, set.Policies, 1)
+	l := NewLoader(link)
+	require.NoError(t, l.Reload())
+	tried, err := l.ReloadIfChanged()
+	require.NoError(t, err)
+	require.False(t, tried)
+}
+
 func TestLoadMissingPath(t *testing.T) {
 	_, err := Load("testdata/does-not-exist")
 	require.ErrorContains(t, err, "testdata/does-not-exist: stat testdata/does-not-exist: no such file or directory")

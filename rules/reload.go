@@ -123,7 +123,11 @@ func (l *Loader) Watch(ctx context.Context, interval time.Duration, onReload fun
 func fingerprintPaths(paths []string) (string, error) {
 	h := sha256.New()
 	for _, root := range paths {
-		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		root, err := walkRoot(root)
+		if err != nil {
+			return "", err
+		}
+		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}

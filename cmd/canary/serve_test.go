@@ -320,3 +320,14 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
 	return p
 }
+
+// TestBadSourceIsAnError: a source that does not build is an error that
+// names it, not a crash.
+func TestBadSourceIsAnError(t *testing.T) {
+	t.Setenv("CANARY_POSTGRES_DSN", "postgres://user:s3cret@[::1:5432/db")
+	code, _, stderr := canary(t, "eval", "--policies", "../../examples/policies", "--policy", "iso-ingest",
+		"--param", "namespace=caiso", "--param", "name=lmp-ingest", "--kafka-brokers", "127.0.0.1:9092")
+	require.Equal(t, exitError, code)
+	require.Contains(t, stderr, `postgres database ""`)
+	require.NotContains(t, stderr, "s3cret")
+}

@@ -79,17 +79,18 @@ type instrumenter func(kind, name string, src queries.Source) queries.Source
 // buildSources builds every configured source. Each is wrapped for metrics
 // (when instrument is set) and then in the cache, so that a cache hit is
 // not counted as a query. close releases the sources' connections.
-func buildSources(cfg sourcesConfig, logger *slog.Logger, instrument instrumenter) (reg queries.Registry, close func(), err error) {
-	reg = queries.Registry{}
+func buildSources(cfg sourcesConfig, logger *slog.Logger, instrument instrumenter) (_ queries.Registry, _ func(), err error) {
+	reg := queries.Registry{}
 	var closers []func()
-	close = func() {
+	closeAll := func() {
 		for _, c := range closers {
 			c()
 		}
 	}
+	// A source that fails to build releases the ones built before it.
 	defer func() {
 		if err != nil {
-			close()
+			closeAll()
 		}
 	}()
 	ttl := time.Duration(cfg.Cache.TTL)
@@ -136,7 +137,7 @@ func buildSources(cfg sourcesConfig, logger *slog.Logger, instrument instrumente
 	// Probes need no configuration: their targets are in the policies.
 	add(rules.KindHTTP, "", httpprobe.New(httpprobe.Config{Timeout: time.Duration(cfg.Probes.HTTP.Timeout)}))
 	add(rules.KindTCP, "", tcpprobe.New(tcpprobe.Config{Timeout: time.Duration(cfg.Probes.TCP.Timeout)}))
-	return reg, close, nil
+	return reg, closeAll, nil
 }
 
 // defaultKafka sets the brokers of the default Kafka cluster.
