@@ -47,6 +47,7 @@ func commands() []command {
 		{"check", "check PATH...", "validate policy files and directories", runCheck},
 		{"eval", "eval --policy NAME --param k=v ... [--prometheus URL | --series FILE] [--kafka-brokers ADDRS] [--config FILE] [--at TIME] [-o table|json]", "evaluate a policy once and print the verdict", runEval},
 		{"test", "test [--run REGEX] [--junit FILE] FILE...", "run policy unit tests over recorded series", runTest},
+		{"demo", "demo [--scenario healthy,errors,lag,alert|all] [--serve]", "run a whole canary rollout on this machine: no Kubernetes, no Prometheus", runDemo},
 		{"rollout", "rollout start|status|list|promote|rollback|pause|resume|skip-step ...", "drive a rollout through canary serve's orchestrator", runRollout},
 		{"traffic", "traffic set|reset|status --router nginx|gatewayapi ...", "move canary traffic: weights, headers, user shares, cookies, countries", runTraffic},
 		{"version", "version", "print the version", runVersion},
