@@ -44,3 +44,30 @@ demo: build
 
 clean:
 	rm -rf bin
+
+# The container image and the Helm chart (charts/canary). `make image` needs
+# a Docker engine, which CI does not have: there, `go test ./charts/...`
+# runs the Dockerfile's build command and checks the binary is static.
+IMAGE ?= ghcr.io/aurum/canary
+HELM  ?= go run helm.sh/helm/v3/cmd/helm@v3.22.0
+CHART := charts/canary
+
+.PHONY: image helm-lint helm-template helm-package helm-test
+
+image:
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null) -t $(IMAGE):$(VERSION) .
+
+# helm-lint lints the chart with its defaults and with every values file in
+# charts/canary/ci.
+helm-lint:
+	$(HELM) lint --strict $(CHART)
+	for f in $(CHART)/ci/*.yaml; do $(HELM) lint --strict $(CHART) -f $$f || exit 1; done
+
+helm-template:
+	$(HELM) template canary $(CHART)
+
+helm-package:
+	$(HELM) package $(CHART) -d bin
+
+helm-test:
+	$(GO) test -count=1 ./charts/...

@@ -1,0 +1,258 @@
+{{/*
+Names, labels and the paths shared between canary.yml and the Deployment's
+mounts. A path canary.yml names is always built here, by the same helper
+the mount uses, so the two cannot drift apart.
+*/}}
+
+{{- define "canary.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release's full name, at most 63 characters (a DNS label). */}}
+{{- define "canary.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "canary.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "canary.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "canary.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "canary.labels" -}}
+helm.sh/chart: {{ include "canary.chart" . }}
+{{ include "canary.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: aurum-canary
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "canary.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "canary.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "canary.image" -}}
+{{- $tag := .Values.image.tag | default .Chart.AppVersion }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/* Where the container finds things. */}}
+{{- define "canary.configDir" -}}/etc/canary{{- end }}
+{{- define "canary.configFile" -}}/etc/canary/canary.yml{{- end }}
+{{- define "canary.policiesDir" -}}/etc/canary/policies{{- end }}
+{{- define "canary.secretsDir" -}}/etc/canary/secrets{{- end }}
+{{- define "canary.dataDir" -}}/var/lib/canary{{- end }}
+{{- define "canary.gitRoot" -}}/git{{- end }}
+{{- define "canary.gitLink" -}}checkout{{- end }}
+{{- define "canary.port" -}}8080{{- end }}
+
+{{/*
+The ConfigMap of policies mounted at policiesDir, if any: the chart's own
+when policies are given (or when nothing else provides policies, so that the
+service starts with an empty, valid set), else policiesConfigMap.
+*/}}
+{{- define "canary.policiesConfigMap" -}}
+{{- if .Values.policiesConfigMap }}
+{{- .Values.policiesConfigMap }}
+{{- else if or .Values.policies (not .Values.gitSync.enabled) }}
+{{- printf "%s-policies" (include "canary.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The policy paths of canary.yml. The git-sync path ends in a slash: the link
+git-sync publishes is a symlink, and a policy path that is itself a symlink
+to a directory is walked as a single file (filepath.WalkDir does not follow
+its root), which would load no policy. The slash makes it resolve to the
+directory.
+*/}}
+{{- define "canary.policyPaths" -}}
+{{- $paths := list }}
+{{- if include "canary.policiesConfigMap" . }}
+{{- $paths = append $paths (include "canary.policiesDir" .) }}
+{{- end }}
+{{- if .Values.gitSync.enabled }}
+{{- $sub := trimAll "/" .Values.gitSync.path }}
+{{- $dir := printf "%s/%s" (include "canary.gitRoot" .) (include "canary.gitLink" .) }}
+{{- if $sub }}
+{{- $dir = printf "%s/%s" $dir $sub }}
+{{- end }}
+{{- $paths = append $paths (printf "%s/" $dir) }}
+{{- end }}
+{{- toJson $paths }}
+{{- end }}
+
+{{/*
+Every Secret the canary container mounts, as a JSON list of
+{volume, secret, items: [{key, path}]}; canary.yml names the files at
+secretsDir/<volume>/<path>. Volume names are built from list indexes, never
+from user-given names, so they are always valid DNS labels.
+*/}}
+{{- define "canary.secretMounts" -}}
+{{- $mounts := list }}
+{{- range $group := list "analysis" "flagger" "alertmanager" "admin" }}
+{{- $a := get $.Values.auth $group }}
+{{- if $a.existingSecret }}
+{{- $mounts = append $mounts (dict "volume" (printf "auth-%s" $group) "secret" $a.existingSecret "items" (list (dict "key" $a.key "path" "tokens"))) }}
+{{- end }}
+{{- end }}
+{{- range $i, $p := .Values.prometheus }}
+{{- with $p.bearerTokenSecret }}
+{{- if .name }}
+{{- $mounts = append $mounts (dict "volume" (printf "prometheus-%d-token" $i) "secret" .name "items" (list (dict "key" (.key | default "token") "path" "token"))) }}
+{{- end }}
+{{- end }}
+{{- with $p.basicAuth }}
+{{- if and .passwordSecret .passwordSecret.name }}
+{{- $mounts = append $mounts (dict "volume" (printf "prometheus-%d-password" $i) "secret" .passwordSecret.name "items" (list (dict "key" (.passwordSecret.key | default "password") "path" "password"))) }}
+{{- end }}
+{{- end }}
+{{- with $p.tlsSecret }}
+{{- if .name }}
+{{- $items := list }}
+{{- if .ca }}{{ $items = append $items (dict "key" .ca "path" "ca.crt") }}{{ end }}
+{{- if .cert }}{{ $items = append $items (dict "key" .cert "path" "tls.crt") }}{{ end }}
+{{- if .key }}{{ $items = append $items (dict "key" .key "path" "tls.key") }}{{ end }}
+{{- $mounts = append $mounts (dict "volume" (printf "prometheus-%d-tls" $i) "secret" .name "items" $items) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $i, $k := .Values.kafka }}
+{{- with $k.sasl }}
+{{- if and .passwordSecret .passwordSecret.name }}
+{{- $mounts = append $mounts (dict "volume" (printf "kafka-%d-password" $i) "secret" .passwordSecret.name "items" (list (dict "key" (.passwordSecret.key | default "password") "path" "password"))) }}
+{{- end }}
+{{- end }}
+{{- with $k.tls }}
+{{- if and .enabled .secret .secret.name }}
+{{- $items := list }}
+{{- if .secret.ca }}{{ $items = append $items (dict "key" .secret.ca "path" "ca.crt") }}{{ end }}
+{{- if .secret.cert }}{{ $items = append $items (dict "key" .secret.cert "path" "tls.crt") }}{{ end }}
+{{- if .secret.key }}{{ $items = append $items (dict "key" .secret.key "path" "tls.key") }}{{ end }}
+{{- $mounts = append $mounts (dict "volume" (printf "kafka-%d-tls" $i) "secret" .secret.name "items" $items) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $i, $p := .Values.postgres }}
+{{- if and (not $p.dsnFromEnv) $p.dsnSecret $p.dsnSecret.name }}
+{{- $mounts = append $mounts (dict "volume" (printf "postgres-%d-dsn" $i) "secret" $p.dsnSecret.name "items" (list (dict "key" ($p.dsnSecret.key | default "dsn") "path" "dsn"))) }}
+{{- end }}
+{{- end }}
+{{- toJson $mounts }}
+{{- end }}
+
+{{/* The file of a mounted Secret: secretsDir/<volume>/<path>. */}}
+{{- define "canary.secretFile" -}}
+{{- printf "%s/%s/%s" (include "canary.secretsDir" .root) .volume .path }}
+{{- end }}
+
+{{/*
+The variable a database's DSN is read from, as the service computes it:
+CANARY_POSTGRES_DSN, or CANARY_POSTGRES_<NAME>_DSN with - and . as _.
+*/}}
+{{- define "canary.postgresDSNEnv" -}}
+{{- if . }}
+{{- printf "CANARY_POSTGRES_%s_DSN" (. | upper | replace "-" "_" | replace "." "_") }}
+{{- else }}
+{{- "CANARY_POSTGRES_DSN" }}
+{{- end }}
+{{- end }}
+
+{{/* Label matchers scoping the alerts to this release. */}}
+{{- define "canary.alertMatchers" -}}
+{{- .Values.prometheusRule.matchers | default (printf "job=%q,namespace=%q" (include "canary.fullname" .) .Release.Namespace) }}
+{{- end }}
+
+{{/* Whether the pod mounts a service account token. */}}
+{{- define "canary.automountToken" -}}
+{{- if or .Values.rbac.create .Values.serviceAccount.automountToken }}true{{ else }}false{{ end }}
+{{- end }}
+
+{{/*
+The git-sync container, as the sidecar and (oneTime) the init container.
+It runs as git-sync's own user (65533), which its image's /etc/passwd names,
+as SSH requires; fsGroup makes the shared checkout readable to canary.
+Credentials are given as variables naming mounted files, never as flags.
+*/}}
+{{- define "canary.gitSyncContainer" -}}
+{{- $g := .root.Values.gitSync -}}
+image: {{ printf "%s:%s" $g.image.repository $g.image.tag }}
+imagePullPolicy: {{ $g.image.pullPolicy }}
+args:
+  - --repo={{ $g.repo }}
+  - --ref={{ $g.ref }}
+  - --depth={{ $g.depth }}
+  - --period={{ $g.period }}
+  - --root={{ include "canary.gitRoot" .root }}
+  - --link={{ include "canary.gitLink" .root }}
+  {{- if .oneTime }}
+  - --one-time
+  {{- end }}
+  {{- with $g.extraArgs }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- if or $g.passwordSecret.name $g.ssh.existingSecret }}
+env:
+  {{- if $g.passwordSecret.name }}
+  - name: GITSYNC_USERNAME
+    value: {{ $g.username | quote }}
+  - name: GITSYNC_PASSWORD_FILE
+    value: /etc/git-secret/https/password
+  {{- end }}
+  {{- if $g.ssh.existingSecret }}
+  - name: GITSYNC_SSH
+    value: "true"
+  - name: GITSYNC_SSH_KEY_FILE
+    value: /etc/git-secret/ssh/ssh
+  - name: GITSYNC_SSH_KNOWN_HOSTS
+    value: {{ ternary "true" "false" (ne $g.ssh.knownHostsKey "") | quote }}
+  {{- if $g.ssh.knownHostsKey }}
+  - name: GITSYNC_SSH_KNOWN_HOSTS_FILE
+    value: /etc/git-secret/ssh/known_hosts
+  {{- end }}
+  {{- end }}
+{{- end }}
+resources:
+  {{- toYaml $g.resources | nindent 2 }}
+securityContext:
+  {{- toYaml (merge (dict "runAsUser" 65533 "runAsGroup" 65533) .root.Values.securityContext) | nindent 2 }}
+volumeMounts:
+  - name: git
+    mountPath: {{ include "canary.gitRoot" .root }}
+  # HOME of the image: git writes its config there.
+  - name: git-tmp
+    mountPath: /tmp
+  {{- if $g.passwordSecret.name }}
+  - name: git-password
+    mountPath: /etc/git-secret/https
+    readOnly: true
+  {{- end }}
+  {{- if $g.ssh.existingSecret }}
+  - name: git-ssh
+    mountPath: /etc/git-secret/ssh
+    readOnly: true
+  {{- end }}
+{{- end }}

@@ -1,0 +1,225 @@
+package charts_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/aurum/canary/internal/testkube"
+)
+
+// kubeTimeout bounds the requests of one test to the API server.
+const kubeTimeout = 2 * time.Minute
+
+// kubeClients returns a dynamic client of the shared cluster and a mapper
+// from kinds to resources.
+func kubeClients(t *testing.T, c *testkube.Cluster) (*dynamic.DynamicClient, meta.RESTMapper) {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(c.Config())
+	require.NoError(t, err)
+	disc, err := discovery.NewDiscoveryClientForConfig(c.Config())
+	require.NoError(t, err)
+	return dyn, restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))
+}
+
+// apply creates the objects in the cluster, or with dryRun has the API
+// server validate them all the way (schema, strict fields, admission)
+// without storing them. The prometheus-operator kinds are skipped, and
+// logged, when their CRDs are not installed: the test API server has none.
+// It returns how many objects the server took.
+func apply(t *testing.T, ctx context.Context, dyn *dynamic.DynamicClient, mapper meta.RESTMapper, objs manifests, dryRun bool) int {
+	t.Helper()
+	opts := metav1.CreateOptions{FieldManager: "charts-test", FieldValidation: metav1.FieldValidationStrict}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	applied := 0
+	for _, o := range objs {
+		gvk := o.u.GroupVersionKind()
+		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if meta.IsNoMatchError(err) && gvk.Group == customGroup {
+			t.Logf("skipped %s: the prometheus-operator CRDs are not installed on the test API server", o)
+			continue
+		}
+		require.NoError(t, err, "%s", o)
+		var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			ri = dyn.Resource(mapping.Resource).Namespace(o.u.GetNamespace())
+		}
+		_, err = ri.Create(ctx, o.u, opts)
+		require.NoError(t, err, "the API server rejected %s", o)
+		applied++
+	}
+	return applied
+}
+
+// TestServerSideDryRun sends every manifest of every values file to a real
+// kube-apiserver as a server-side dry run, in a fresh namespace: the server
+// validates each against its OpenAPI schema, with strict field validation,
+// and runs admission, without storing anything.
+func TestServerSideDryRun(t *testing.T) {
+	c := testkube.Shared(t)
+	// Not needed by any manifest, but installed as in production, where
+	// the kill switch's HTTPRoutes are served.
+	c.InstallGatewayAPI(t)
+	dyn, mapper := kubeClients(t, c)
+	for _, file := range ciValues(t) {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), kubeTimeout)
+			defer cancel()
+			ns := c.Namespace(t)
+			objs := render(t, "--namespace", ns, "-f", file)
+			applied := apply(t, ctx, dyn, mapper, objs, true)
+			want := len(objs) - len(objs.all("ServiceMonitor")) - len(objs.all("PrometheusRule"))
+			require.Equal(t, want, applied)
+		})
+	}
+}
+
+// TestKillSwitchRBAC creates the chart's ServiceAccount and RBAC for real
+// and asks the API server's RBAC authorizer what the service account may
+// do: what the traffic routers need, where the values say, and nothing
+// else.
+func TestKillSwitchRBAC(t *testing.T) {
+	c := testkube.Shared(t)
+	dyn, mapper := kubeClients(t, c)
+	tests := []struct {
+		name        string
+		clusterWide bool
+	}{
+		{name: "release namespace"},
+		{name: "cluster wide", clusterWide: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), kubeTimeout)
+			defer cancel()
+			ns := c.Namespace(t)
+			args := []string{"--namespace", ns, "--set", "rbac.create=true"}
+			if tt.clusterWide {
+				args = append(args, "--set", "rbac.clusterWide=true")
+			}
+			var rbac manifests
+			for _, o := range render(t, args...) {
+				switch o.u.GetKind() {
+				case "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding":
+					rbac = append(rbac, o)
+				}
+			}
+			require.Len(t, rbac, 3)
+			apply(t, ctx, dyn, mapper, rbac, false)
+
+			user := "system:serviceaccount:" + ns + ":" + release
+			can := func(verb, group, resource, namespace string) bool {
+				sar, err := c.Kubernetes().AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+					Spec: authorizationv1.SubjectAccessReviewSpec{
+						User:   user,
+						Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+						ResourceAttributes: &authorizationv1.ResourceAttributes{
+							Namespace: namespace, Verb: verb, Group: group, Resource: resource,
+						},
+					},
+				}, metav1.CreateOptions{})
+				require.NoError(t, err)
+				return sar.Status.Allowed
+			}
+			// The authorizer reads RBAC objects from a cache: wait for
+			// the first grant to show.
+			require.Eventually(t, func() bool { return can("patch", "networking.k8s.io", "ingresses", ns) },
+				30*time.Second, 50*time.Millisecond, "the Role never took effect")
+
+			for _, verb := range []string{"get", "list", "create", "patch"} {
+				require.True(t, can(verb, "networking.k8s.io", "ingresses", ns), "%s ingresses", verb)
+			}
+			for _, verb := range []string{"get", "update", "patch"} {
+				require.True(t, can(verb, "gateway.networking.k8s.io", "httproutes", ns), "%s httproutes", verb)
+			}
+			// Nothing more than the routers use.
+			require.False(t, can("delete", "networking.k8s.io", "ingresses", ns))
+			require.False(t, can("create", "gateway.networking.k8s.io", "httproutes", ns))
+			require.False(t, can("get", "", "secrets", ns))
+			require.False(t, can("update", "apps", "deployments", ns))
+			// Other namespaces only cluster wide.
+			require.Equal(t, tt.clusterWide, can("patch", "networking.k8s.io", "ingresses", "default"))
+			require.Equal(t, tt.clusterWide, can("update", "gateway.networking.k8s.io", "httproutes", "default"))
+		})
+	}
+}
+
+// kubeconfig writes a kubeconfig for the cluster, for helm.
+func kubeconfig(t *testing.T, c *testkube.Cluster) string {
+	t.Helper()
+	cfg := c.Config()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["testkube"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
+	kc.Contexts["testkube"] = &clientcmdapi.Context{Cluster: "testkube", AuthInfo: "admin"}
+	kc.CurrentContext = "testkube"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	require.NoError(t, clientcmd.WriteToFile(*kc, path))
+	return path
+}
+
+// TestHelmInstallDryRun runs `helm install --dry-run=server` against the
+// API server, the way a user first tries the chart, and checks the notes it
+// prints.
+func TestHelmInstallDryRun(t *testing.T) {
+	c := testkube.Shared(t)
+	kc := kubeconfig(t, c)
+	tests := []struct {
+		name    string
+		args    []string
+		want    []string
+		notWant []string
+	}{
+		{
+			name: "defaults",
+			want: []string{
+				"Aurum Canary is deployed as canary in ",
+				"the ConfigMap canary-policies, mounted at /etc/canary/policies (empty: set `policies` or `gitSync`)",
+				"WARNING: no bearer token is required on these route groups: analysis, flagger, alertmanager, admin.",
+				"The kill switch has no RBAC from this chart",
+				"/v1/flagger/rollback\"}",
+			},
+		},
+		{
+			name: "secrets and git-sync",
+			args: []string{"-f", filepath.Join(chartDir(t), "ci", "secrets-values.yaml"), "-f", filepath.Join(chartDir(t), "ci", "git-sync-values.yaml")},
+			want: []string{
+				"git@github.com:aurum/canary-policies.git at main, directory policies/prod, synced every 1m",
+				"/v1/flagger/rollback?token=TOKEN",
+				"Bearer {{args.token}}",
+			},
+			notWant: []string{"WARNING", "The kill switch has no RBAC"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := c.Namespace(t)
+			args := append([]string{"install", release, chartDir(t), "--namespace", ns, "--dry-run=server", "--kubeconfig", kc}, tt.args...)
+			out, err := runHelm(t, args...)
+			require.NoError(t, err, "%s", out)
+			_, notes, ok := strings.Cut(out, "NOTES:\n")
+			require.True(t, ok, "helm printed no notes:\n%s", out)
+			for _, w := range tt.want {
+				require.Contains(t, notes, w)
+			}
+			for _, w := range tt.notWant {
+				require.NotContains(t, notes, w)
+			}
+		})
+	}
+}
