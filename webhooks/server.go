@@ -122,6 +122,7 @@ func New(o Options) (*Server, error) {
 
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	r.GET("/readyz", s.ready)
+	r.GET("/v1/openapi.yaml", s.openAPI)
 	if o.Gatherer != nil {
 		h := promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})
 		r.GET("/metrics", gin.WrapH(h))

@@ -1,0 +1,215 @@
+package docs_test
+
+import (
+	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// operations.md is checked against the code and the chart: its metrics
+// table lists exactly the metrics webhooks/metrics.go registers, any
+// canary_* metric named anywhere in the docs exists, its alerts table lists
+// exactly the chart's PrometheusRule alerts, its rules file is valid for
+// promtool and carries the same alerts, and its dashboard table has the
+// dashboard's rows. Alertmanager configurations in the docs pass amtool.
+
+// engineMetrics returns the canary_* metric names webhooks/metrics.go
+// registers: the Name of every prometheus.*Opts literal, under the
+// "canary" namespace.
+func engineMetrics(t *testing.T) []string {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "../webhooks/metrics.go", nil, 0)
+	require.NoError(t, err)
+	var names []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		cl, ok := n.(*ast.CompositeLit)
+		if !ok {
+			return true
+		}
+		sel, ok := cl.Type.(*ast.SelectorExpr)
+		if !ok || !strings.HasSuffix(sel.Sel.Name, "Opts") {
+			return true
+		}
+		var ns, name string
+		for _, el := range cl.Elts {
+			kv, ok := el.(*ast.KeyValueExpr)
+			if !ok {
+				continue
+			}
+			key := kv.Key.(*ast.Ident).Name
+			switch v := kv.Value.(type) {
+			case *ast.BasicLit:
+				s, _ := strconv.Unquote(v.Value)
+				if key == "Name" {
+					name = s
+				}
+			case *ast.Ident:
+				if key == "Namespace" && v.Name == "namespace" {
+					ns = "canary"
+				}
+			}
+		}
+		require.Equal(t, "canary", ns, "%s: a metric outside the canary namespace", fset.Position(cl.Pos()))
+		require.NotEmpty(t, name, "%s: a metric without a literal name", fset.Position(cl.Pos()))
+		names = append(names, ns+"_"+name)
+		return true
+	})
+	require.GreaterOrEqual(t, len(names), 10)
+	sort.Strings(names)
+	return names
+}
+
+var metricRE = regexp.MustCompile(`\bcanary_[a-z_]+[a-z]`)
+
+// TestMetricsDocumented: the metrics table is exactly the engine's
+// metrics, and no doc names a canary_* metric that does not exist.
+func TestMetricsDocumented(t *testing.T) {
+	want := engineMetrics(t)
+	var table []string
+	for _, tbl := range markedTables(t, "operations.md") {
+		if tbl.marker == "metrics" {
+			table = append(table, tbl.first...)
+		}
+	}
+	sort.Strings(table)
+	require.Equal(t, want, table, "operations.md <!-- metrics --> against webhooks/metrics.go")
+
+	// policy.md is left out: its canary_* words are query names.
+	files := slices.DeleteFunc(append(markdownFiles(t), "openapi.yaml"), func(f string) bool { return f == "policy.md" })
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		require.NoError(t, err)
+		for _, m := range metricRE.FindAllString(string(data), -1) {
+			base := m
+			for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+				if b, ok := strings.CutSuffix(m, suffix); ok && slices.Contains(want, b) {
+					base = b // a histogram's series
+				}
+			}
+			require.Contains(t, want, base, "%s names %s, which canary serve does not export", file, m)
+		}
+	}
+}
+
+// chartAlerts returns the alert names of the chart's PrometheusRule.
+func chartAlerts(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile("../charts/canary/templates/prometheusrule.yaml")
+	require.NoError(t, err)
+	var names []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*- alert:\s*(\S+)\s*$`).FindAllStringSubmatch(string(data), -1) {
+		names = append(names, m[1])
+	}
+	require.NotEmpty(t, names)
+	sort.Strings(names)
+	return names
+}
+
+// TestAlertsDocumented: the alerts table and the plain rules file carry
+// exactly the chart's alerts, and the rules file is valid.
+func TestAlertsDocumented(t *testing.T) {
+	want := chartAlerts(t)
+	var table []string
+	for _, tbl := range markedTables(t, "operations.md") {
+		if tbl.marker == "chart-alerts" {
+			table = append(table, tbl.first...)
+		}
+	}
+	sort.Strings(table)
+	require.Equal(t, want, table, "operations.md <!-- chart-alerts --> against the chart's PrometheusRule")
+
+	var inBlock []string
+	for _, f := range fences(t, "operations.md") {
+		if !hasWord(f.info, "prometheus-rules") {
+			continue
+		}
+		for _, m := range regexp.MustCompile(`(?m)^\s*- alert:\s*(\S+)\s*$`).FindAllStringSubmatch(f.text, -1) {
+			inBlock = append(inBlock, m[1])
+		}
+	}
+	sort.Strings(inBlock)
+	require.Equal(t, want, inBlock, "operations.md's rules file against the chart's PrometheusRule")
+}
+
+// tool finds a binary the tests need, failing with the Debian package that
+// provides it.
+func tool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	require.NoError(t, err, "%s is missing: install the Debian package %s (make deps does)", name, pkg)
+	return p
+}
+
+// TestRuleAndAlertmanagerBlocksValid: the Prometheus rule files and
+// Alertmanager configurations the docs show load in promtool and amtool.
+func TestRuleAndAlertmanagerBlocksValid(t *testing.T) {
+	checks := map[string]func(file string) *exec.Cmd{
+		"prometheus-rules": func(file string) *exec.Cmd {
+			return exec.Command(tool(t, "promtool", "prometheus"), "check", "rules", file)
+		},
+		"alertmanager-config": func(file string) *exec.Cmd {
+			return exec.Command(tool(t, "amtool", "prometheus-alertmanager"), "check-config", file)
+		},
+	}
+	count := map[string]int{}
+	for _, md := range markdownFiles(t) {
+		for _, f := range fences(t, md) {
+			for word, check := range checks {
+				if !hasWord(f.info, word) {
+					continue
+				}
+				count[word]++
+				file := filepath.Join(t.TempDir(), "block.yml")
+				require.NoError(t, os.WriteFile(file, []byte(f.text), 0o644))
+				out, err := check(file).CombinedOutput()
+				require.NoError(t, err, "%s:%d: %s\n%s", md, f.line, word, out)
+			}
+		}
+	}
+	require.GreaterOrEqual(t, count["prometheus-rules"], 2)
+	require.GreaterOrEqual(t, count["alertmanager-config"], 1)
+}
+
+// TestDashboardDocumented: the dashboard table has the dashboard's rows.
+func TestDashboardDocumented(t *testing.T) {
+	paths, err := filepath.Glob("../charts/canary/dashboards/*.json")
+	require.NoError(t, err)
+	require.NotEmpty(t, paths, "the chart ships a dashboard")
+	var rows []string
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		require.NoError(t, err)
+		var dash struct {
+			Panels []struct {
+				Type  string `json:"type"`
+				Title string `json:"title"`
+			} `json:"panels"`
+		}
+		require.NoError(t, json.Unmarshal(data, &dash), p)
+		for _, panel := range dash.Panels {
+			if panel.Type == "row" {
+				rows = append(rows, panel.Title)
+			}
+		}
+	}
+	var table []string
+	for _, tbl := range markedTables(t, "operations.md") {
+		if tbl.marker == "dashboard-rows" {
+			table = append(table, tbl.first...)
+		}
+	}
+	require.Equal(t, rows, table, "operations.md <!-- dashboard-rows --> against the chart's dashboard, in order")
+}
