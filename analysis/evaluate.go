@@ -195,6 +195,26 @@ func (qr *QueryResult) setRecord(values map[string]float64) {
 	qr.record = values
 }
 
+// NewQueryResult builds a query's result from what its source returned,
+// as Evaluate does: shaped for the query's rules (a number, points,
+// samples or a record), with non-finite values as no data and too many
+// series as an error. Backtests use it to replay history one step at a
+// time.
+func NewQueryResult(q *rules.Query, rendered string, res queries.Result, err error) QueryResult {
+	qr := QueryResult{Name: q.Name, Kind: q.Kind, Source: q.Source, Query: rendered}
+	if err != nil {
+		qr.fail(err)
+		return qr
+	}
+	qr.Warnings = res.Warnings
+	if q.ValueKind() == rules.KindRecord {
+		qr.setRecord(res.Values)
+		return qr
+	}
+	qr.set(q, res.Samples)
+	return qr
+}
+
 func (qr *QueryResult) fail(err error) {
 	qr.err = err
 	qr.Error = err.Error()
