@@ -5,6 +5,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -176,6 +177,11 @@ func findScenario(name string) (scenario, bool) {
 // Ingress's annotations, a Kafka topic with two consumers, and canary serve
 // wired to them.
 func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, keepServing bool) (res demoResult, code int) {
+	// The orchestrator reports events from its own goroutine while this one
+	// narrates: one lock per write keeps lines whole and output consistent.
+	locked := *c
+	locked.stdout = &lockedWriter{w: c.stdout}
+	c = &locked
 	fmt.Fprintf(c.stdout, "\n%s\n%s\n\n", c.color2(ansiBold, "== canary demo: "+sc.name), sc.story)
 	dir, err := os.MkdirTemp("", "canary-demo-")
 	if err != nil {
@@ -355,4 +361,16 @@ func outcomeMarks(rs []analysis.RuleResult) string {
 		b.WriteByte(' ')
 	}
 	return b.String()
+}
+
+// lockedWriter serialises writes from the orchestrator and the narrator.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
