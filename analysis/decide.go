@@ -27,7 +27,7 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 		Params:      params,
 		Queries:     qs,
 		EvaluatedAt: at,
-		Rules:       make([]RuleResult, len(pol.Rules)),
+		Rules:       make([]RuleResult, len(pol.Rules), len(pol.Rules)+len(pol.Comparisons)),
 	}
 	env := make(map[string]any, len(qs)+1)
 	for i := range qs {
@@ -43,7 +43,14 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 	for i, r := range pol.Rules {
 		res.Rules[i], buf = evalRule(machine, r, qs, env, buf[:0])
 	}
-	res.aggregate(pol)
+	for _, c := range pol.Comparisons {
+		res.Rules = append(res.Rules, compare(c, qs))
+	}
+	if pol.Scoring != nil {
+		res.scoreKayenta(pol)
+	} else {
+		res.aggregate(pol)
+	}
 	if len(pol.Decision.Rules) > 0 {
 		res.applyDecisionRules(machine, pol, qs, env, at)
 	}
@@ -135,7 +142,7 @@ func evalRule(machine *vm.VM, r *rules.Rule, qs QueryResults, env map[string]any
 		}
 	}
 	if noData != "" {
-		rr.Verdict = r.NoData
+		rr.Verdict, rr.NoData = r.NoData, true
 		rr.Reason = "no data for " + noData + " (noData: " + string(r.NoData) + ")"
 		return rr, buf
 	}

@@ -112,8 +112,9 @@ func (e *Evaluator) EvaluateRun(ctx context.Context, pol *rules.Policy, params m
 	if at.IsZero() {
 		at = start
 	}
-	qs := make(QueryResults, len(pol.Queries))
-	for i, q := range pol.Queries {
+	all := allQueries(pol)
+	qs := make(QueryResults, len(all))
+	for i, q := range all {
 		text, fields, err := q.Render(resolved)
 		if err != nil {
 			return nil, err
@@ -135,13 +136,14 @@ func (e *Evaluator) EvaluateRun(ctx context.Context, pol *rules.Policy, params m
 // runQueries runs every query, at most e.concurrency at once, and fills in
 // their results.
 func (e *Evaluator) runQueries(ctx context.Context, pol *rules.Policy, qs QueryResults, at time.Time, run string) {
+	all := allQueries(pol)
 	if len(qs) == 1 {
-		e.runQuery(ctx, pol.Queries[0], &qs[0], at, run)
+		e.runQuery(ctx, all[0], &qs[0], at, run)
 		return
 	}
 	sem := make(chan struct{}, e.concurrency)
 	var wg sync.WaitGroup
-	for i, q := range pol.Queries {
+	for i, q := range all {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -193,6 +195,20 @@ func (qr *QueryResult) setRecord(values map[string]float64) {
 		qr.Values[k] = Float(v)
 	}
 	qr.record = values
+}
+
+// allQueries lists what an evaluation of pol runs: its queries, then each
+// comparison's canary and baseline queries, in the order of their Index.
+func allQueries(pol *rules.Policy) []*rules.Query {
+	if len(pol.Comparisons) == 0 {
+		return pol.Queries
+	}
+	all := make([]*rules.Query, 0, pol.QueryCount())
+	all = append(all, pol.Queries...)
+	for _, c := range pol.Comparisons {
+		all = append(all, c.Canary, c.Baseline)
+	}
+	return all
 }
 
 // NewQueryResult builds a query's result from what its source returned,

@@ -74,6 +74,34 @@ type RuleResult struct {
 	Inputs   []string `json:"inputs"`
 	Critical bool     `json:"critical,omitempty"`
 	Weight   float64  `json:"weight"`
+	// Group places the rule in a scored policy's groups.
+	Group string `json:"group,omitempty"`
+	// NoData marks a rule that took its noData outcome.
+	NoData bool `json:"noData,omitempty"`
+	// Comparison is set for a statistical comparison: the test's figures.
+	Comparison *ComparisonResult `json:"comparison,omitempty"`
+}
+
+// ComparisonResult is a baseline-vs-canary comparison's outcome and the
+// figures behind it.
+type ComparisonResult struct {
+	// Class is pass, high, low, nodata, nodatafail or error.
+	Class     string `json:"class"`
+	Direction string `json:"direction"`
+	// PValue, Estimate (the Hodges-Lehmann shift, canary minus
+	// baseline) and its confidence interval, from the Mann-Whitney test.
+	PValue     Float `json:"pValue"`
+	Estimate   Float `json:"estimate"`
+	CILow      Float `json:"ciLow"`
+	CIHigh     Float `json:"ciHigh"`
+	Confidence Float `json:"confidence"`
+	// Means and their ratio, canary over baseline: the effect size.
+	CanaryMean   Float `json:"canaryMean"`
+	BaselineMean Float `json:"baselineMean"`
+	Ratio        Float `json:"ratio"`
+	// Samples on each side after NaN and outlier handling.
+	CanarySamples   int `json:"canarySamples"`
+	BaselineSamples int `json:"baselineSamples"`
 }
 
 // QueryResult is one query's rendered text and outcome.

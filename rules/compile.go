@@ -141,7 +141,7 @@ func compileRule(r *Rule, pol *Policy) error {
 }
 
 // explain prepares both sides of a top-level numeric comparison.
-func explain(root ast.Node, env map[string]any, pol *Policy) *Comparison {
+func explain(root ast.Node, env map[string]any, pol *Policy) *Sides {
 	bin, ok := root.(*ast.BinaryNode)
 	if !ok || comparisonOps[bin.Operator] == "" || !numeric(bin.Left) || !numeric(bin.Right) {
 		return nil
@@ -151,7 +151,7 @@ func explain(root ast.Node, env map[string]any, pol *Policy) *Comparison {
 	if !ok1 || !ok2 {
 		return nil
 	}
-	return &Comparison{Op: bin.Operator, Left: left, Right: right}
+	return &Sides{Op: bin.Operator, Left: left, Right: right}
 }
 
 func numeric(n ast.Node) bool {

@@ -20,6 +20,9 @@ import (
 //	safeDiv(a, b, fallback)       a / b, or fallback when b is 0
 //	within(a, b, pct)             |a - b| is at most pct percent of |b|
 //	isNaN(x), isInf(x)            as in Argo Rollouts conditions
+//	mannwhitney(canary, baseline) a Mann-Whitney test over two range
+//	                              queries: .p, .estimate, .low, .high, .w,
+//	                              .ratio
 var exprFunctions = []expr.Option{
 	expr.Function("pctChange", func(args ...any) (any, error) {
 		return PctChange(args[0].(float64), args[1].(float64)), nil
@@ -44,10 +47,11 @@ var exprFunctions = []expr.Option{
 	expr.Function("isInf", func(args ...any) (any, error) {
 		return math.IsInf(args[0].(float64), 0), nil
 	}, new(func(float64) bool)),
+	mannWhitneyFunction,
 }
 
 var exprFunctionNames = map[string]struct{}{
-	"pctChange": {}, "ratio": {}, "safeDiv": {}, "within": {}, "isNaN": {}, "isInf": {},
+	"pctChange": {}, "ratio": {}, "safeDiv": {}, "within": {}, "isNaN": {}, "isInf": {}, "mannwhitney": {},
 }
 
 // PctChange is the percent change from base to v. It is 0 when both are 0

@@ -300,7 +300,7 @@ func (p *parser) stringMap(n *yaml.Node, s scope, what string) map[string]string
 }
 
 func (p *parser) spec(n *yaml.Node, pol *Policy, s scope) {
-	var queries, rulesNode *yaml.Node
+	var queries, rulesNode, compareNode, scoringNode *yaml.Node
 	p.fields(n, s, "spec", map[string]func(k, v *yaml.Node){
 		"description": func(_, v *yaml.Node) { pol.Description, _ = p.str(v, s, "description") },
 		"params":      func(_, v *yaml.Node) { p.params(v, pol, s) },
@@ -310,6 +310,10 @@ func (p *parser) spec(n *yaml.Node, pol *Policy, s scope) {
 		"alerts":      func(_, v *yaml.Node) { p.alerts(v, pol, s) },
 		"rollout":     func(_, v *yaml.Node) { pol.Rollout = p.rollout(v, s) },
 		"traffic":     func(_, v *yaml.Node) { pol.Traffic = p.traffic(v, pol, s) },
+		// Comparisons and scoring read the params, queries and rules,
+		// whatever the file's order.
+		"compare": func(_, v *yaml.Node) { compareNode = v },
+		"scoring": func(_, v *yaml.Node) { scoringNode = v },
 	})
 	if pol.Decision.OnFail == "" {
 		pol.Decision.OnFail = ActionRollback
@@ -323,10 +327,17 @@ func (p *parser) spec(n *yaml.Node, pol *Policy, s scope) {
 	if queries != nil {
 		p.queries(queries, pol, s)
 	}
-	if rulesNode == nil {
-		p.errorf(n, s, "spec.rules: a policy needs at least one rule")
-	} else {
+	switch {
+	case rulesNode != nil:
 		p.rules(rulesNode, pol, s)
+	case compareNode == nil:
+		p.errorf(n, s, "spec.rules: a policy needs at least one rule or comparison")
+	}
+	if compareNode != nil {
+		p.comparisons(compareNode, pol, s)
+	}
+	if scoringNode != nil {
+		p.scoring(scoringNode, pol, s)
 	}
 	if pol.Rollout != nil {
 		p.checkRolloutRules(pol, s)

@@ -67,6 +67,10 @@ type Policy struct {
 	Rollout *Rollout
 	// Traffic is nil when the policy names no traffic router.
 	Traffic *Traffic
+	// Comparisons are the statistical baseline-vs-canary rules.
+	Comparisons []*Comparison
+	// Scoring, when set, scores rules and comparisons Kayenta's way.
+	Scoring *Scoring
 
 	params  map[string]*Param
 	queries map[string]*Query
@@ -116,6 +120,10 @@ type Query struct {
 	Step  time.Duration
 	// ParamRefs are the params the template reads.
 	ParamRefs []string
+	// TrackParam and Track, when set, override one param for this query:
+	// a comparison renders one query for the canary's track and one for
+	// the baseline's.
+	TrackParam, Track string
 }
 
 // ValueKind tells what a query contributes to the rule environment.
@@ -172,20 +180,21 @@ type Rule struct {
 	Program *vm.Program
 	// Explain describes the top-level comparison, when there is one, so a
 	// reason can show both sides.
-	Explain *Comparison
+	Explain *Sides
 	// Line and Column locate the rule, for messages.
 	Line, Column int
 }
 
-// Comparison is a rule whose expression is `lhs op rhs` with numeric sides.
-type Comparison struct {
+// Sides are the two sides of a rule whose expression is `lhs op rhs` with
+// numeric sides.
+type Sides struct {
 	Op string
 	// Left and Right evaluate each side; when a side is a plain query or a
 	// constant the program is nil and Ident or Const is set instead.
 	Left, Right Operand
 }
 
-// Operand is one side of a Comparison.
+// Operand is one side of a rule's comparison.
 type Operand struct {
 	Text    string
 	Ident   string

@@ -84,6 +84,10 @@ func (p *Policy) ResolveParams(in map[string]string) (map[string]string, error) 
 // Render executes a query's templates with resolved params: its text
 // (PromQL, SQL) and its fields, if it has any.
 func (q *Query) Render(params map[string]string) (string, map[string]string, error) {
+	if q.TrackParam != "" {
+		params = maps.Clone(params)
+		params[q.TrackParam] = q.Track
+	}
 	var text string
 	if q.Template != nil {
 		var b strings.Builder

@@ -831,7 +831,7 @@ func withEverySource(t *testing.T) envOption {
 
 // everyShape is a policy whose queries give every kind of result: a
 // number, a range, samples, samples with ranges, records (one with a NaN
-// field), a failed query and one with no data.
+// field), a failed query, one with no data and a statistical comparison.
 const everyShape = `apiVersion: canary.aurum.dev/v1
 kind: Policy
 metadata: {name: every-shape}
@@ -860,6 +860,8 @@ spec:
     - {name: health, expr: health.up == 1 && health.value > 0}
     - {name: health-up, expr: health.up == 1, weight: 2, critical: true}
     - {name: port, expr: port.up == 1 && port.latency_ms < 1000}
+  compare:
+    - {name: rate-vs-itself, canary: 'sum(rate(requests_total{app="{{ .name }}"}[5m]))', baseline: 'sum(rate(requests_total{app="{{ .name }}"}[5m]))', range: 10m, step: 1m, group: traffic}
   decision:
     rules:
       - {name: busy, expr: rate > 0, action: pause}
@@ -1104,7 +1106,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		code, out := e.call("GET", path, nil)
 		require.Equal(t, 200, code)
 		for _, want := range []string{`"points":[`, `"samples":[`, `"values":[`, `"values":{`, `"fields":{`, `"error":"`,
-			`"noData":true`, `"threshold":`, `"critical":true`, `"decisions":["busy"]`, `"value":"NaN"`, `"header.Authorization":"\u003credacted\u003e"`} {
+			`"noData":true`, `"threshold":`, `"critical":true`, `"decisions":["busy"]`, `"value":"NaN"`, `"comparison":{"class":"pass"`, `"group":"traffic"`, `"header.Authorization":"\u003credacted\u003e"`} {
 			require.Contains(t, out, want)
 		}
 	})

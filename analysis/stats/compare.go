@@ -172,7 +172,7 @@ func Compare(canary, baseline []float64, c Comparison) Outcome {
 			Class: ClassPass,
 			Result: Result{
 				W: float64(len(cn)*len(bl)) / 2, PValue: 1, ConfidenceLevel: c.ConfidenceLevel,
-				NX: len(cn), NY: len(bl), MeanX: mean(cn), MeanY: mean(bl),
+				NX: len(cn), NY: len(bl), MeanX: Mean(cn), MeanY: Mean(bl),
 			},
 			Ratio:  1,
 			Reason: "canary and baseline data are identical",
@@ -190,7 +190,7 @@ func Compare(canary, baseline []float64, c Comparison) Outcome {
 	}
 	if jittered {
 		// The means describe the data, not the noise.
-		res.MeanX, res.MeanY = mean(sc), mean(sb)
+		res.MeanX, res.MeanY = Mean(sc), Mean(sb)
 	}
 	out := Outcome{Class: ClassPass, Result: res, Ratio: ratio}
 	bound := boundFraction * math.Abs(res.Estimate)
@@ -272,7 +272,7 @@ func (c Comparison) withDefaults() (Comparison, error) {
 // meanRatio is Kayenta's effect size, mean(canary) / mean(baseline), NaN
 // when either mean is 0 rather than ±Inf or 0.
 func meanRatio(canary, baseline []float64) float64 {
-	mc, mb := mean(canary), mean(baseline)
+	mc, mb := Mean(canary), Mean(baseline)
 	if mc == 0 || mb == 0 {
 		return math.NaN()
 	}

@@ -169,7 +169,7 @@ func MannWhitney(x, y []float64, opts Options) (Result, error) {
 
 	res := Result{
 		NX: len(x), NY: len(y),
-		MeanX: mean(x), MeanY: mean(y),
+		MeanX: Mean(x), MeanY: Mean(y),
 		ConfidenceLevel: conf,
 	}
 	// R: STATISTIC <- sum(r[seq_along(x)]) - n.x * (n.x + 1) / 2.
@@ -524,9 +524,9 @@ func sign(v float64) float64 {
 	return v
 }
 
-// mean is R's mean(): the sum divided by n, refined by the mean residual,
-// so a constant sample's mean is that constant.
-func mean(xs []float64) float64 {
+// Mean is R's mean(): the sum divided by n, refined by the mean residual,
+// so a constant sample's mean is that constant. It is NaN for no samples.
+func Mean(xs []float64) float64 {
 	n := float64(len(xs))
 	s := 0.0
 	for _, v := range xs {
