@@ -135,9 +135,9 @@ func TestKayentaScoring(t *testing.T) {
 		{name: "one of two in a group fails: marginal", verdict: VerdictInconclusive, score: 0.75, reason: "score 75.0 is marginal", series: map[string]string{
 			`errors{app="a",track="canary"}`: "0x30", `lat_ms{app="a",track="canary"}`: slow, `lat_ms{app="a",track="primary"}`: base,
 			`cpu{app="a",track="canary"}`: same, `cpu{app="a",track="primary"}`: base}},
-		{name: "too much no data fails", verdict: VerdictFail, reason: "no data for 2 of 3", series: map[string]string{
+		{name: "too much no data fails", verdict: VerdictFail, reason: "no data for 2 of 4", series: map[string]string{
 			`errors{app="a",track="canary"}`: "0x30"}},
-		{name: "errors fail the error group", verdict: VerdictFail, score: 0.25, reason: "score 25.0 < 60", series: map[string]string{
+		{name: "a rule grouped with another halves the error group", verdict: VerdictFail, score: 0.5, reason: "score 50.0 < 60", series: map[string]string{
 			`errors{app="a",track="canary"}`: "0.5x30", `lat_ms{app="a",track="canary"}`: slow, `lat_ms{app="a",track="primary"}`: base,
 			`cpu{app="a",track="canary"}`: same, `cpu{app="a",track="primary"}`: base}},
 	}

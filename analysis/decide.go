@@ -123,7 +123,7 @@ func (qr *QueryResult) envValue() (any, bool) {
 }
 
 func evalRule(machine *vm.VM, r *rules.Rule, qs QueryResults, env map[string]any, buf []byte) (RuleResult, []byte) {
-	rr := RuleResult{Name: r.Name, Expr: r.Expr, Critical: r.Critical, Weight: r.Weight}
+	rr := RuleResult{Name: r.Name, Expr: r.Expr, Critical: r.Critical, Weight: r.Weight, Group: r.Group}
 	rr.Inputs = r.InputNames
 
 	// A failed query makes the rule an error and missing data takes the

@@ -548,6 +548,7 @@ func (p *parser) rules(n *yaml.Node, pol *Policy, s scope) {
 			"description": func(_, v *yaml.Node) { r.Description, _ = p.str(v, rs, "description") },
 			"expr":        func(_, v *yaml.Node) { exprNode = v },
 			"critical":    func(_, v *yaml.Node) { r.Critical = p.boolean(v, rs, "critical") },
+			"group":       func(_, v *yaml.Node) { r.Group, _ = p.str(v, rs, "group") },
 			"weight": func(_, v *yaml.Node) {
 				if r.Weight = p.number(v, rs, "weight"); r.Weight < 0 {
 					p.errorf(v, rs, "weight must not be negative")

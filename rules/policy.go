@@ -168,6 +168,9 @@ type Rule struct {
 	Weight float64
 	// NoData is the outcome when an input has no data; default inconclusive.
 	NoData Outcome
+	// Group places the rule in a group under the policy's scoring; empty
+	// means a group of its own.
+	Group string
 	// Inputs are the queries the expression reads, in declaration order,
 	// and InputNames their names.
 	Inputs     []*Query
