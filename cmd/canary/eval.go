@@ -60,17 +60,8 @@ func runEval(ctx context.Context, c *cli, args []string) int {
 	case *output != "table" && *output != "json":
 		return c.usageError(fs, "-o must be table or json")
 	}
-	if len(policyPaths) == 0 {
-		policyPaths = multiFlag{defaultPolicies}
-	}
-	set, err := rules.Load(policyPaths...)
-	if err != nil {
-		fmt.Fprintln(c.stderr, err)
-		return exitError
-	}
-	pol, err := set.Get(*policyName)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "canary eval: %v (loaded: %s)\n", err, policyNames(set))
+	pol, ok := c.loadPolicy("eval", policyPaths, *policyName)
+	if !ok {
 		return exitError
 	}
 
@@ -82,10 +73,7 @@ func runEval(ctx context.Context, c *cli, args []string) int {
 		}
 	}
 	if *promURL != "" {
-		hc := config.DefaultHTTPClientConfig
-		hc.BearerTokenFile = *tokenFile
-		hc.TLSConfig.CAFile = *caFile
-		cfg.Prometheus = []prometheusConfig{{URL: *promURL, HTTPClient: hc, Timeout: model.Duration(*promTimeout)}}
+		cfg.Prometheus = []prometheusConfig{prometheusFlag(*promURL, *tokenFile, *caFile, *promTimeout)}
 	}
 	if *kafkaAddrs != "" {
 		cfg.Kafka = defaultKafka(cfg.Kafka, *kafkaAddrs)
@@ -158,12 +146,35 @@ func (c *cli) usageError(fs *flag.FlagSet, format string, args ...any) int {
 	return exitError
 }
 
-func policyNames(set *rules.Set) string {
-	names := make([]string, len(set.Policies))
-	for i, p := range set.Policies {
-		names[i] = p.Name
+// loadPolicy loads the policies at paths (the examples when none are
+// given) and returns the one named, or reports why it cannot.
+func (c *cli) loadPolicy(cmd string, paths []string, name string) (*rules.Policy, bool) {
+	if len(paths) == 0 {
+		paths = []string{defaultPolicies}
 	}
-	return strings.Join(names, ", ")
+	set, err := rules.Load(paths...)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return nil, false
+	}
+	pol, err := set.Get(name)
+	if err != nil {
+		names := make([]string, len(set.Policies))
+		for i, p := range set.Policies {
+			names[i] = p.Name
+		}
+		fmt.Fprintf(c.stderr, "canary %s: %v (loaded: %s)\n", cmd, err, strings.Join(names, ", "))
+		return nil, false
+	}
+	return pol, true
+}
+
+// prometheusFlag is the source --prometheus and its flags name.
+func prometheusFlag(url, tokenFile, caFile string, timeout time.Duration) prometheusConfig {
+	hc := config.DefaultHTTPClientConfig
+	hc.BearerTokenFile = tokenFile
+	hc.TLSConfig.CAFile = caFile
+	return prometheusConfig{URL: url, HTTPClient: hc, Timeout: model.Duration(timeout)}
 }
 
 // parseTime reads RFC3339, Unix seconds, or, when base is set, a duration
