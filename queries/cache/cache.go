@@ -44,7 +44,6 @@ import (
 	"container/list"
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -205,7 +204,7 @@ func New(src queries.Source, opts Options) *Source {
 func (s *Source) Query(ctx context.Context, q queries.Query) (queries.Result, error) {
 	if ctx.Err() != nil {
 		// Do not start a call that nobody would wait for.
-		return queries.Result{}, contextError(ctx)
+		return queries.Result{}, queries.ContextError(ctx)
 	}
 	k := keyOf(q)
 
@@ -230,7 +229,7 @@ func (s *Source) Query(ctx context.Context, q queries.Query) (queries.Result, er
 		return f.res, f.err
 	case <-ctx.Done():
 		s.leave(f)
-		return queries.Result{}, contextError(ctx)
+		return queries.Result{}, queries.ContextError(ctx)
 	}
 }
 
@@ -324,23 +323,6 @@ func (s *Source) leave(f *flight) {
 		delete(s.flights, f.key)
 	}
 	f.cancel(ErrAbandoned)
-}
-
-// contextError describes a done caller context in the same shape as the
-// sources do, so that errors.Is and queries.Classify see a timeout or a
-// cancellation, and the cause says which deadline fired.
-func contextError(ctx context.Context) error {
-	err, cause := ctx.Err(), context.Cause(ctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		if cause != err {
-			return fmt.Errorf("%w: %w: %w", queries.ErrTimeout, err, cause)
-		}
-		return fmt.Errorf("%w: %w", queries.ErrTimeout, err)
-	}
-	if cause != err {
-		return fmt.Errorf("query %w: %w", err, cause)
-	}
-	return fmt.Errorf("query %w", err)
 }
 
 // Stats counts what Query did since New. Hits+Misses+Shared is the number of

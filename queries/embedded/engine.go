@@ -216,7 +216,7 @@ func (e *Engine) Close() error {
 // canceled ctx gives an error wrapping context.Canceled.
 func (e *Engine) Query(ctx context.Context, q queries.Query) (queries.Result, error) {
 	if ctx.Err() != nil {
-		return queries.Result{}, contextError(ctx)
+		return queries.Result{}, queries.ContextError(ctx)
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -280,7 +280,7 @@ func (e *Engine) queryError(ctx context.Context, err error) error {
 	switch {
 	case errors.As(err, &timeout), errors.As(err, &canceled):
 		if ctx.Err() != nil {
-			return contextError(ctx)
+			return queries.ContextError(ctx)
 		}
 		if e.life.Err() != nil {
 			return fmt.Errorf("%w: %w", queries.ErrUnavailable, ErrClosed)
@@ -295,23 +295,6 @@ func (e *Engine) queryError(ctx context.Context, err error) error {
 		// retrying cannot help.
 		return fmt.Errorf("%w: %w", queries.ErrBadQuery, err)
 	}
-}
-
-// contextError describes a done caller context. A deadline is a timeout;
-// the cause is kept so the error says which timeout fired, as
-// context.WithTimeoutCause intends.
-func contextError(ctx context.Context) error {
-	err, cause := ctx.Err(), context.Cause(ctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		if cause != err {
-			return fmt.Errorf("%w: %w: %w", queries.ErrTimeout, err, cause)
-		}
-		return fmt.Errorf("%w: %w", queries.ErrTimeout, err)
-	}
-	if cause != err {
-		return fmt.Errorf("query %w: %w", err, cause)
-	}
-	return fmt.Errorf("query %w", err)
 }
 
 // convert copies an engine value into queries samples. It returns how many

@@ -1,7 +1,6 @@
 package httpprobe
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -239,42 +238,6 @@ func (e expect) String() string {
 	return strings.Join(parts, ",")
 }
 
-// queryError is what Query returns: a message for people, and the sentinel
-// and causes for errors.Is and errors.As.
-type queryError struct {
-	msg  string
-	errs []error // a sentinel of package queries or context.Canceled first
-}
-
-func (e *queryError) Error() string   { return e.msg }
-func (e *queryError) Unwrap() []error { return e.errs }
-
 func badQuery(format string, args ...any) error {
-	return &queryError{msg: "http probe: " + fmt.Sprintf(format, args...), errs: []error{queries.ErrBadQuery}}
-}
-
-// timeoutError is the cause of the probe's timeout, so that a context
-// error names it. It still matches context.DeadlineExceeded.
-type timeoutError struct{ d time.Duration }
-
-func (e *timeoutError) Error() string { return fmt.Sprintf("http probe timeout of %s reached", e.d) }
-func (e *timeoutError) Unwrap() error { return context.DeadlineExceeded }
-
-// contextError is the error for a ctx that ended before the probe could
-// measure anything: context.Canceled, or queries.ErrTimeout for a deadline
-// of the caller's that came before the probe's own timeout.
-func contextError(ctx context.Context, what string) error {
-	cause := context.Cause(ctx)
-	errs := []error{context.Canceled, cause}
-	msg := "http probe " + what + " canceled: " + cause.Error()
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		errs = []error{queries.ErrTimeout, cause}
-		msg = "http probe " + what + ": the caller's deadline passed first: " + cause.Error()
-	}
-	if cause != ctx.Err() {
-		// A custom cause need not wrap the context error; keep both
-		// matchable.
-		errs = append(errs, ctx.Err())
-	}
-	return &queryError{msg: msg, errs: errs}
+	return &queries.Error{Kind: queries.ErrBadQuery, Msg: "http probe: " + fmt.Sprintf(format, args...)}
 }

@@ -177,13 +177,13 @@ func (s *Source) Query(ctx context.Context, q queries.Query) (queries.Result, er
 		return queries.Result{}, err
 	}
 	if ctx.Err() != nil {
-		return queries.Result{}, contextError(ctx, p.what())
+		return queries.Result{}, queries.CallerError(ctx, "http probe "+p.what())
 	}
 	timeout := s.timeout
 	if p.timeout > 0 {
 		timeout = p.timeout
 	}
-	pctx, cancel := context.WithTimeoutCause(ctx, timeout, &timeoutError{timeout})
+	pctx, cancel := context.WithTimeoutCause(ctx, timeout, &queries.Timeout{Name: "http probe", D: timeout})
 	defer cancel()
 
 	var warnings []string
@@ -192,7 +192,7 @@ func (s *Source) Query(ctx context.Context, q queries.Query) (queries.Result, er
 		// The probe's own timeout is a measurement; the caller's end is
 		// not, since the probe never got the time it was given.
 		if ctx.Err() != nil {
-			return queries.Result{}, contextError(ctx, p.what())
+			return queries.Result{}, queries.CallerError(ctx, "http probe "+p.what())
 		}
 		if o.up || !o.retry || attempt > p.retries {
 			return o.result(warnings, attempt), nil
@@ -210,7 +210,7 @@ func (s *Source) Query(ctx context.Context, q queries.Query) (queries.Result, er
 		case <-pctx.Done():
 			timer.Stop()
 			if ctx.Err() != nil {
-				return queries.Result{}, contextError(ctx, p.what())
+				return queries.Result{}, queries.CallerError(ctx, "http probe "+p.what())
 			}
 			return o.result(warnings, attempt), nil
 		case <-timer.C:

@@ -271,7 +271,7 @@ func New(cfg ClusterConfig, logger *slog.Logger) (*Source, error) {
 		version:        version,
 		saramaConfig:   build,
 		timeout:        cfg.Timeout,
-		timeoutCause:   &timeoutError{cfg.Timeout},
+		timeoutCause:   &queries.Timeout{Name: "per-query", D: cfg.Timeout},
 		logger:         logger.With("brokers", strings.Join(cfg.Brokers, ",")),
 		now:            time.Now,
 		metadataMaxAge: metadataMaxAge,
@@ -329,7 +329,7 @@ type conn struct {
 }
 
 // errClosed is returned by queries on a closed source.
-var errClosed = &queryError{kind: queries.ErrUnavailable, msg: "kafka source is closed"}
+var errClosed = &queries.Error{Kind: queries.ErrUnavailable, Msg: "kafka source is closed"}
 
 // acquire returns the current client, creating it if there is none. Sarama
 // creates a client without any I/O when it need not fetch all metadata, so
@@ -343,7 +343,7 @@ func (s *Source) acquire() (*conn, error) {
 	if s.cur == nil {
 		client, err := sarama.NewClient(s.brokers, s.saramaConfig())
 		if err != nil {
-			return nil, &queryError{kind: queries.ErrUnavailable, msg: "kafka client: " + err.Error(), cause: err}
+			return nil, &queries.Error{Kind: queries.ErrUnavailable, Msg: "kafka client: " + err.Error(), Cause: err}
 		}
 		s.cur = &conn{client: client, fresh: map[string]time.Time{}}
 	}

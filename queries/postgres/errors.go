@@ -1,43 +1,13 @@
 package postgres
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/aurum/canary/queries"
 )
-
-// queryError is what Query returns: a message written for people, a
-// sentinel (queries.ErrBadQuery, or the caller's context error) for
-// errors.Is, and the underlying error (a *pgconn.PgError, a context cause)
-// for errors.As.
-type queryError struct {
-	kind  error
-	msg   string
-	cause error // may be nil
-}
-
-func (e *queryError) Error() string { return e.msg }
-
-func (e *queryError) Unwrap() []error {
-	if e.cause == nil {
-		return []error{e.kind}
-	}
-	return []error{e.kind, e.cause}
-}
-
-// timeoutError is the cause of the per-query timeout, so that the warning
-// names the timeout that fired and its length. It still matches
-// context.DeadlineExceeded.
-type timeoutError struct{ d time.Duration }
-
-func (e *timeoutError) Error() string { return fmt.Sprintf("per-query timeout of %s reached", e.d) }
-func (e *timeoutError) Unwrap() error { return context.DeadlineExceeded }
 
 // Stages of a probe, for messages: a timeout while connecting says
 // something else than one while the query runs.
@@ -110,10 +80,10 @@ func unavailable(err error) (string, bool) {
 // badQuery is the error for a query the server rejected: syntax, unknown
 // names, privileges, a write in the read-only transaction, a division by
 // zero. PostgreSQL's own message is kept whole, with its detail and hint.
-func badQuery(err error) *queryError {
+func badQuery(err error) *queries.Error {
 	pgErr, ok := errors.AsType[*pgconn.PgError](err)
 	if !ok {
-		return &queryError{kind: queries.ErrBadQuery, msg: "postgres rejected the query: " + err.Error(), cause: err}
+		return &queries.Error{Kind: queries.ErrBadQuery, Msg: "postgres rejected the query: " + err.Error(), Cause: err}
 	}
 	var b strings.Builder
 	b.WriteString("postgres rejected the query: ")
@@ -129,13 +99,13 @@ func badQuery(err error) *queryError {
 	if pgErr.Hint != "" {
 		b.WriteString("; hint: " + pgErr.Hint)
 	}
-	return &queryError{kind: queries.ErrBadQuery, msg: b.String(), cause: err}
+	return &queries.Error{Kind: queries.ErrBadQuery, Msg: b.String(), Cause: err}
 }
 
 // shapeError is the error for a query whose result is not one number.
-func shapeError(what string) *queryError {
-	return &queryError{
-		kind: queries.ErrBadQuery,
-		msg:  "postgres query must return one row with one numeric column, but " + what,
+func shapeError(what string) *queries.Error {
+	return &queries.Error{
+		Kind: queries.ErrBadQuery,
+		Msg:  "postgres query must return one row with one numeric column, but " + what,
 	}
 }

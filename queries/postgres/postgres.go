@@ -270,7 +270,7 @@ func (s *Source) Query(ctx context.Context, q queries.Query) (queries.Result, er
 	if err != nil {
 		return queries.Result{}, err
 	}
-	qctx, cancel := context.WithTimeoutCause(ctx, timeout, &timeoutError{timeout})
+	qctx, cancel := context.WithTimeoutCause(ctx, timeout, &queries.Timeout{Name: "per-query", D: timeout})
 	defer cancel()
 
 	value, latency, err := s.run(qctx, q.Text, timeout)
@@ -284,15 +284,15 @@ func (s *Source) Query(ctx context.Context, q queries.Query) (queries.Result, er
 	case ctx.Err() != nil:
 		// The caller gave up, or its own deadline passed: that says
 		// nothing about the database.
-		return queries.Result{}, &queryError{
-			kind:  ctx.Err(),
-			msg:   "postgres query abandoned: " + context.Cause(ctx).Error(),
-			cause: context.Cause(ctx),
+		return queries.Result{}, &queries.Error{
+			Kind:  ctx.Err(),
+			Msg:   "postgres query abandoned: " + context.Cause(ctx).Error(),
+			Cause: context.Cause(ctx),
 		}
 	case qctx.Err() != nil:
 		return s.down(ctx, fmt.Sprintf("postgres query timed out while %s: %v", stageOf(err), context.Cause(qctx))), nil
 	}
-	qerr, ok := errors.AsType[*queryError](err)
+	qerr, ok := errors.AsType[*queries.Error](err)
 	if !ok {
 		reason, down := unavailable(err)
 		if down {
@@ -302,33 +302,33 @@ func (s *Source) Query(ctx context.Context, q queries.Query) (queries.Result, er
 	}
 	// PostgreSQL echoes parts of the query, never the DSN; this is one more
 	// line of defence.
-	qerr.msg = scrub(qerr.msg, s.dsn)
+	qerr.Msg = scrub(qerr.Msg, s.dsn)
 	return queries.Result{}, qerr
 }
 
 // check validates q and returns its timeout.
 func (s *Source) check(q queries.Query) (time.Duration, error) {
 	if strings.TrimSpace(q.Text) == "" {
-		return 0, &queryError{kind: queries.ErrBadQuery, msg: "empty postgres query"}
+		return 0, &queries.Error{Kind: queries.ErrBadQuery, Msg: "empty postgres query"}
 	}
 	if q.Range != 0 {
-		return 0, &queryError{kind: queries.ErrBadQuery, msg: "postgres queries return one value, not a range: remove the range"}
+		return 0, &queries.Error{Kind: queries.ErrBadQuery, Msg: "postgres queries return one value, not a range: remove the range"}
 	}
 	timeout := s.timeout
 	// Sorted, so that the same query always gets the same error.
 	for _, name := range slices.Sorted(maps.Keys(q.Fields)) {
 		v := q.Fields[name]
 		if name != FieldTimeout {
-			return 0, &queryError{
-				kind: queries.ErrBadQuery,
-				msg:  fmt.Sprintf("unknown postgres query field %q (allowed: %s)", name, FieldTimeout),
+			return 0, &queries.Error{
+				Kind: queries.ErrBadQuery,
+				Msg:  fmt.Sprintf("unknown postgres query field %q (allowed: %s)", name, FieldTimeout),
 			}
 		}
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return 0, &queryError{
-				kind: queries.ErrBadQuery,
-				msg:  fmt.Sprintf("postgres query field %s: %q is not a positive duration such as 500ms", FieldTimeout, v),
+			return 0, &queries.Error{
+				Kind: queries.ErrBadQuery,
+				Msg:  fmt.Sprintf("postgres query field %s: %q is not a positive duration such as 500ms", FieldTimeout, v),
 			}
 		}
 		timeout = d
@@ -351,7 +351,7 @@ func (s *Source) down(ctx context.Context, reason string) queries.Result {
 }
 
 // run takes a connection and runs sql in a read-only transaction. Its
-// errors are stageErrors, or queryErrors for results of the wrong shape.
+// errors are stageErrors, or queries.Errors for results of the wrong shape.
 func (s *Source) run(ctx context.Context, sql string, timeout time.Duration) (float64, time.Duration, error) {
 	// The pool pings a connection that has been idle for a while before
 	// handing it out, so one the server closed meanwhile (a restart, an
@@ -359,7 +359,7 @@ func (s *Source) run(ctx context.Context, sql string, timeout time.Duration) (fl
 	conn, err := s.pool.Acquire(ctx)
 	switch {
 	case errors.Is(err, puddle.ErrClosedPool):
-		return 0, 0, &queryError{kind: queries.ErrUnavailable, msg: "postgres source is closed", cause: err}
+		return 0, 0, &queries.Error{Kind: queries.ErrUnavailable, Msg: "postgres source is closed", Cause: err}
 	case err != nil && ctx.Err() != nil && s.pool.Stat().TotalConns() >= s.pool.Config().MaxConns:
 		// Every connection was busy with other probes until time ran out.
 		return 0, 0, &stageError{stage: stageWait, err: err}

@@ -4,63 +4,26 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 
 	"github.com/aurum/canary/queries"
 )
 
-// queryError is what Query returns: a message written for people, a
-// sentinel for errors.Is, and the underlying error (a *v1.Error, a
-// *url.Error, a context cause) for errors.As.
-type queryError struct {
-	kind  error // a sentinel of package queries, or context.Canceled
-	msg   string
-	cause error // may be nil
-}
-
-func (e *queryError) Error() string { return e.msg }
-
-func (e *queryError) Unwrap() []error {
-	if e.cause == nil {
-		return []error{e.kind}
-	}
-	return []error{e.kind, e.cause}
-}
-
-// timeoutError is the cause of the per-query timeout, so that the error
-// names the timeout that fired and its length. It still matches
-// context.DeadlineExceeded.
-type timeoutError struct{ d time.Duration }
-
-func (e *timeoutError) Error() string { return fmt.Sprintf("per-query timeout of %s reached", e.d) }
-func (e *timeoutError) Unwrap() error { return context.DeadlineExceeded }
-
 // contextError explains why qctx ended: the caller canceled, the caller's
 // deadline passed, or the per-query timeout fired. failed and last tell
 // what the attempts before ran into, for a timeout that cut retries short.
 func contextError(ctx, qctx context.Context, failed int, last string) error {
-	cause := context.Cause(qctx)
-	kind := queries.ErrTimeout
-	msg := "prometheus query timed out: "
-	if ctx.Err() != nil {
-		cause = context.Cause(ctx)
-		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			kind, msg = context.Canceled, "prometheus query canceled: "
-		}
-	}
-	msg += cause.Error()
+	err := queries.EndedError(ctx, qctx, "prometheus")
 	switch {
 	case failed == 1:
-		msg += " (after 1 failed attempt: " + last + ")"
+		err.Msg += " (after 1 failed attempt: " + last + ")"
 	case failed > 1:
-		msg += " (after " + strconv.Itoa(failed) + " failed attempts, the last: " + last + ")"
+		err.Msg += " (after " + strconv.Itoa(failed) + " failed attempts, the last: " + last + ")"
 	}
-	return &queryError{kind: kind, msg: msg, cause: cause}
+	return err
 }
 
 // failure is what went wrong in one attempt.
@@ -137,7 +100,7 @@ func (f failure) err(attempts int, note string) error {
 	if note != "" {
 		msg += " (" + note + ")"
 	}
-	return &queryError{kind: f.kind, msg: msg + ": " + f.detail, cause: f.cause}
+	return &queries.Error{Kind: f.kind, Msg: msg + ": " + f.detail, Cause: f.cause}
 }
 
 // wantTypes ends the message about a result of the wrong type.

@@ -140,7 +140,7 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 	return &Source{
 		api:          v1.NewAPI(client),
 		timeout:      cfg.Timeout,
-		timeoutCause: &timeoutError{cfg.Timeout},
+		timeoutCause: &queries.Timeout{Name: "per-query", D: cfg.Timeout},
 		attempts:     1 + cfg.Retries,
 		backoff:      cfg.RetryBackoff,
 		maxBackoff:   max(MaxRetryBackoff, cfg.RetryBackoff),
@@ -226,11 +226,11 @@ func (s *Source) Query(ctx context.Context, q queries.Query) (queries.Result, er
 func checkQuery(q queries.Query) error {
 	switch {
 	case q.Text == "":
-		return &queryError{kind: queries.ErrBadQuery, msg: "empty prometheus query"}
+		return &queries.Error{Kind: queries.ErrBadQuery, Msg: "empty prometheus query"}
 	case q.Range < 0:
-		return &queryError{kind: queries.ErrBadQuery, msg: fmt.Sprintf("negative query range %s", q.Range)}
+		return &queries.Error{Kind: queries.ErrBadQuery, Msg: fmt.Sprintf("negative query range %s", q.Range)}
 	case q.Range > 0 && q.Step <= 0:
-		return &queryError{kind: queries.ErrBadQuery, msg: fmt.Sprintf("range query over %s needs a positive step", q.Range)}
+		return &queries.Error{Kind: queries.ErrBadQuery, Msg: fmt.Sprintf("range query over %s needs a positive step", q.Range)}
 	}
 	return nil
 }
@@ -308,17 +308,17 @@ func toResult(val model.Value, warnings v1.Warnings, infos v1.Infos) (queries.Re
 			})
 		}
 	default:
-		return queries.Result{}, &queryError{
-			kind: queries.ErrBadQuery,
-			msg:  fmt.Sprintf("unusable prometheus result: value type %q", typeName(val)) + wantTypes,
+		return queries.Result{}, &queries.Error{
+			Kind: queries.ErrBadQuery,
+			Msg:  fmt.Sprintf("unusable prometheus result: value type %q", typeName(val)) + wantTypes,
 		}
 	}
 	return res, nil
 }
 
-var errHistogram = &queryError{
-	kind: queries.ErrBadQuery,
-	msg:  "unusable prometheus result: native histograms (reduce them to numbers, e.g. with histogram_quantile)",
+var errHistogram = &queries.Error{
+	Kind: queries.ErrBadQuery,
+	Msg:  "unusable prometheus result: native histograms (reduce them to numbers, e.g. with histogram_quantile)",
 }
 
 func typeName(val model.Value) string {

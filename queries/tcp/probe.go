@@ -90,9 +90,9 @@ func (s *Source) Query(ctx context.Context, q queries.Query) (queries.Result, er
 		return queries.Result{}, err
 	}
 	if ctx.Err() != nil {
-		return queries.Result{}, contextError(ctx, address)
+		return queries.Result{}, queries.CallerError(ctx, "tcp probe of "+address)
 	}
-	pctx, cancel := context.WithTimeoutCause(ctx, timeout, &timeoutError{timeout})
+	pctx, cancel := context.WithTimeoutCause(ctx, timeout, &queries.Timeout{Name: "tcp probe", D: timeout})
 	defer cancel()
 
 	res := queries.Result{Values: map[string]float64{"up": 0, "latency_ms": math.NaN()}}
@@ -110,7 +110,7 @@ func (s *Source) Query(ctx context.Context, q queries.Query) (queries.Result, er
 	switch {
 	case ctx.Err() != nil:
 		// The caller's end, not the probe's timeout: nothing measured.
-		return queries.Result{}, contextError(ctx, address)
+		return queries.Result{}, queries.CallerError(ctx, "tcp probe of "+address)
 	case pctx.Err() != nil:
 		res.Warnings = []string{fmt.Sprintf("connect %s: did not answer within %s", address, timeout)}
 	default:
@@ -205,42 +205,6 @@ func describe(err error) string {
 	return err.Error()
 }
 
-// queryError is what Query returns: a message for people, and the sentinel
-// and causes for errors.Is and errors.As.
-type queryError struct {
-	msg  string
-	errs []error // a sentinel of package queries or context.Canceled first
-}
-
-func (e *queryError) Error() string   { return e.msg }
-func (e *queryError) Unwrap() []error { return e.errs }
-
 func badQuery(format string, args ...any) error {
-	return &queryError{msg: "tcp probe: " + fmt.Sprintf(format, args...), errs: []error{queries.ErrBadQuery}}
-}
-
-// timeoutError is the cause of the probe's timeout, so that a context
-// error names it. It still matches context.DeadlineExceeded.
-type timeoutError struct{ d time.Duration }
-
-func (e *timeoutError) Error() string { return fmt.Sprintf("tcp probe timeout of %s reached", e.d) }
-func (e *timeoutError) Unwrap() error { return context.DeadlineExceeded }
-
-// contextError is the error for a ctx that ended before the probe could
-// measure anything: context.Canceled, or queries.ErrTimeout for a deadline
-// of the caller's that came before the probe's own timeout.
-func contextError(ctx context.Context, address string) error {
-	cause := context.Cause(ctx)
-	errs := []error{context.Canceled, cause}
-	msg := "tcp probe of " + address + " canceled: " + cause.Error()
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		errs = []error{queries.ErrTimeout, cause}
-		msg = "tcp probe of " + address + ": the caller's deadline passed first: " + cause.Error()
-	}
-	if cause != ctx.Err() {
-		// A custom cause need not wrap the context error; keep both
-		// matchable.
-		errs = append(errs, ctx.Err())
-	}
-	return &queryError{msg: msg, errs: errs}
+	return &queries.Error{Kind: queries.ErrBadQuery, Msg: "tcp probe: " + fmt.Sprintf(format, args...)}
 }
