@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,10 +30,7 @@ func runBacktest(ctx context.Context, c *cli, args []string) int {
 		policyPaths multiFlag
 		params      = paramFlag{}
 		policyName  = fs.String("policy", "", "name of the policy to replay (required)")
-		promURL     = fs.String("prometheus", "", "URL of the Prometheus server holding the history")
-		tokenFile   = fs.String("prometheus-bearer-token-file", "", "file holding a bearer token for Prometheus")
-		caFile      = fs.String("prometheus-ca-file", "", "CA certificate file for Prometheus over TLS")
-		promTimeout = fs.Duration("prometheus-timeout", defaultBacktestTimeout, "timeout of one Prometheus range query, retries included")
+		prom        = addPrometheusFlags(fs, "URL of the Prometheus server holding the history", "timeout of one Prometheus range query, retries included", defaultBacktestTimeout)
 		seriesFile  = fs.String("series", "", "series file (promtool notation) to replay instead of Prometheus")
 		configFile  = fs.String("config", "", "a canary serve config file: its prometheus sources are used")
 		from        = fs.String("from", "", "first step: RFC3339, Unix seconds; with --prometheus also now or a negative duration such as -24h; with --series an offset from the series start (default: the series start)")
@@ -55,9 +51,9 @@ func runBacktest(ctx context.Context, c *cli, args []string) int {
 		return c.usageError(fs, "unexpected arguments: %s", strings.Join(rest, " "))
 	case *policyName == "":
 		return c.usageError(fs, "--policy is required")
-	case *promURL != "" && *seriesFile != "":
+	case *prom.url != "" && *seriesFile != "":
 		return c.usageError(fs, "give --prometheus or --series, not both")
-	case *promURL == "" && *seriesFile == "" && *configFile == "":
+	case *prom.url == "" && *seriesFile == "" && *configFile == "":
 		return c.usageError(fs, "give --prometheus, --series or --config: a backtest needs history to replay")
 	case *seriesFile == "" && *from == "":
 		return c.usageError(fs, "--from is required with --prometheus or --config")
@@ -100,8 +96,8 @@ func runBacktest(ctx context.Context, c *cli, args []string) int {
 			}
 			cfg.Prometheus = full.Prometheus
 		}
-		if *promURL != "" {
-			cfg.Prometheus = []prometheusConfig{prometheusFlag(*promURL, *tokenFile, *caFile, *promTimeout)}
+		if *prom.url != "" {
+			cfg.Prometheus = []prometheusConfig{prom.config()}
 		}
 		if len(cfg.Prometheus) == 0 {
 			fmt.Fprintf(c.stderr, "canary backtest: %s configures no prometheus source\n", *configFile)
@@ -135,10 +131,7 @@ func runBacktest(ctx context.Context, c *cli, args []string) int {
 		return exitError
 	}
 	if *output == "json" {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(tl); err != nil {
-			fmt.Fprintf(c.stderr, "canary backtest: %v\n", err)
+		if !c.writeJSON("backtest", tl) {
 			return exitError
 		}
 	} else {

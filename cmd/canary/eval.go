@@ -32,10 +32,7 @@ func runEval(ctx context.Context, c *cli, args []string) int {
 		policyPaths multiFlag
 		params      = paramFlag{}
 		policyName  = fs.String("policy", "", "name of the policy to evaluate (required)")
-		promURL     = fs.String("prometheus", "", "URL of the Prometheus server to query")
-		tokenFile   = fs.String("prometheus-bearer-token-file", "", "file holding a bearer token for Prometheus")
-		caFile      = fs.String("prometheus-ca-file", "", "CA certificate file for Prometheus over TLS")
-		promTimeout = fs.Duration("prometheus-timeout", prometheus.DefaultTimeout, "timeout of one Prometheus query, retries included")
+		prom        = addPrometheusFlags(fs, "URL of the Prometheus server to query", "timeout of one Prometheus query, retries included", prometheus.DefaultTimeout)
 		seriesFile  = fs.String("series", "", "series file (promtool notation) to evaluate against instead of Prometheus")
 		configFile  = fs.String("config", "", "a canary serve config file: its sources (prometheus, kafka, postgres) are used")
 		kafkaAddrs  = fs.String("kafka-brokers", "", "brokers of the default Kafka cluster, comma-separated")
@@ -55,7 +52,7 @@ func runEval(ctx context.Context, c *cli, args []string) int {
 		return c.usageError(fs, "unexpected arguments: %s", strings.Join(rest, " "))
 	case *policyName == "":
 		return c.usageError(fs, "--policy is required")
-	case *promURL != "" && *seriesFile != "":
+	case *prom.url != "" && *seriesFile != "":
 		return c.usageError(fs, "give --prometheus or --series, not both")
 	case *output != "table" && *output != "json":
 		return c.usageError(fs, "-o must be table or json")
@@ -72,8 +69,8 @@ func runEval(ctx context.Context, c *cli, args []string) int {
 			return exitError
 		}
 	}
-	if *promURL != "" {
-		cfg.Prometheus = []prometheusConfig{prometheusFlag(*promURL, *tokenFile, *caFile, *promTimeout)}
+	if *prom.url != "" {
+		cfg.Prometheus = []prometheusConfig{prom.config()}
 	}
 	if *kafkaAddrs != "" {
 		cfg.Kafka = defaultKafka(cfg.Kafka, *kafkaAddrs)
@@ -122,10 +119,7 @@ func runEval(ctx context.Context, c *cli, args []string) int {
 		return exitError
 	}
 	if *output == "json" {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
-			fmt.Fprintf(c.stderr, "canary eval: %v\n", err)
+		if !c.writeJSON("eval", res) {
 			return exitError
 		}
 	} else {
@@ -169,12 +163,39 @@ func (c *cli) loadPolicy(cmd string, paths []string, name string) (*rules.Policy
 	return pol, true
 }
 
-// prometheusFlag is the source --prometheus and its flags name.
-func prometheusFlag(url, tokenFile, caFile string, timeout time.Duration) prometheusConfig {
+// prometheusFlags are the flags that name one Prometheus server, for the
+// commands that read one (eval, backtest).
+type prometheusFlags struct {
+	url, tokenFile, caFile *string
+	timeout                *time.Duration
+}
+
+func addPrometheusFlags(fs *flag.FlagSet, urlHelp, timeoutHelp string, timeout time.Duration) prometheusFlags {
+	return prometheusFlags{
+		url:       fs.String("prometheus", "", urlHelp),
+		tokenFile: fs.String("prometheus-bearer-token-file", "", "file holding a bearer token for Prometheus"),
+		caFile:    fs.String("prometheus-ca-file", "", "CA certificate file for Prometheus over TLS"),
+		timeout:   fs.Duration("prometheus-timeout", timeout, timeoutHelp),
+	}
+}
+
+// config is the source the flags name.
+func (f prometheusFlags) config() prometheusConfig {
 	hc := config.DefaultHTTPClientConfig
-	hc.BearerTokenFile = tokenFile
-	hc.TLSConfig.CAFile = caFile
-	return prometheusConfig{URL: url, HTTPClient: hc, Timeout: model.Duration(timeout)}
+	hc.BearerTokenFile = *f.tokenFile
+	hc.TLSConfig.CAFile = *f.caFile
+	return prometheusConfig{URL: *f.url, HTTPClient: hc, Timeout: model.Duration(*f.timeout)}
+}
+
+// writeJSON prints v as indented JSON, the answer of -o json.
+func (c *cli) writeJSON(cmd string, v any) bool {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(c.stderr, "canary %s: %v\n", cmd, err)
+		return false
+	}
+	return true
 }
 
 // parseTime reads RFC3339, Unix seconds, or, when base is set, a duration
