@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"strconv"
 	"time"
@@ -41,20 +42,11 @@ func (s *Server) analysis(c *gin.Context) {
 		}
 	}
 	if c.Request.Method == http.MethodPost {
-		data, ok := s.readBody(c)
-		if !ok {
+		var req analysisRequest
+		if !s.readJSON(c, &req, true) {
 			return
 		}
-		if len(data) > 0 {
-			var req analysisRequest
-			if err := decodeStrict(data, &req); err != nil {
-				s.abort(c, http.StatusBadRequest, err.Error())
-				return
-			}
-			for k, v := range req.Params {
-				params[k] = v
-			}
-		}
+		maps.Copy(params, req.Params)
 	}
 	res, ok := s.analyze(c, pol, params, params[paramRevision])
 	if !ok {

@@ -43,13 +43,8 @@ func (s *Server) startRollout(c *gin.Context) {
 	if !ok {
 		return
 	}
-	data, ok := s.readBody(c)
-	if !ok {
-		return
-	}
 	var spec rollout.Spec
-	if err := decodeStrict(data, &spec); err != nil {
-		s.abort(c, http.StatusBadRequest, err.Error())
+	if !s.readJSON(c, &spec, false) {
 		return
 	}
 	before, _ := o.Get(c.Request.Context(), spec.Name)
@@ -102,15 +97,8 @@ func (s *Server) actOnRollout(c *gin.Context) {
 		return
 	}
 	var req actionRequest
-	data, ok := s.readBody(c)
-	if !ok {
+	if !s.readJSON(c, &req, true) {
 		return
-	}
-	if len(data) > 0 {
-		if err := decodeStrict(data, &req); err != nil {
-			s.abort(c, http.StatusBadRequest, err.Error())
-			return
-		}
 	}
 	r, err := o.Act(c.Request.Context(), c.Param("name"), c.Param("action"), req.Reason)
 	if err != nil && r == nil {
@@ -130,13 +118,8 @@ func (s *Server) startGroup(c *gin.Context) {
 	if !ok {
 		return
 	}
-	data, ok := s.readBody(c)
-	if !ok {
-		return
-	}
 	var gs rollout.GroupSpec
-	if err := decodeStrict(data, &gs); err != nil {
-		s.abort(c, http.StatusBadRequest, err.Error())
+	if !s.readJSON(c, &gs, false) {
 		return
 	}
 	st, err := o.StartGroup(c.Request.Context(), gs)

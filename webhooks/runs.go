@@ -75,15 +75,8 @@ func (s *Server) getRun(c *gin.Context) {
 func (s *Server) actOnRun(c *gin.Context) {
 	ns, name, action := c.Param("namespace"), c.Param("name"), c.Param("action")
 	var req actionRequest
-	data, ok := s.readBody(c)
-	if !ok {
+	if !s.readJSON(c, &req, true) {
 		return
-	}
-	if len(data) > 0 {
-		if err := decodeStrict(data, &req); err != nil {
-			s.abort(c, http.StatusBadRequest, err.Error())
-			return
-		}
 	}
 	run, err := s.runs.Act(c.Request.Context(), ns, name, action, req.Reason)
 	switch {

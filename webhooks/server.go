@@ -256,6 +256,23 @@ func (s *Server) readBody(c *gin.Context) ([]byte, bool) {
 	return data, true
 }
 
+// readJSON reads the request body into v, strictly, answering 413 or 400
+// itself when it cannot. An empty body leaves v as it is when optional.
+func (s *Server) readJSON(c *gin.Context, v any, optional bool) bool {
+	data, ok := s.readBody(c)
+	if !ok {
+		return false
+	}
+	if len(data) == 0 && optional {
+		return true
+	}
+	if err := decodeStrict(data, v); err != nil {
+		s.abort(c, http.StatusBadRequest, err.Error())
+		return false
+	}
+	return true
+}
+
 // decodeStrict decodes one JSON value, rejecting unknown fields and
 // trailing data: our own APIs are strict so a typo is an error, not a
 // silently ignored field.
