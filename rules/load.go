@@ -35,38 +35,12 @@ func Load(paths ...string) (*Set, error) {
 	var files []string
 	var errs Errors
 	for _, root := range paths {
-		info, err := os.Stat(root)
+		found, err := policyFiles(root)
 		if err != nil {
 			errs = append(errs, &Error{File: root, Err: err})
 			continue
 		}
-		if !info.IsDir() {
-			files = append(files, root)
-			continue
-		}
-		root, err := walkRoot(root)
-		if err != nil {
-			errs = append(errs, &Error{File: root, Err: err})
-			continue
-		}
-		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if path != root && strings.HasPrefix(d.Name(), ".") {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if !d.IsDir() && isPolicyFile(path) {
-				files = append(files, path)
-			}
-			return nil
-		})
-		if err != nil {
-			errs = append(errs, &Error{File: root, Err: err})
-		}
+		files = append(files, found...)
 	}
 	set, perr := LoadFiles(files)
 	if es, ok := perr.(Errors); ok {
@@ -77,6 +51,40 @@ func Load(paths ...string) (*Set, error) {
 		return nil, errs
 	}
 	return set, nil
+}
+
+// policyFiles lists the policy files path stands for: path itself when it
+// is a file, else every *.yaml and *.yml file below it, skipping hidden
+// entries such as .git and following a symlinked directory.
+func policyFiles(path string) ([]string, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !info.IsDir() {
+		return []string{path}, nil
+	}
+	root, err := walkRoot(path)
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if path != root && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.IsDir() && isPolicyFile(path) {
+			files = append(files, path)
+		}
+		return nil
+	})
+	return files, err
 }
 
 func isPolicyFile(path string) bool {

@@ -5,10 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,35 +120,27 @@ func (l *Loader) Watch(ctx context.Context, interval time.Duration, onReload fun
 func fingerprintPaths(paths []string) (string, error) {
 	h := sha256.New()
 	for _, root := range paths {
-		root, err := walkRoot(root)
+		files, err := policyFiles(root)
 		if err != nil {
 			return "", err
 		}
-		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
+		for _, path := range files {
+			if err := hashFile(h, path); err != nil {
+				return "", err
 			}
-			if path != root && strings.HasPrefix(d.Name(), ".") {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if d.IsDir() || (path != root && !isPolicyFile(path)) {
-				return nil
-			}
-			f, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			io.WriteString(h, path+"\x00")
-			_, err = io.Copy(h, f)
-			return err
-		})
-		if err != nil {
-			return "", err
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashFile writes path's name and content to h.
+func hashFile(h io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	io.WriteString(h, path+"\x00")
+	_, err = io.Copy(h, f)
+	return err
 }
