@@ -8,7 +8,6 @@ import (
 
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/analysis/rollout"
-	"github.com/aurum/canary/rules"
 )
 
 // weightBar draws a weight as a 20-cell bar.
@@ -44,26 +43,8 @@ func (c *cli) printRules(w io.Writer, rs []analysis.RuleResult) {
 		width = max(width, len(r.Name))
 	}
 	for _, r := range rs {
-		mark := "✓"
-		switch r.Verdict {
-		case rules.OutcomeFail:
-			mark = "✗"
-		case rules.OutcomeInconclusive, rules.OutcomeError:
-			mark = "?"
-		}
-		fmt.Fprintf(w, "    %s %-*s  %s\n", c.paint(markWord(mark)), width, r.Name, r.Reason)
+		fmt.Fprintf(w, "    %s %-*s  %s\n", c.paint(string(r.Verdict)), width, r.Name, r.Reason)
 	}
-}
-
-// markWord keeps paint's colours for the marks.
-func markWord(mark string) string {
-	switch mark {
-	case "✓":
-		return "pass"
-	case "✗":
-		return "fail"
-	}
-	return "inconclusive"
 }
 
 func (c *cli) paintPhase(p rollout.Phase) string {
