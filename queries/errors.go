@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -93,4 +96,26 @@ func EndedError(ctx, qctx context.Context, source string) *Error {
 		}
 	}
 	return &Error{Kind: kind, Msg: msg + cause.Error(), Cause: cause}
+}
+
+// UnknownFields names the query fields a source does not read, sorted, for
+// its bad-query error: `unknown fields "grup", "tpics" (known: group,
+// topics)`. ok tells a known field; known lists them for the message. It
+// is "" when every field is known.
+func UnknownFields(fields map[string]string, known string, ok func(name string) bool) string {
+	var unknown []string
+	for name := range fields {
+		if !ok(name) {
+			unknown = append(unknown, strconv.Quote(name))
+		}
+	}
+	if len(unknown) == 0 {
+		return ""
+	}
+	slices.Sort(unknown)
+	word := "field"
+	if len(unknown) > 1 {
+		word = "fields"
+	}
+	return fmt.Sprintf("unknown %s %s (known: %s)", word, strings.Join(unknown, ", "), known)
 }

@@ -77,3 +77,23 @@ func TestError(t *testing.T) {
 	require.Equal(t, []error{ErrBadQuery}, bare.Unwrap())
 	require.Equal(t, "bad_query", Classify(bare))
 }
+
+func TestUnknownFields(t *testing.T) {
+	known := func(name string) bool { return name == "address" || name == "timeout" }
+	tests := []struct {
+		name   string
+		fields map[string]string
+		want   string
+	}{
+		{name: "all known", fields: map[string]string{"address": "db:5432", "timeout": "1s"}, want: ""},
+		{name: "none", fields: nil, want: ""},
+		{name: "one unknown", fields: map[string]string{"adress": "db:5432"}, want: `unknown field "adress" (known: address, timeout)`},
+		{name: "several, sorted", fields: map[string]string{"tmeout": "1s", "adress": "x", "address": "y"},
+			want: `unknown fields "adress", "tmeout" (known: address, timeout)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, UnknownFields(tt.fields, "address, timeout", known))
+		})
+	}
+}

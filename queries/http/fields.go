@@ -42,27 +42,14 @@ const fieldNames = "url, method, header.<Name>, body, expect, timeout, retries, 
 // a header with an empty value is sent empty.
 func parseProbe(fields map[string]string) (*probe, error) {
 	p := &probe{method: http.MethodGet, header: http.Header{}}
-	var unknown []string
-	for name := range fields {
+	if msg := queries.UnknownFields(fields, fieldNames, func(name string) bool {
 		switch name {
 		case "url", "method", "body", "expect", "timeout", "retries", "json":
-		default:
-			if !strings.HasPrefix(name, "header.") {
-				unknown = append(unknown, name)
-			}
+			return true
 		}
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		quoted := make([]string, len(unknown))
-		for i, n := range unknown {
-			quoted[i] = strconv.Quote(n)
-		}
-		word := "field"
-		if len(unknown) > 1 {
-			word = "fields"
-		}
-		return nil, badQuery("unknown %s %s (known: %s)", word, strings.Join(quoted, ", "), fieldNames)
+		return strings.HasPrefix(name, "header.")
+	}); msg != "" {
+		return nil, badQuery("%s", msg)
 	}
 
 	raw := fields["url"]

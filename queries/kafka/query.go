@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -48,19 +47,10 @@ func parseQuery(q queries.Query) (spec, error) {
 	if q.Range != 0 {
 		return spec{}, badQuery("kafka queries have no range: lag is read at one instant")
 	}
-	var unknown []string
-	for name := range q.Fields {
-		if !slices.Contains(fieldNames, name) {
-			unknown = append(unknown, strconv.Quote(name))
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		noun := "field"
-		if len(unknown) > 1 {
-			noun = "fields"
-		}
-		return spec{}, badQuery("unknown %s %s (known: %s)", noun, strings.Join(unknown, ", "), strings.Join(fieldNames, ", "))
+	if msg := queries.UnknownFields(q.Fields, strings.Join(fieldNames, ", "), func(name string) bool {
+		return slices.Contains(fieldNames, name)
+	}); msg != "" {
+		return spec{}, badQuery("%s", msg)
 	}
 	sp := spec{
 		group:     q.Fields["group"],

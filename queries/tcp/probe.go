@@ -18,9 +18,7 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -131,19 +129,10 @@ func settle(ctx context.Context) {
 
 // parse checks the fields and returns the address and the timeout.
 func (s *Source) parse(fields map[string]string) (string, time.Duration, error) {
-	var unknown []string
-	for name := range fields {
-		if name != "address" && name != "timeout" {
-			unknown = append(unknown, strconv.Quote(name))
-		}
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		word := "field"
-		if len(unknown) > 1 {
-			word = "fields"
-		}
-		return "", 0, badQuery("unknown %s %s (known: address, timeout)", word, strings.Join(unknown, ", "))
+	if msg := queries.UnknownFields(fields, "address, timeout", func(name string) bool {
+		return name == "address" || name == "timeout"
+	}); msg != "" {
+		return "", 0, badQuery("%s", msg)
 	}
 
 	address := fields["address"]
