@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -241,18 +242,12 @@ func (c Comparison) withDefaults() (Comparison, error) {
 	default:
 		return c, fmt.Errorf("direction %q: want %q, %q or %q", c.Direction, Increase, Decrease, Either)
 	}
-	if c.ConfidenceLevel == 0 {
-		c.ConfidenceLevel = defaultCompareLevel
-	}
+	c.ConfidenceLevel = cmp.Or(c.ConfidenceLevel, defaultCompareLevel)
 	if !(c.ConfidenceLevel > 0 && c.ConfidenceLevel < 1) {
 		return c, fmt.Errorf("confidence level %v is not between 0 and 1", c.ConfidenceLevel)
 	}
-	if c.AllowedIncrease == 0 {
-		c.AllowedIncrease = 1
-	}
-	if c.AllowedDecrease == 0 {
-		c.AllowedDecrease = 1
-	}
+	c.AllowedIncrease = cmp.Or(c.AllowedIncrease, 1)
+	c.AllowedDecrease = cmp.Or(c.AllowedDecrease, 1)
 	switch {
 	case !(c.AllowedIncrease >= 1) || math.IsInf(c.AllowedIncrease, 0):
 		return c, fmt.Errorf("allowed increase %v: want a ratio of at least 1, such as 1.1 for +10%%", c.AllowedIncrease)
@@ -263,9 +258,7 @@ func (c Comparison) withDefaults() (Comparison, error) {
 	case c.CriticalDecrease != 0 && !(c.CriticalDecrease > 0 && c.CriticalDecrease <= c.AllowedDecrease):
 		return c, fmt.Errorf("critical decrease %v: want a ratio in (0, %v], at most the allowed decrease", c.CriticalDecrease, c.AllowedDecrease)
 	}
-	if c.NaN == "" {
-		c.NaN = NaNRemove
-	}
+	c.NaN = cmp.Or(c.NaN, NaNRemove)
 	return c, nil
 }
 

@@ -30,6 +30,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -119,36 +120,18 @@ type Config struct {
 // withDefaults fills the zero fields and checks the rest, reporting every
 // problem at once.
 func (c Config) withDefaults() (Config, error) {
-	if c.Namespace == "" {
-		c.Namespace = DefaultNamespace
-	}
-	if c.App == "" {
-		c.App = DefaultApp
-	}
-	if c.Host == "" {
-		c.Host = DefaultHost
-	}
-	if c.Rate == 0 {
-		c.Rate = DefaultRate
-	}
-	if c.ScrapeInterval == 0 {
-		c.ScrapeInterval = DefaultScrapeInterval
-	}
-	if c.Users == 0 {
-		c.Users = DefaultUsers
-	}
+	c.Namespace = cmp.Or(c.Namespace, DefaultNamespace)
+	c.App = cmp.Or(c.App, DefaultApp)
+	c.Host = cmp.Or(c.Host, DefaultHost)
+	c.Rate = cmp.Or(c.Rate, DefaultRate)
+	c.ScrapeInterval = cmp.Or(c.ScrapeInterval, DefaultScrapeInterval)
+	c.Users = cmp.Or(c.Users, DefaultUsers)
 	if c.OptInCookie != "" && c.OptInShare == 0 {
 		c.OptInShare = DefaultOptInShare
 	}
-	if c.Topic == "" {
-		c.Topic = DefaultTopic
-	}
-	if c.Partitions == 0 {
-		c.Partitions = DefaultPartitions
-	}
-	if c.ProduceRate == 0 {
-		c.ProduceRate = DefaultProduceRate
-	}
+	c.Topic = cmp.Or(c.Topic, DefaultTopic)
+	c.Partitions = cmp.Or(c.Partitions, DefaultPartitions)
+	c.ProduceRate = cmp.Or(c.ProduceRate, DefaultProduceRate)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -11,6 +11,7 @@
 package embedded
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -129,15 +130,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.MaxSamples < 0 || opts.Timeout < 0 || opts.LookbackDelta < 0 {
 		return nil, fmt.Errorf("embedded engine: negative limit in options %+v", opts)
 	}
-	if opts.MaxSamples == 0 {
-		opts.MaxSamples = DefaultMaxSamples
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = DefaultTimeout
-	}
-	if opts.LookbackDelta == 0 {
-		opts.LookbackDelta = DefaultLookbackDelta
-	}
+	opts.MaxSamples = cmp.Or(opts.MaxSamples, DefaultMaxSamples)
+	opts.Timeout = cmp.Or(opts.Timeout, DefaultTimeout)
+	opts.LookbackDelta = cmp.Or(opts.LookbackDelta, DefaultLookbackDelta)
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -30,6 +30,7 @@
 package kafka
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/tls"
@@ -182,15 +183,9 @@ func New(cfg ClusterConfig, logger *slog.Logger) (*Source, error) {
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("kafka timeout %s is negative", cfg.Timeout)
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.ClientID == "" {
-		cfg.ClientID = DefaultClientID
-	}
-	if cfg.Version == "" {
-		cfg.Version = DefaultVersion
-	}
+	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
+	cfg.ClientID = cmp.Or(cfg.ClientID, DefaultClientID)
+	cfg.Version = cmp.Or(cfg.Version, DefaultVersion)
 	version, err := sarama.ParseKafkaVersion(cfg.Version)
 	if err != nil {
 		return nil, fmt.Errorf("kafka version %q: want a Kafka release such as 3.6.0 (or 0.11.0.2: releases before 1.0 have four parts)", cfg.Version)

@@ -17,6 +17,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -133,12 +134,8 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 	if cfg.MaxConns < 0 {
 		return nil, fmt.Errorf("postgres maxConns %d is negative", cfg.MaxConns)
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.MaxConns == 0 {
-		cfg.MaxConns = DefaultMaxConns
-	}
+	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
+	cfg.MaxConns = cmp.Or(cfg.MaxConns, DefaultMaxConns)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

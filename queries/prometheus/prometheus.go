@@ -8,6 +8,7 @@
 package prometheus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -103,18 +104,14 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 	if cfg.RetryBackoff < 0 {
 		return nil, fmt.Errorf("prometheus retry backoff %s is negative", cfg.RetryBackoff)
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
+	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
 	switch {
 	case cfg.Retries == 0:
 		cfg.Retries = DefaultRetries
 	case cfg.Retries < 0:
 		cfg.Retries = 0
 	}
-	if cfg.RetryBackoff == 0 {
-		cfg.RetryBackoff = DefaultRetryBackoff
-	}
+	cfg.RetryBackoff = cmp.Or(cfg.RetryBackoff, DefaultRetryBackoff)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

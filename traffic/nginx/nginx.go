@@ -39,6 +39,7 @@
 package nginx
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -142,12 +143,8 @@ func New(client kubernetes.Interface, cfg Config, logger *slog.Logger) (*Router,
 	if cfg.CanaryIngress == "" && cfg.StableIngress != "" {
 		cfg.CanaryIngress = cfg.StableIngress + "-canary"
 	}
-	if cfg.AnnotationPrefix == "" {
-		cfg.AnnotationPrefix = DefaultAnnotationPrefix
-	}
-	if cfg.FieldManager == "" {
-		cfg.FieldManager = DefaultFieldManager
-	}
+	cfg.AnnotationPrefix = cmp.Or(cfg.AnnotationPrefix, DefaultAnnotationPrefix)
+	cfg.FieldManager = cmp.Or(cfg.FieldManager, DefaultFieldManager)
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("nginx router: %w", err)
 	}
