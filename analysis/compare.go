@@ -39,14 +39,13 @@ func compare(c *rules.Comparison, qs QueryResults) RuleResult {
 		return qr.Points
 	}
 	out := stats.Compare(points(canary), points(baseline), c.Config)
-	x := stats.Prepare(points(canary), c.Config.NaN, c.Config.RemoveOutliers)
-	y := stats.Prepare(points(baseline), c.Config.NaN, c.Config.RemoveOutliers)
+	t := out.Result
 	rr.Comparison = &ComparisonResult{
 		Class: string(out.Class), Direction: direction(c),
-		PValue: Float(out.Result.PValue), Estimate: Float(out.Result.Estimate),
-		CILow: Float(out.Result.CILow), CIHigh: Float(out.Result.CIHigh), Confidence: Float(out.Result.ConfidenceLevel),
-		CanaryMean: Float(stats.Mean(x)), BaselineMean: Float(stats.Mean(y)), Ratio: Float(out.Ratio),
-		CanarySamples: len(x), BaselineSamples: len(y),
+		PValue: Float(t.PValue), Estimate: Float(t.Estimate),
+		CILow: Float(t.CILow), CIHigh: Float(t.CIHigh), Confidence: Float(t.ConfidenceLevel),
+		CanaryMean: Float(t.MeanX), BaselineMean: Float(t.MeanY), Ratio: Float(out.Ratio),
+		CanarySamples: t.NX, BaselineSamples: t.NY,
 	}
 	if !math.IsNaN(out.Ratio) {
 		rr.Value = floatPtr(out.Ratio)

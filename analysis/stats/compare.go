@@ -101,7 +101,8 @@ type Outcome struct {
 	// Critical reports that a High or Low crossed CriticalIncrease or
 	// CriticalDecrease.
 	Critical bool
-	// Result is the test that decided, when one ran.
+	// Result is the test that decided, when one ran; its counts and means
+	// describe the samples judged (after NaN and outlier handling) always.
 	Result Result
 	// Ratio is mean(canary) / mean(baseline), Kayenta's effect size; NaN
 	// when either mean is 0 or a side has no data.
@@ -139,6 +140,9 @@ func Compare(canary, baseline []float64, c Comparison) Outcome {
 
 	cn := Prepare(canary, c.NaN, c.RemoveOutliers)
 	bl := Prepare(baseline, c.NaN, c.RemoveOutliers)
+	// Every outcome from here on describes the samples it judged, whether
+	// or not the test ran.
+	judged := Result{NX: len(cn), NY: len(bl), MeanX: Mean(cn), MeanY: Mean(bl)}
 	if len(cn) == 0 || len(bl) == 0 {
 		class := ClassNoData
 		if c.MustHaveData {
@@ -156,28 +160,22 @@ func Compare(canary, baseline []float64, c Comparison) Outcome {
 				missing = append(missing, side.name+" data all NaN")
 			}
 		}
-		return Outcome{Class: class, Ratio: math.NaN(), Reason: strings.Join(missing, ", ")}
+		return Outcome{Class: class, Result: judged, Ratio: math.NaN(), Reason: strings.Join(missing, ", ")}
 	}
 	if !allFinite(cn) || !allFinite(bl) {
-		return Outcome{Class: ClassError, Ratio: math.NaN(), Reason: "comparison failed: a sample is infinite"}
+		return Outcome{Class: ClassError, Result: judged, Ratio: math.NaN(), Reason: "comparison failed: a sample is infinite"}
 	}
 
-	ratio := meanRatio(cn, bl)
+	ratio := meanRatio(judged.MeanX, judged.MeanY)
 	sc, sb := slices.Clone(cn), slices.Clone(bl)
 	slices.Sort(sc)
 	slices.Sort(sb)
 	if slices.Equal(sc, sb) || (sc[0] == sc[len(sc)-1] && sb[0] == sb[len(sb)-1] && sc[0] == sb[0]) {
 		// Kayenta passes these before testing; what R would report for
 		// equal samples is p = 1 with a zero shift.
-		return Outcome{
-			Class: ClassPass,
-			Result: Result{
-				W: float64(len(cn)*len(bl)) / 2, PValue: 1, ConfidenceLevel: c.ConfidenceLevel,
-				NX: len(cn), NY: len(bl), MeanX: Mean(cn), MeanY: Mean(bl),
-			},
-			Ratio:  1,
-			Reason: "canary and baseline data are identical",
-		}
+		res := judged
+		res.W, res.PValue, res.ConfidenceLevel = float64(len(cn)*len(bl))/2, 1, c.ConfidenceLevel
+		return Outcome{Class: ClassPass, Result: res, Ratio: 1, Reason: "canary and baseline data are identical"}
 	}
 	jittered := sc[0] == sc[len(sc)-1] && sb[0] == sb[len(sb)-1]
 	if jittered {
@@ -186,12 +184,10 @@ func Compare(canary, baseline []float64, c Comparison) Outcome {
 	}
 
 	res, err := MannWhitney(cn, bl, Options{ConfidenceLevel: c.ConfidenceLevel})
+	// The means describe the data, not the noise.
+	res.NX, res.NY, res.MeanX, res.MeanY = judged.NX, judged.NY, judged.MeanX, judged.MeanY
 	if err != nil {
 		return Outcome{Class: ClassError, Result: res, Ratio: ratio, Reason: "mann-whitney test failed: " + err.Error()}
-	}
-	if jittered {
-		// The means describe the data, not the noise.
-		res.MeanX, res.MeanY = Mean(sc), Mean(sb)
 	}
 	out := Outcome{Class: ClassPass, Result: res, Ratio: ratio}
 	bound := boundFraction * math.Abs(res.Estimate)
@@ -264,8 +260,7 @@ func (c Comparison) withDefaults() (Comparison, error) {
 
 // meanRatio is Kayenta's effect size, mean(canary) / mean(baseline), NaN
 // when either mean is 0 rather than ±Inf or 0.
-func meanRatio(canary, baseline []float64) float64 {
-	mc, mb := Mean(canary), Mean(baseline)
+func meanRatio(mc, mb float64) float64 {
 	if mc == 0 || mb == 0 {
 		return math.NaN()
 	}
