@@ -255,10 +255,9 @@ var mannWhitneyFunction = expr.Function("mannwhitney", func(args ...any) (any, e
 	if err != nil {
 		return nil, fmt.Errorf("mannwhitney: %w", err)
 	}
-	mx, my := stats.Mean(x), stats.Mean(y)
 	ratio := math.NaN()
-	if my != 0 {
-		ratio = mx / my
+	if r.MeanY != 0 {
+		ratio = r.MeanX / r.MeanY
 	}
 	return MannWhitney{P: r.PValue, Estimate: r.Estimate, Low: r.CILow, High: r.CIHigh, W: r.W, Ratio: ratio}, nil
 }, new(func([]float64, []float64) MannWhitney))
