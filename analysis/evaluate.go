@@ -112,7 +112,7 @@ func (e *Evaluator) EvaluateRun(ctx context.Context, pol *rules.Policy, params m
 	if at.IsZero() {
 		at = start
 	}
-	all := allQueries(pol)
+	all := pol.AllQueries()
 	qs := make(QueryResults, len(all))
 	for i, q := range all {
 		text, fields, err := q.Render(resolved)
@@ -124,7 +124,7 @@ func (e *Evaluator) EvaluateRun(ctx context.Context, pol *rules.Policy, params m
 
 	ctx, cancel := context.WithTimeoutCause(ctx, e.timeout, ErrEvaluationTimeout)
 	defer cancel()
-	e.runQueries(ctx, pol, qs, queryAt, run)
+	e.runQueries(ctx, all, qs, queryAt, run)
 
 	res := Decide(pol, resolved, qs, at)
 	res.Duration = Seconds(e.now().Sub(start))
@@ -135,8 +135,7 @@ func (e *Evaluator) EvaluateRun(ctx context.Context, pol *rules.Policy, params m
 
 // runQueries runs every query, at most e.concurrency at once, and fills in
 // their results.
-func (e *Evaluator) runQueries(ctx context.Context, pol *rules.Policy, qs QueryResults, at time.Time, run string) {
-	all := allQueries(pol)
+func (e *Evaluator) runQueries(ctx context.Context, all []*rules.Query, qs QueryResults, at time.Time, run string) {
 	if len(qs) == 1 {
 		e.runQuery(ctx, all[0], &qs[0], at, run)
 		return
@@ -195,20 +194,6 @@ func (qr *QueryResult) setRecord(values map[string]float64) {
 		qr.Values[k] = Float(v)
 	}
 	qr.record = values
-}
-
-// allQueries lists what an evaluation of pol runs: its queries, then each
-// comparison's canary and baseline queries, in the order of their Index.
-func allQueries(pol *rules.Policy) []*rules.Query {
-	if len(pol.Comparisons) == 0 {
-		return pol.Queries
-	}
-	all := make([]*rules.Query, 0, pol.QueryCount())
-	all = append(all, pol.Queries...)
-	for _, c := range pol.Comparisons {
-		all = append(all, c.Canary, c.Baseline)
-	}
-	return all
 }
 
 // NewQueryResult builds a query's result from what its source returned,

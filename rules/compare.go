@@ -207,6 +207,23 @@ func (p *parser) comparisons(n *yaml.Node, pol *Policy, s scope) {
 		c.Canary.Index, c.Baseline.Index = n, n+1
 		pol.Comparisons = append(pol.Comparisons, c)
 	}
+	if len(pol.Comparisons) > 0 {
+		pol.all = make([]*Query, 0, pol.QueryCount())
+		pol.all = append(pol.all, pol.Queries...)
+		for _, c := range pol.Comparisons {
+			pol.all = append(pol.all, c.Canary, c.Baseline)
+		}
+	}
+}
+
+// AllQueries lists what an evaluation of the policy runs, in the order of
+// their Index: its own queries, then each comparison's canary and
+// baseline. It is built once, when the policy loads.
+func (p *Policy) AllQueries() []*Query {
+	if p.all == nil {
+		return p.Queries
+	}
+	return p.all
 }
 
 func (p *parser) scoring(n *yaml.Node, pol *Policy, s scope) {

@@ -74,6 +74,9 @@ type Policy struct {
 
 	params  map[string]*Param
 	queries map[string]*Query
+	// all is Queries then each comparison's two, when there are
+	// comparisons; see AllQueries.
+	all []*Query
 }
 
 // Param declares one caller-supplied value.

@@ -168,7 +168,9 @@ func Run(ctx context.Context, src queries.Sources, pol *rules.Policy, params map
 	if err != nil {
 		return nil, err
 	}
-	qs := replayedQueries(pol)
+	// Comparisons' range queries too: without them a comparison would see
+	// no data at every step, and one that must have data would fail all.
+	qs := pol.AllQueries()
 	plans := make([]*plan, len(qs))
 	for i, q := range qs {
 		text, fields, err := q.Render(resolved)
@@ -192,23 +194,6 @@ func Run(ctx context.Context, src queries.Sources, pol *rules.Policy, params map
 	}
 	tl.summarize()
 	return tl, nil
-}
-
-// replayedQueries are the queries whose results Decide reads, in the order
-// of their Index: the policy's own, then each comparison's canary and
-// baseline range queries, as a live evaluation runs them. Without the
-// latter a comparison would see no data at every step, and one that must
-// have data would fail them all.
-func replayedQueries(pol *rules.Policy) []*rules.Query {
-	if len(pol.Comparisons) == 0 {
-		return pol.Queries
-	}
-	all := make([]*rules.Query, 0, len(pol.Queries)+2*len(pol.Comparisons))
-	all = append(all, pol.Queries...)
-	for _, c := range pol.Comparisons {
-		all = append(all, c.Canary, c.Baseline)
-	}
-	return all
 }
 
 // evaluationTimes lists from, from+step, ... up to to. Times are cut to
