@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/aurum/canary/analysis"
@@ -126,25 +127,13 @@ func (e *errWriter) write(s string) {
 
 // table writes left-aligned columns two spaces apart.
 func (e *errWriter) table(rows [][]string) {
-	widths := make([]int, len(rows[0]))
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	for _, row := range rows {
-		for i, cell := range row {
-			widths[i] = max(widths[i], len(cell))
-		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
-	for _, row := range rows {
-		var b strings.Builder
-		for i, cell := range row {
-			if i == len(row)-1 {
-				b.WriteString(cell)
-				break
-			}
-			b.WriteString(cell)
-			b.WriteString(strings.Repeat(" ", widths[i]-len(cell)+2))
-		}
-		b.WriteByte('\n')
-		e.write(b.String())
-	}
+	tw.Flush()
+	e.write(b.String())
 }
 
 // stamp formats an evaluation time.
