@@ -9,8 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/internal/testkube"
+	"github.com/aurum/canary/internal/testproc"
 	"github.com/aurum/canary/internal/testprom"
 )
 
@@ -36,75 +37,44 @@ func TestMain(m *testing.M) {
 	os.Exit(testkube.Main(m))
 }
 
-// child is a `canary serve` process.
+// child is a `canary serve` process. Tests signal it through cmd; done
+// holds its exit status once it has exited, and whoever takes that from
+// done puts it back for the next to look.
 type child struct {
+	proc *testproc.Process
 	cmd  *exec.Cmd
 	url  string
-	mu   sync.Mutex
-	logs bytes.Buffer
 	done chan error
 }
 
-func (c *child) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.logs.Write(p)
-}
-
-func (c *child) output() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.logs.String()
-}
-
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func (c *child) output() string { return c.proc.Output() }
 
 // startServe starts `canary serve` in a child process configured by env
 // (CANARY_* variables, as a deployment would) and waits until it is ready.
 func startServe(t *testing.T, env map[string]string) *child {
 	t.Helper()
-	addr := freePort(t)
+	port, err := testproc.FreePort()
+	require.NoError(t, err)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), childEnv+"=1", "CANARY_LISTEN="+addr)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	c := &child{cmd: cmd, url: "http://" + addr, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = c, c
-	require.NoError(t, cmd.Start())
-	go func() { c.done <- cmd.Wait() }()
+	proc, err := testproc.Start("canary serve", cmd)
+	require.NoError(t, err)
+	c := &child{proc: proc, cmd: cmd, url: "http://" + addr, done: make(chan error, 1)}
+	go func() { c.done <- proc.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-c.done
+		proc.Stop()
 		if t.Failed() {
 			t.Logf("canary serve output:\n%s", c.output())
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(c.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return c
-			}
-		}
-		select {
-		case err := <-c.done:
-			c.done <- err
-			t.Fatalf("canary serve exited before it was ready: %v\n%s", err, c.output())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("canary serve not ready after 30s:\n%s", c.output())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := proc.WaitHTTP(t.Context(), c.url+"/readyz", 30*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, c.output())
 	}
+	return c
 }
 
 func (c *child) call(t *testing.T, method, path, body string) (int, string) {

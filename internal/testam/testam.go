@@ -22,9 +22,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/aurum/canary/internal/testproc"
 )
 
 const (
@@ -79,12 +80,8 @@ type Config struct {
 // it ends.
 type Server struct {
 	url    string
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once the process has been waited for
-	output *syncBuffer
+	proc   *testproc.Process
 	client *http.Client
-
-	stopOnce sync.Once
 }
 
 // Start runs an Alertmanager on a free port of 127.0.0.1 with a fresh
@@ -115,7 +112,7 @@ func Start(t testing.TB, cfg Config) *Server {
 			t.Cleanup(func() {
 				s.Stop()
 				if t.Failed() {
-					t.Logf("alertmanager config:\n%s\nalertmanager output:\n%s", configText, s.output.String())
+					t.Logf("alertmanager config:\n%s\nalertmanager output:\n%s", configText, s.Output())
 				}
 			})
 			return s
@@ -233,18 +230,16 @@ func checkConfig(t testing.TB, configFile, configText string) {
 // start launches one Alertmanager and waits until it is ready. On failure it
 // kills the process and puts its output into the error.
 func start(bin, configFile, dataDir string) (*Server, error) {
-	port, err := freePort()
+	port, err := testproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s := &Server{
 		url:    "http://" + addr,
-		exited: make(chan struct{}),
-		output: &syncBuffer{},
 		client: &http.Client{Timeout: requestTimeout},
 	}
-	s.cmd = exec.Command(bin,
+	s.proc, err = testproc.Start("alertmanager", exec.Command(bin,
 		"--config.file="+configFile,
 		"--storage.path="+dataDir,
 		"--web.listen-address="+addr,
@@ -257,62 +252,15 @@ func start(bin, configFile, dataDir string) (*Server, error) {
 		// Debug logs show each notify attempt; they are only printed when a
 		// test fails, and some tests read them.
 		"--log.level=debug",
-	)
-	// One writer for both streams: os/exec then serialises the writes.
-	s.cmd.Stdout = s.output
-	s.cmd.Stderr = s.output
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("run %s: %w", bin, err)
+	))
+	if err != nil {
+		return nil, err
 	}
-	go func() {
-		_ = s.cmd.Wait()
-		close(s.exited)
-	}()
-	if err := s.waitReady(); err != nil {
+	if err := s.proc.WaitHTTP(context.Background(), s.url+"/-/ready", readyTimeout); err != nil {
 		s.Stop()
-		return nil, fmt.Errorf("%w\nalertmanager output:\n%s", err, s.output.String())
+		return nil, fmt.Errorf("%w\nalertmanager output:\n%s", err, s.Output())
 	}
 	return s, nil
-}
-
-// freePort asks the kernel for a port that is free right now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitReady polls /-/ready until it answers 200, the process exits, or
-// readyTimeout passes.
-func (s *Server) waitReady() error {
-	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-	defer cancel()
-	client := &http.Client{Timeout: time.Second}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/-/ready", nil)
-		if err != nil {
-			return err
-		}
-		if resp, err := client.Do(req); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("alertmanager exited before it was ready: %v", s.cmd.ProcessState)
-		case <-ctx.Done():
-			return fmt.Errorf("alertmanager not ready after %s", readyTimeout)
-		case <-tick.C:
-		}
-	}
 }
 
 // URL is the base URL of the server, e.g. http://127.0.0.1:41234.
@@ -320,21 +268,14 @@ func (s *Server) URL() string { return s.url }
 
 // Stop kills the server and waits for it to exit. Tests may call it to
 // simulate an outage; the URL then refuses connections. Calling it again is a
-// no-op.
-func (s *Server) Stop() {
-	s.stopOnce.Do(func() {
-		// Kill, not SIGTERM: the storage directory is thrown away, so a
-		// clean snapshot of silences and the notification log only costs
-		// time.
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	})
-}
+// no-op. Kill, not SIGTERM: the storage directory is thrown away, so a clean
+// snapshot of silences and the notification log only costs time.
+func (s *Server) Stop() { s.proc.Stop() }
 
 // Output is what the server printed so far (debug level, logfmt). Tests may
 // search it for Alertmanager's own account of a send, such as "notify retry
 // canceled due to unrecoverable error after 1 attempts".
-func (s *Server) Output() string { return s.output.String() }
+func (s *Server) Output() string { return s.proc.Output() }
 
 // postableAlert is one element of the POST /api/v2/alerts body.
 type postableAlert struct {
@@ -390,23 +331,4 @@ func (s *Server) post(t testing.TB, alerts ...postableAlert) {
 	if resp.StatusCode/100 != 2 {
 		t.Fatalf("post alerts %s: %s: %s", body, resp.Status, respBody)
 	}
-}
-
-// syncBuffer is a bytes.Buffer that the process and the test may use at the
-// same time.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -40,6 +40,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+
+	"github.com/aurum/canary/internal/testproc"
 )
 
 const (
@@ -184,7 +186,7 @@ func start(bins binaries, dir string) (*Cluster, error) {
 			return c, nil
 		}
 		errs = append(errs, err)
-		// Only a port taken between freePorts and the bind is worth another
+		// Only a port taken between FreePorts and the bind is worth another
 		// try; anything else would fail the same way again, slowly.
 		if !strings.Contains(err.Error(), "address already in use") {
 			break
@@ -200,7 +202,7 @@ func startOnce(bins binaries, dir string) (c *Cluster, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(3)
+	ports, err := testproc.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -407,17 +409,17 @@ func (c *Cluster) Stop() {
 	// kube-apiserver first: without etcd it would only log errors until it
 	// is killed too.
 	if c.apiserver != nil {
-		c.apiserver.kill()
+		c.apiserver.Stop()
 	}
-	c.etcd.kill()
+	c.etcd.Stop()
 }
 
 // Output is what etcd and kube-apiserver printed so far.
 func (c *Cluster) Output() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "etcd output:\n%s", c.etcd.output.String())
+	fmt.Fprintf(&b, "etcd output:\n%s", c.etcd.Output())
 	if c.apiserver != nil {
-		fmt.Fprintf(&b, "kube-apiserver output:\n%s", c.apiserver.output.String())
+		fmt.Fprintf(&b, "kube-apiserver output:\n%s", c.apiserver.Output())
 	}
 	return b.String()
 }

@@ -17,7 +17,6 @@
 package testpg
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,7 +26,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +35,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/aurum/canary/internal/testproc"
 )
 
 const (
@@ -79,10 +79,9 @@ host    all       all       127.0.0.1/32   scram-sha-256
 // Server is a running PostgreSQL. It is stopped when the test that started
 // it ends.
 type Server struct {
-	port   int
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once the process has been waited for
-	output *syncBuffer
+	port int
+	cmd  *exec.Cmd
+	proc *testproc.Process
 
 	stopOnce sync.Once
 }
@@ -104,8 +103,8 @@ func Start(t testing.TB) *Server {
 	dir := clusterDir(t, cred)
 	dataDir := filepath.Join(dir, "data")
 
-	output := &syncBuffer{}
-	if err := initdb(bin, dataDir, dir, cred, output); err != nil {
+	var output testproc.Buffer
+	if err := initdb(bin, dataDir, dir, cred, &output); err != nil {
 		t.Fatalf("%v\ninitdb output:\n%s", err, output.String())
 	}
 
@@ -116,7 +115,7 @@ func Start(t testing.TB) *Server {
 			t.Cleanup(func() {
 				s.Stop()
 				if t.Failed() {
-					t.Logf("postgres output:\n%s", s.output.String())
+					t.Logf("postgres output:\n%s", s.Output())
 				}
 			})
 			return s
@@ -249,17 +248,13 @@ func clusterDir(t testing.TB, cred *syscall.Credential) string {
 	}
 }
 
-// command builds a command that runs as cred (nil: as this process) in dir,
-// with its output going to out.
-func command(ctx context.Context, cred *syscall.Credential, dir string, out *syncBuffer, name string, args ...string) *exec.Cmd {
+// command builds a command that runs as cred (nil: as this process) in dir.
+func command(ctx context.Context, cred *syscall.Credential, dir string, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, name, args...)
 	// The package directory, the default, may be unreadable for the server
 	// user; initdb and postgres complain about a working directory they
 	// cannot enter.
 	cmd.Dir = dir
-	// One writer for both streams: os/exec then serialises the writes.
-	cmd.Stdout = out
-	cmd.Stderr = out
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
@@ -267,10 +262,10 @@ func command(ctx context.Context, cred *syscall.Credential, dir string, out *syn
 }
 
 // initdb creates a cluster in dataDir and puts hbaConf in place.
-func initdb(bin, dataDir, dir string, cred *syscall.Credential, out *syncBuffer) error {
+func initdb(bin, dataDir, dir string, cred *syscall.Credential, out *testproc.Buffer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), initdbTimeout)
 	defer cancel()
-	cmd := command(ctx, cred, dir, out, filepath.Join(bin, "initdb"),
+	cmd := command(ctx, cred, dir, filepath.Join(bin, "initdb"),
 		"-D", dataDir,
 		"-A", "trust",
 		"-U", superuser,
@@ -282,6 +277,9 @@ func initdb(bin, dataDir, dir string, cred *syscall.Credential, out *syncBuffer)
 		// test.
 		"--no-sync",
 	)
+	// One writer for both streams: os/exec then serialises the writes.
+	cmd.Stdout = out
+	cmd.Stderr = out
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("initdb: %w", err)
 	}
@@ -296,16 +294,12 @@ func initdb(bin, dataDir, dir string, cred *syscall.Credential, out *syncBuffer)
 // connections. On failure it stops the process and puts its output into
 // the error.
 func start(bin, dataDir, dir string, cred *syscall.Credential) (*Server, error) {
-	port, err := freePort()
+	port, err := testproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{
-		port:   port,
-		exited: make(chan struct{}),
-		output: &syncBuffer{},
-	}
-	s.cmd = command(context.Background(), cred, dir, s.output, filepath.Join(bin, "postgres"),
+	s := &Server{port: port}
+	s.cmd = command(context.Background(), cred, dir, filepath.Join(bin, "postgres"),
 		"-D", dataDir,
 		// The socket goes next to the data directory, not into
 		// /var/run/postgresql, which may be missing or not writable.
@@ -317,40 +311,18 @@ func start(bin, dataDir, dir string, cred *syscall.Credential) (*Server, error) 
 		"-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off",
 	)
+	// The parent-death signal in serverAttr works because testproc.Start
+	// keeps the thread that started the server until the server exits.
 	s.cmd.SysProcAttr = serverAttr(cred)
-	started := make(chan error, 1)
-	go func() {
-		// The kernel sends the parent-death signal when the thread that
-		// started the process ends, not the process (go.dev/issue/27505):
-		// this goroutine keeps its thread until the server has exited.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := s.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = s.cmd.Wait()
-		close(s.exited)
-	}()
-	if err := <-started; err != nil {
-		return nil, fmt.Errorf("run %s: %w", s.cmd.Path, err)
+	s.proc, err = testproc.Start("postgres", s.cmd)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.waitReady(); err != nil {
 		s.Stop()
-		return nil, fmt.Errorf("%w\npostgres output:\n%s", err, s.output.String())
+		return nil, fmt.Errorf("%w\npostgres output:\n%s", err, s.Output())
 	}
 	return s, nil
-}
-
-// freePort asks the kernel for a port that is free right now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitReady connects and pings until that works, the process exits, or
@@ -367,7 +339,7 @@ func (s *Server) waitReady() error {
 			return nil
 		}
 		select {
-		case <-s.exited:
+		case <-s.proc.Exited():
 			return fmt.Errorf("postgres exited before it was ready: %v", s.cmd.ProcessState)
 		case <-ctx.Done():
 			return fmt.Errorf("postgres not ready after %s: %v", readyTimeout, last)
@@ -436,32 +408,12 @@ func (s *Server) Stop() {
 		// signal the process even when it runs as postgres.
 		_ = s.cmd.Process.Signal(syscall.SIGINT)
 		select {
-		case <-s.exited:
+		case <-s.proc.Exited():
 		case <-time.After(stopTimeout):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
+			s.proc.Stop()
 		}
 	})
 }
 
 // Output is what the server printed so far.
-func (s *Server) Output() string { return s.output.String() }
-
-// syncBuffer is a bytes.Buffer that the process and the test may use at the
-// same time.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+func (s *Server) Output() string { return s.proc.Output() }

@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aurum/canary/internal/testpg"
+	"github.com/aurum/canary/internal/testproc"
 	"github.com/aurum/canary/queries"
 	"github.com/aurum/canary/queries/postgres"
 )
@@ -460,7 +460,7 @@ func testCallerContext(t *testing.T, srv *testpg.Server) {
 func TestSecretNeverShown(t *testing.T) {
 	t.Parallel()
 	srv := seed(t)
-	var logs syncBuffer
+	var logs testproc.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dsn := srv.DSNAs("canary", secret)
 	wrong := srv.DSNAs("canary", secret+"x")
@@ -652,22 +652,4 @@ func count(t *testing.T, srv *testpg.Server, sql string) float64 {
 	var n float64
 	require.NoError(t, conn.QueryRow(ctx, sql).Scan(&n))
 	return n
-}
-
-// syncBuffer is a bytes.Buffer for a logger used from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
