@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/aurum/canary/analysis/stats"
+	"github.com/aurum/canary/stats"
 	"github.com/aurum/canary/rules"
 )
 

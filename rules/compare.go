@@ -8,7 +8,7 @@ import (
 	"github.com/expr-lang/expr"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/aurum/canary/analysis/stats"
+	"github.com/aurum/canary/stats"
 )
 
 // Comparison is a statistical baseline-vs-canary rule, in the manner of

@@ -3,7 +3,7 @@
 # MannWhitney against, each run through R's own wilcox.test(x, y,
 # conf.int = TRUE, ...). Regenerate from the repository root with
 #
-#   Rscript analysis/stats/testdata/make-fixtures.R
+#   Rscript stats/testdata/make-fixtures.R
 #
 # It needs base R only (Debian's r-base-core); the JSON is written by hand
 # with sprintf("%.17g") so every double survives the trip to Go exactly.
@@ -201,7 +201,7 @@ join <- function(v) paste0("[\n", paste0("  ", v, collapse = ",\n"), "\n]")
 con <- file(out, "w")
 writeLines(c(
   "{",
-  sprintf("\"generator\": %s,", str("analysis/stats/testdata/make-fixtures.R")),
+  sprintf("\"generator\": %s,", str("stats/testdata/make-fixtures.R")),
   sprintf("\"r_version\": %s,", str(R.version.string)),
   "\"cases\": [",
   paste(blocks, collapse = ",\n"),

@@ -14,9 +14,9 @@ import (
 // The fixtures are R's own answers. To regenerate them (Debian:
 // apt-get install r-base-core), from the repository root:
 //
-//	Rscript analysis/stats/testdata/make-fixtures.R
+//	Rscript stats/testdata/make-fixtures.R
 //
-// which rewrites analysis/stats/testdata/wilcox.json.
+// which rewrites stats/testdata/wilcox.json.
 
 // rnum is a number as the fixtures write it: a JSON number, null for R's NA
 // (decoded as NaN), or the strings "Inf" and "-Inf".
