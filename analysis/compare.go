@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/aurum/canary/stats"
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/stats"
 )
 
 // compare runs one of the policy's statistical comparisons on the points

@@ -48,8 +48,9 @@ type Result struct {
 	Reason string       `json:"reason"`
 	Rules  []RuleResult `json:"rules"`
 	// Latched names the latch (rollback, pause, promote) that answered
-	// this analysis instead of the rules; empty when the rules did.
-	Latched LatchKind `json:"latched,omitempty"`
+	// this analysis instead of the rules; empty when the rules did. Latches
+	// belong to runs (package runs), which fills this in.
+	Latched string `json:"latched,omitempty"`
 	// Decisions name the policy's decision rules that held.
 	Decisions   []string     `json:"decisions,omitempty"`
 	Queries     QueryResults `json:"queries"`

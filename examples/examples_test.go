@@ -21,6 +21,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"github.com/aurum/canary/runs"
 	"io"
 	"maps"
 	"net"
@@ -49,10 +50,10 @@ import (
 
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/analysis/policytest"
-	"github.com/aurum/canary/analysis/store"
 	"github.com/aurum/canary/queries"
 	"github.com/aurum/canary/queries/embedded"
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/runs/bolt"
 	"github.com/aurum/canary/webhooks"
 )
 
@@ -498,12 +499,12 @@ func startServer(t *testing.T, series func(start time.Time) []embedded.InputSeri
 	if err := engine.Load(start, time.Minute, series(start)); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(dir, "canary.db"), store.Options{})
+	st, err := bolt.Open(filepath.Join(dir, "canary.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	runs, err := analysis.NewRuns(context.Background(), analysis.RunsOptions{Store: st})
+	runs, err := runs.New(context.Background(), runs.Options{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}

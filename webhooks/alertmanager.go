@@ -3,12 +3,11 @@ package webhooks
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/aurum/canary/runs"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/aurum/canary/analysis"
 )
 
 // amPayload is Alertmanager's webhook notification, version 4. It is
@@ -41,7 +40,7 @@ type alertmanagerResponse struct {
 
 // parseAlertmanager validates a notification; the error is the one-line
 // reason for a 400, which Alertmanager does not retry.
-func parseAlertmanager(data []byte) ([]analysis.Alert, error) {
+func parseAlertmanager(data []byte) ([]runs.Alert, error) {
 	var p amPayload
 	if err := json.Unmarshal(data, &p); err != nil {
 		return nil, fmt.Errorf("bad Alertmanager payload: %w", err)
@@ -49,7 +48,7 @@ func parseAlertmanager(data []byte) ([]analysis.Alert, error) {
 	if p.Version != "" && p.Version != "4" {
 		return nil, fmt.Errorf("unsupported Alertmanager payload version %q (want 4)", p.Version)
 	}
-	alerts := make([]analysis.Alert, 0, len(p.Alerts))
+	alerts := make([]runs.Alert, 0, len(p.Alerts))
 	for i, a := range p.Alerts {
 		status := a.Status
 		if status == "" {
@@ -61,7 +60,7 @@ func parseAlertmanager(data []byte) ([]analysis.Alert, error) {
 		if len(a.Labels) == 0 {
 			return nil, fmt.Errorf("alert %d: no labels", i)
 		}
-		alerts = append(alerts, analysis.Alert{
+		alerts = append(alerts, runs.Alert{
 			Status: status, Labels: a.Labels, Annotations: a.Annotations,
 			StartsAt: a.StartsAt, Fingerprint: a.Fingerprint,
 		})

@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"errors"
+	"github.com/aurum/canary/runs"
 	"maps"
 	"net/http"
 	"strconv"
@@ -71,7 +72,7 @@ func (s *Server) analyze(c *gin.Context, pol *rules.Policy, params map[string]st
 				return nil, false
 			}
 		}
-		res, err = s.runs.Analyze(c.Request.Context(), s.evaluator, pol, analysis.Target{Namespace: ns, Name: name, Revision: revision}, params, time.Time{})
+		res, err = s.runs.Analyze(c.Request.Context(), s.evaluator, pol, runs.Target{Namespace: ns, Name: name, Revision: revision}, params, time.Time{})
 	} else {
 		res, err = s.evaluator.Evaluate(c.Request.Context(), pol, params, time.Time{})
 	}
@@ -79,7 +80,7 @@ func (s *Server) analyze(c *gin.Context, pol *rules.Policy, params map[string]st
 	case errors.Is(err, rules.ErrInvalidParams):
 		s.abort(c, http.StatusBadRequest, err.Error())
 		return nil, false
-	case errors.Is(err, analysis.ErrStore):
+	case errors.Is(err, runs.ErrStore):
 		s.metrics.storeErrors.Inc()
 		s.logger.Error("analysis not recorded", "policy", pol.Name, "namespace", ns, "name", name, "err", err)
 		s.abort(c, http.StatusServiceUnavailable, "analysis ran but could not be recorded: "+err.Error())

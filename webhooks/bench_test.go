@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/aurum/canary/runs"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,10 +19,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aurum/canary/analysis"
-	"github.com/aurum/canary/analysis/store"
 	"github.com/aurum/canary/queries"
 	"github.com/aurum/canary/queries/cache"
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/runs/bolt"
 )
 
 // benchServer is the whole service over a real listener, with a synced
@@ -37,10 +38,10 @@ func newBenchServer(b *testing.B, delay time.Duration) *benchServer {
 	bs := &benchServer{}
 	loader := rules.NewLoader("testdata/policies.yaml", "testdata/fleet.yaml")
 	require.NoError(b, loader.Reload())
-	st, err := store.Open(filepath.Join(b.TempDir(), "canary.db"), store.Options{})
+	st, err := bolt.Open(filepath.Join(b.TempDir(), "canary.db"), bolt.Options{})
 	require.NoError(b, err)
 	b.Cleanup(func() { st.Close() })
-	runs, err := analysis.NewRuns(context.Background(), analysis.RunsOptions{Store: st})
+	runs, err := runs.New(context.Background(), runs.Options{Store: st})
 	require.NoError(b, err)
 	src := queries.SourceFunc(func(ctx context.Context, q queries.Query) (queries.Result, error) {
 		bs.calls.Add(1)

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/aurum/canary/runs"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/rules"
 )
 
@@ -23,7 +23,7 @@ type Switch interface {
 // cutTraffic runs the kill switch for runs with a rollback latched. Runs
 // whose policy has no traffic section, or says onRollback: none, are left
 // alone. It returns every failure, naming the run.
-func (s *Server) cutTraffic(ctx context.Context, set *rules.Set, runs []*analysis.Run) error {
+func (s *Server) cutTraffic(ctx context.Context, set *rules.Set, runs []*runs.Run) error {
 	if s.killSwitch == nil || set == nil {
 		return nil
 	}

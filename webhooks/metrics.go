@@ -2,12 +2,12 @@ package webhooks
 
 import (
 	"context"
+	"github.com/aurum/canary/runs"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
-	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/queries"
 )
 
@@ -97,16 +97,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // watchLatches exposes canary_latches{kind}, read from the runs on scrape.
-func (m *Metrics) watchLatches(runs *analysis.Runs) {
-	if m.reg == nil || runs == nil {
+func (m *Metrics) watchLatches(rs *runs.Runs) {
+	if m.reg == nil || rs == nil {
 		return
 	}
-	for _, kind := range []analysis.LatchKind{analysis.LatchRollback, analysis.LatchPause, analysis.LatchPromote} {
+	for _, kind := range []runs.LatchKind{runs.LatchRollback, runs.LatchPause, runs.LatchPromote} {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "latches",
 			Help:        "Active latches on current runs, by kind.",
 			ConstLabels: prometheus.Labels{"kind": string(kind)},
-		}, func() float64 { return float64(runs.LatchCounts()[kind]) }))
+		}, func() float64 { return float64(rs.LatchCounts()[kind]) }))
 	}
 }
 

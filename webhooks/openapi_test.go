@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aurum/canary/runs"
 	"io"
 	"mime"
 	"net/http"
@@ -27,13 +28,13 @@ import (
 
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/analysis/rollout"
-	"github.com/aurum/canary/analysis/store"
 	"github.com/aurum/canary/docs"
 	"github.com/aurum/canary/queries"
 	"github.com/aurum/canary/queries/embedded"
 	httpprobe "github.com/aurum/canary/queries/http"
 	tcpprobe "github.com/aurum/canary/queries/tcp"
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/runs/bolt"
 	"github.com/aurum/canary/traffic"
 )
 
@@ -740,34 +741,34 @@ func (c *apiChecker) coverage(t *testing.T) {
 // faultyStore is a real store that fails on demand, as a full or broken
 // disk would.
 type faultyStore struct {
-	analysis.Store
+	runs.Store
 	fail atomic.Bool
 }
 
 var errDisk = errors.New("write canary.db: input/output error")
 
-func (s *faultyStore) Run(ctx context.Context, namespace, name string) (*analysis.Run, error) {
+func (s *faultyStore) Run(ctx context.Context, namespace, name string) (*runs.Run, error) {
 	if s.fail.Load() {
 		return nil, errDisk
 	}
 	return s.Store.Run(ctx, namespace, name)
 }
 
-func (s *faultyStore) Runs(ctx context.Context) ([]*analysis.Run, error) {
+func (s *faultyStore) Runs(ctx context.Context) ([]*runs.Run, error) {
 	if s.fail.Load() {
 		return nil, errDisk
 	}
 	return s.Store.Runs(ctx)
 }
 
-func (s *faultyStore) Update(ctx context.Context, namespace, name string, keep int, fn func(*analysis.Run) (*analysis.Run, *analysis.Evaluation, error)) (*analysis.Run, error) {
+func (s *faultyStore) Update(ctx context.Context, namespace, name string, keep int, fn func(*runs.Run) (*runs.Run, *runs.Evaluation, error)) (*runs.Run, error) {
 	if s.fail.Load() {
 		return nil, errDisk
 	}
 	return s.Store.Update(ctx, namespace, name, keep, fn)
 }
 
-func (s *faultyStore) History(ctx context.Context, namespace, name string, limit int) ([]analysis.Evaluation, error) {
+func (s *faultyStore) History(ctx context.Context, namespace, name string, limit int) ([]runs.Evaluation, error) {
 	if s.fail.Load() {
 		return nil, errDisk
 	}
@@ -794,10 +795,10 @@ func (nopRouter) Reset(context.Context) error                  { return nil }
 // ticked.
 func withOrchestrator(t *testing.T) envOption {
 	return func(o *Options) {
-		st, err := store.Open(filepath.Join(t.TempDir(), "canary.db"), store.Options{})
+		st, err := bolt.Open(filepath.Join(t.TempDir(), "canary.db"), bolt.Options{})
 		require.NoError(t, err)
 		t.Cleanup(func() { st.Close() })
-		runs, err := analysis.NewRuns(context.Background(), analysis.RunsOptions{Store: st})
+		runs, err := runs.New(context.Background(), runs.Options{Store: st})
 		require.NoError(t, err)
 		o.Runs = runs
 		o.Rollouts = rollout.New(rollout.Options{
@@ -1114,11 +1115,11 @@ func TestOpenAPIResponses(t *testing.T) {
 	t.Run("faults", func(t *testing.T) {
 		faulty := &faultyStore{}
 		e := newEnv(t, func(o *Options) {
-			st, err := store.Open(filepath.Join(t.TempDir(), "canary.db"), store.Options{})
+			st, err := bolt.Open(filepath.Join(t.TempDir(), "canary.db"), bolt.Options{})
 			require.NoError(t, err)
 			t.Cleanup(func() { st.Close() })
 			faulty.Store = st
-			runs, err := analysis.NewRuns(context.Background(), analysis.RunsOptions{Store: faulty})
+			runs, err := runs.New(context.Background(), runs.Options{Store: faulty})
 			require.NoError(t, err)
 			o.Runs = runs
 			o.Switch = brokenSwitch{}

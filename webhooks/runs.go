@@ -2,13 +2,13 @@ package webhooks
 
 import (
 	"errors"
+	"github.com/aurum/canary/runs"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/rules"
 )
 
@@ -17,12 +17,12 @@ import (
 const defaultHistoryLimit = 20
 
 type runsResponse struct {
-	Runs []*analysis.Run `json:"runs"`
+	Runs []*runs.Run `json:"runs"`
 }
 
 type runResponse struct {
-	Run     *analysis.Run         `json:"run"`
-	History []analysis.Evaluation `json:"history,omitempty"`
+	Run     *runs.Run         `json:"run"`
+	History []runs.Evaluation `json:"history,omitempty"`
 }
 
 // actionRequest is the optional body of a manual action.
@@ -31,15 +31,15 @@ type actionRequest struct {
 }
 
 func (s *Server) listRuns(c *gin.Context) {
-	runs, err := s.runs.List(c.Request.Context())
+	all, err := s.runs.List(c.Request.Context())
 	if err != nil {
 		s.storeFault(c, err)
 		return
 	}
-	if runs == nil {
-		runs = []*analysis.Run{}
+	if all == nil {
+		all = []*runs.Run{}
 	}
-	c.JSON(http.StatusOK, runsResponse{Runs: runs})
+	c.JSON(http.StatusOK, runsResponse{Runs: all})
 }
 
 func (s *Server) getRun(c *gin.Context) {
@@ -54,7 +54,7 @@ func (s *Server) getRun(c *gin.Context) {
 		limit = n
 	}
 	run, err := s.runs.Get(c.Request.Context(), ns, name)
-	if errors.Is(err, analysis.ErrRunNotFound) {
+	if errors.Is(err, runs.ErrRunNotFound) {
 		s.abort(c, http.StatusNotFound, "no run for "+ns+"/"+name)
 		return
 	}
@@ -80,10 +80,10 @@ func (s *Server) actOnRun(c *gin.Context) {
 	}
 	run, err := s.runs.Act(c.Request.Context(), ns, name, action, req.Reason)
 	switch {
-	case errors.Is(err, analysis.ErrUnknownAction):
+	case errors.Is(err, runs.ErrUnknownAction):
 		s.abort(c, http.StatusNotFound, err.Error())
 		return
-	case errors.Is(err, analysis.ErrRunNotFound):
+	case errors.Is(err, runs.ErrRunNotFound):
 		s.abort(c, http.StatusNotFound, "no run for "+ns+"/"+name)
 		return
 	case err != nil:
@@ -91,8 +91,8 @@ func (s *Server) actOnRun(c *gin.Context) {
 		return
 	}
 	s.logger.Info("manual action", "action", action, "run", run.ID(), "reason", req.Reason)
-	if action == analysis.ActionRollback {
-		if err := s.cutTraffic(c.Request.Context(), s.policies.Set(), []*analysis.Run{run}); err != nil {
+	if action == runs.ActionRollback {
+		if err := s.cutTraffic(c.Request.Context(), s.policies.Set(), []*runs.Run{run}); err != nil {
 			s.cutFailed(c, err)
 			return
 		}

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aurum/canary/runs"
 	"io"
 	"log/slog"
 	"net/http"
@@ -43,7 +44,7 @@ const (
 type Options struct {
 	Policies  *rules.Loader
 	Evaluator *analysis.Evaluator
-	Runs      *analysis.Runs
+	Runs      *runs.Runs
 	Metrics   *Metrics
 	// Gatherer serves /metrics; nil serves nothing there.
 	Gatherer prometheus.Gatherer
@@ -67,7 +68,7 @@ type Options struct {
 type Server struct {
 	policies     *rules.Loader
 	evaluator    *analysis.Evaluator
-	runs         *analysis.Runs
+	runs         *runs.Runs
 	metrics      *Metrics
 	logger       *slog.Logger
 	auth         Auth

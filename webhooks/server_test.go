@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/aurum/canary/runs"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,10 +19,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aurum/canary/analysis"
-	"github.com/aurum/canary/analysis/store"
 	"github.com/aurum/canary/queries"
 	"github.com/aurum/canary/queries/embedded"
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/runs/bolt"
 )
 
 func TestMain(m *testing.M) {
@@ -65,10 +66,10 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 		series("bad", "200", "0+95x30"), series("bad", "500", "0+5x30"),
 	}))
 
-	st, err := store.Open(filepath.Join(dir, "canary.db"), store.Options{})
+	st, err := bolt.Open(filepath.Join(dir, "canary.db"), bolt.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	runs, err := analysis.NewRuns(context.Background(), analysis.RunsOptions{Store: st})
+	runs, err := runs.New(context.Background(), runs.Options{Store: st})
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
 	o := Options{

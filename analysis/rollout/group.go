@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aurum/canary/runs"
 	"slices"
 
-	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/rules"
 )
 
@@ -84,7 +84,7 @@ func (o *Orchestrator) StartGroup(ctx context.Context, gs GroupSpec) (GroupStatu
 
 func (o *Orchestrator) loadGroup(ctx context.Context, name string) (*group, error) {
 	data, err := o.o.Store.Document(ctx, kindGroup, name)
-	if errors.Is(err, analysis.ErrDocumentNotFound) {
+	if errors.Is(err, runs.ErrDocumentNotFound) {
 		return nil, fmt.Errorf("%w: group %s", ErrNotFound, name)
 	}
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aurum/canary/runs"
 	"log/slog"
 	"maps"
 	"slices"
@@ -32,8 +33,8 @@ type DecisionFunc func(r *Rollout, res *analysis.Result) (analysis.Decision, str
 
 // Options configure an Orchestrator.
 type Options struct {
-	Store     analysis.Documents
-	Runs      *analysis.Runs
+	Store     runs.Documents
+	Runs      *runs.Runs
 	Evaluator *analysis.Evaluator
 	// Policies returns the policies in service.
 	Policies func() *rules.Set
@@ -108,7 +109,7 @@ func (o *Orchestrator) unschedule(name string) {
 // Get returns a rollout.
 func (o *Orchestrator) Get(ctx context.Context, name string) (*Rollout, error) {
 	data, err := o.o.Store.Document(ctx, kindRollout, name)
-	if errors.Is(err, analysis.ErrDocumentNotFound) {
+	if errors.Is(err, runs.ErrDocumentNotFound) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
 	if err != nil {
@@ -236,12 +237,12 @@ func (o *Orchestrator) emit(r *Rollout, e Event) {
 
 // target is the run the rollout's analyses belong to, so latches from
 // alerts and the runs API apply to it.
-func target(r *Rollout) analysis.Target {
+func target(r *Rollout) runs.Target {
 	ns := r.Spec.Params["namespace"]
 	if ns == "" && r.Traffic != nil {
 		ns = r.Traffic.Namespace
 	}
-	return analysis.Target{Namespace: ns, Name: r.Spec.Name, Revision: r.Spec.Version}
+	return runs.Target{Namespace: ns, Name: r.Spec.Name, Revision: r.Spec.Version}
 }
 
 // Manual actions on a rollout.

@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"errors"
+	"github.com/aurum/canary/runs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,9 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aurum/canary/analysis"
-	"github.com/aurum/canary/analysis/store"
 	"github.com/aurum/canary/queries"
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/runs/bolt"
 	"github.com/aurum/canary/traffic"
 )
 
@@ -86,9 +87,9 @@ func (f *fakeRouter) history() []int {
 type world struct {
 	t       testing.TB
 	path    string
-	st      *store.Bolt
+	st      *bolt.Bolt
 	o       *Orchestrator
-	runs    *analysis.Runs
+	runs    *runs.Runs
 	set     *rules.Set
 	now     time.Time
 	mu      sync.Mutex
@@ -114,12 +115,12 @@ func newWorld(t testing.TB) *world {
 
 func (w *world) open() {
 	w.t.Helper()
-	st, err := store.Open(w.path, store.Options{})
+	st, err := bolt.Open(w.path, bolt.Options{})
 	require.NoError(w.t, err)
 	w.t.Cleanup(func() { st.Close() })
 	w.st = st
 	clock := func() time.Time { w.mu.Lock(); defer w.mu.Unlock(); return w.now }
-	runs, err := analysis.NewRuns(context.Background(), analysis.RunsOptions{Store: st, Now: clock})
+	runs, err := runs.New(context.Background(), runs.Options{Store: st, Now: clock})
 	require.NoError(w.t, err)
 	w.runs = runs
 	src := queries.SourceFunc(func(_ context.Context, q queries.Query) (queries.Result, error) {
@@ -307,9 +308,9 @@ func TestLatchesActAtOnce(t *testing.T) {
 		action string
 		phase  Phase
 	}{
-		{name: "rollback from the runs API or an alert", action: analysis.ActionRollback, phase: PhaseRolledBack},
-		{name: "pause", action: analysis.ActionPause, phase: PhasePaused},
-		{name: "promote", action: analysis.ActionPromote, phase: PhasePromoting},
+		{name: "rollback from the runs API or an alert", action: runs.ActionRollback, phase: PhaseRolledBack},
+		{name: "pause", action: runs.ActionPause, phase: PhasePaused},
+		{name: "promote", action: runs.ActionPromote, phase: PhasePromoting},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/aurum/canary/runs"
 	"io"
 	"log/slog"
 	"net"
@@ -28,9 +29,9 @@ import (
 
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/analysis/rollout"
-	"github.com/aurum/canary/analysis/store"
 	"github.com/aurum/canary/queries/cache"
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/runs/bolt"
 	"github.com/aurum/canary/traffic"
 	"github.com/aurum/canary/traffic/routers"
 	"github.com/aurum/canary/webhooks"
@@ -76,7 +77,7 @@ func defaultServeConfig() serveConfig {
 	c.Listen = ":8080"
 	c.Policies = []string{defaultPolicies}
 	c.DataDir = "data"
-	c.History = analysis.DefaultHistory
+	c.History = runs.DefaultHistory
 	c.BodyLimit = webhooks.DefaultBodyLimit
 	c.ShutdownTimeout = model.Duration(25 * time.Second)
 	c.ReloadInterval = model.Duration(5 * time.Second)
@@ -361,12 +362,12 @@ type service struct {
 	cfg          serveConfig
 	logger       *slog.Logger
 	loader       *rules.Loader
-	store        *store.Bolt
+	store        *bolt.Bolt
 	closeSources func()
 	killSwitch   *routers.Switch
 	orchestrator *rollout.Orchestrator
 	server       *webhooks.Server
-	runs         *analysis.Runs
+	runs         *runs.Runs
 }
 
 func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts serviceOptions) (svc *service, err error) {
@@ -386,7 +387,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	if svc.store, err = store.Open(filepath.Join(cfg.DataDir, "canary.db"), store.Options{Logger: logger}); err != nil {
+	if svc.store, err = bolt.Open(filepath.Join(cfg.DataDir, "canary.db"), bolt.Options{Logger: logger}); err != nil {
 		return nil, err
 	}
 
@@ -403,7 +404,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 		Sources: sources, Timeout: time.Duration(cfg.Evaluation.Timeout),
 		Concurrency: cfg.Evaluation.Concurrency, Logger: logger,
 	})
-	if svc.runs, err = analysis.NewRuns(ctx, analysis.RunsOptions{Store: svc.store, History: cfg.History, Logger: logger}); err != nil {
+	if svc.runs, err = runs.New(ctx, runs.Options{Store: svc.store, History: cfg.History, Logger: logger}); err != nil {
 		return nil, err
 	}
 	tokenFiles := map[string][]string{}

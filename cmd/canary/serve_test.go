@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/aurum/canary/runs"
 	"io"
 	"net"
 	"net/http"
@@ -18,7 +19,6 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
-	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/internal/testkube"
 	"github.com/aurum/canary/internal/testproc"
 	"github.com/aurum/canary/internal/testprom"
@@ -124,12 +124,12 @@ func TestServeSurvivesKill(t *testing.T) {
 		code, out := srv.call(t, "GET", "/v1/runs/caiso/good", "")
 		require.Equal(t, 200, code, out)
 		var got struct {
-			Run     analysis.Run
-			History []analysis.Evaluation
+			Run     runs.Run
+			History []runs.Evaluation
 		}
 		require.NoError(t, json.Unmarshal([]byte(out), &got))
 		require.Equal(t, "rs-1", got.Run.Revision)
-		require.True(t, got.Run.Has(analysis.LatchRollback), out)
+		require.True(t, got.Run.Has(runs.LatchRollback), out)
 		require.EqualValues(t, evaluations, got.Run.Evaluations)
 		require.Len(t, got.History, int(evaluations))
 		require.Equal(t, "error-rate", got.History[0].Rules[0].Name)

@@ -1,9 +1,16 @@
-package analysis
+// Package runs keeps canary runs: one run per revision of a canary, the
+// analyses recorded for it and the latches (rollback, pause, promote) that
+// override them, set by Alertmanager alerts, manual calls or failed
+// analyses. It owns the Store seam that keeps them on disk; runs/bolt is
+// its embedded implementation.
+package runs
 
 import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/aurum/canary/analysis"
 )
 
 // Sentinel errors.
@@ -36,10 +43,10 @@ type Run struct {
 	Latches []Latch `json:"latches"`
 	// Evaluations counts every analysis of this run, including those no
 	// longer kept in the history.
-	Evaluations  uint64   `json:"evaluations"`
-	LastVerdict  Verdict  `json:"lastVerdict,omitempty"`
-	LastDecision Decision `json:"lastDecision,omitempty"`
-	LastReason   string   `json:"lastReason,omitempty"`
+	Evaluations  uint64            `json:"evaluations"`
+	LastVerdict  analysis.Verdict  `json:"lastVerdict,omitempty"`
+	LastDecision analysis.Decision `json:"lastDecision,omitempty"`
+	LastReason   string            `json:"lastReason,omitempty"`
 }
 
 // ID names the run in results and logs: namespace/name@revision.
@@ -83,22 +90,22 @@ type Latch struct {
 // value and outcome, without the rendered queries.
 type Evaluation struct {
 	// Seq numbers the run's analyses from 1.
-	Seq      uint64       `json:"seq"`
-	At       time.Time    `json:"at"`
-	Policy   string       `json:"policy"`
-	Verdict  Verdict      `json:"verdict"`
-	Decision Decision     `json:"decision"`
-	Score    float64      `json:"score"`
-	Reason   string       `json:"reason"`
-	Rules    []RuleRecord `json:"rules"`
+	Seq      uint64            `json:"seq"`
+	At       time.Time         `json:"at"`
+	Policy   string            `json:"policy"`
+	Verdict  analysis.Verdict  `json:"verdict"`
+	Decision analysis.Decision `json:"decision"`
+	Score    float64           `json:"score"`
+	Reason   string            `json:"reason"`
+	Rules    []RuleRecord      `json:"rules"`
 }
 
 // RuleRecord is one rule's outcome in a stored evaluation.
 type RuleRecord struct {
-	Name    string `json:"name"`
-	Verdict string `json:"verdict"`
-	Value   *Float `json:"value,omitempty"`
-	Reason  string `json:"reason"`
+	Name    string          `json:"name"`
+	Verdict string          `json:"verdict"`
+	Value   *analysis.Float `json:"value,omitempty"`
+	Reason  string          `json:"reason"`
 }
 
 // Store persists runs. Every method that changes state returns only once the

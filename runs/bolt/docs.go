@@ -1,19 +1,18 @@
-package store
+package bolt
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/aurum/canary/runs"
 
 	"go.etcd.io/bbolt"
-
-	"github.com/aurum/canary/analysis"
 )
 
 var bucketDocs = []byte("docs")
 
-var _ analysis.Documents = (*Bolt)(nil)
+var _ runs.Documents = (*Bolt)(nil)
 
 // Document returns a stored document.
 func (s *Bolt) Document(ctx context.Context, kind, key string) ([]byte, error) {
@@ -32,7 +31,7 @@ func (s *Bolt) Document(ctx context.Context, kind, key string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s %s: %w", kind, key, err)
 	}
 	if out == nil {
-		return nil, fmt.Errorf("%s %s: %w", kind, key, analysis.ErrDocumentNotFound)
+		return nil, fmt.Errorf("%s %s: %w", kind, key, runs.ErrDocumentNotFound)
 	}
 	return out, nil
 }
@@ -126,5 +125,5 @@ func docBucket(tx *bbolt.Tx, kind string) *bbolt.Bucket {
 }
 
 func isNotFound(err error) bool {
-	return errors.Is(err, analysis.ErrDocumentNotFound)
+	return errors.Is(err, runs.ErrDocumentNotFound)
 }

@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 // Measured on the 2-core development machine (virtual disk, fsync about
 // 0.1-0.5ms, sync on), go test -run '^$' -bench . -benchtime 2s
-// ./analysis/store/:
+// ./runs/bolt/:
 //
 //	BenchmarkUpdateParallel           15,000 ops/s   16 updates/commit  ~10.7 KB, 99 allocs/op
 //	BenchmarkGroupCommit/writers=1     2,500 ops/s    1 update/commit

@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"bufio"
@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/aurum/canary/runs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -22,7 +23,7 @@ import (
 	"github.com/aurum/canary/analysis"
 )
 
-type updateFn = func(*analysis.Run) (*analysis.Run, *analysis.Evaluation, error)
+type updateFn = func(*runs.Run) (*runs.Run, *runs.Evaluation, error)
 
 var (
 	t0      = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -53,13 +54,13 @@ func txID(t testing.TB, s *Bolt) int {
 // evaluate records one analysis of revision rev of namespace/name, starting
 // a new run when the revision changes, as the analysis package does.
 func evaluate(namespace, name, rev string) updateFn {
-	return func(run *analysis.Run) (*analysis.Run, *analysis.Evaluation, error) {
+	return func(run *runs.Run) (*runs.Run, *runs.Evaluation, error) {
 		if run == nil || run.Revision != rev {
-			run = &analysis.Run{Namespace: namespace, Name: name, Revision: rev, StartedAt: t0}
+			run = &runs.Run{Namespace: namespace, Name: name, Revision: rev, StartedAt: t0}
 		}
 		run.Evaluations++
 		value := analysis.Float(0.25)
-		ev := &analysis.Evaluation{
+		ev := &runs.Evaluation{
 			Seq:      run.Evaluations,
 			At:       t0.Add(time.Duration(run.Evaluations) * time.Minute),
 			Policy:   "checkout",
@@ -67,7 +68,7 @@ func evaluate(namespace, name, rev string) updateFn {
 			Decision: analysis.DecisionContinue,
 			Score:    1,
 			Reason:   "all rules pass",
-			Rules: []analysis.RuleRecord{
+			Rules: []runs.RuleRecord{
 				{Name: "error-rate", Verdict: "pass", Value: &value, Reason: "0.25 < 1"},
 				{Name: "latency", Verdict: "pass", Reason: "no data"},
 			},
@@ -84,33 +85,33 @@ func evaluate(namespace, name, rev string) updateFn {
 func web(rev string) updateFn { return evaluate("default", "web", rev) }
 
 // latch sets a latch on an existing run and ignores a missing one.
-func latch(kind analysis.LatchKind) updateFn {
-	return func(run *analysis.Run) (*analysis.Run, *analysis.Evaluation, error) {
+func latch(kind runs.LatchKind) updateFn {
+	return func(run *runs.Run) (*runs.Run, *runs.Evaluation, error) {
 		if run == nil {
 			return nil, nil, nil
 		}
-		run.Latches = append(run.Latches, analysis.Latch{Kind: kind, Source: analysis.SourceManual, Reason: "test", At: t0})
+		run.Latches = append(run.Latches, runs.Latch{Kind: kind, Source: runs.SourceManual, Reason: "test", At: t0})
 		return run, nil, nil
 	}
 }
 
 // revise moves the run to revision rev without an evaluation.
 func revise(rev string) updateFn {
-	return func(run *analysis.Run) (*analysis.Run, *analysis.Evaluation, error) {
+	return func(run *runs.Run) (*runs.Run, *runs.Evaluation, error) {
 		run.Revision = rev
 		return run, nil, nil
 	}
 }
 
-func noop(*analysis.Run) (*analysis.Run, *analysis.Evaluation, error) { return nil, nil, nil }
+func noop(*runs.Run) (*runs.Run, *runs.Evaluation, error) { return nil, nil, nil }
 
-func fail(*analysis.Run) (*analysis.Run, *analysis.Evaluation, error) { return nil, nil, errBoom }
+func fail(*runs.Run) (*runs.Run, *runs.Evaluation, error) { return nil, nil, errBoom }
 
 // onCall calls fns[i] on the i-th call and the last one after that, to play
 // a run that changes between Update's snapshot and its commit.
 func onCall(fns ...updateFn) updateFn {
 	var calls int
-	return func(run *analysis.Run) (*analysis.Run, *analysis.Evaluation, error) {
+	return func(run *runs.Run) (*runs.Run, *runs.Evaluation, error) {
 		fn := fns[min(calls, len(fns)-1)]
 		calls++
 		return fn(run)
@@ -177,7 +178,7 @@ func TestUpdate(t *testing.T) {
 		{
 			name:            "modify without evaluation",
 			setup:           []updateFn{web("r1")},
-			fn:              latch(analysis.LatchPause),
+			fn:              latch(runs.LatchPause),
 			wantRevision:    "r1",
 			wantEvaluations: 1,
 			wantLatches:     1,
@@ -186,7 +187,7 @@ func TestUpdate(t *testing.T) {
 		},
 		{
 			name:            "append keeps latches",
-			setup:           []updateFn{web("r1"), latch(analysis.LatchRollback)},
+			setup:           []updateFn{web("r1"), latch(runs.LatchRollback)},
 			fn:              web("r1"),
 			wantRevision:    "r1",
 			wantEvaluations: 2,
@@ -196,7 +197,7 @@ func TestUpdate(t *testing.T) {
 		},
 		{
 			name: "no-op on a missing run writes nothing",
-			fn:   latch(analysis.LatchPause),
+			fn:   latch(runs.LatchPause),
 		},
 		{
 			name:            "no-op on a run writes nothing",
@@ -218,7 +219,7 @@ func TestUpdate(t *testing.T) {
 		{
 			name:            "a concurrent change is applied first, then fn again",
 			setup:           []updateFn{web("r1")},
-			race:            latch(analysis.LatchRollback),
+			race:            latch(runs.LatchRollback),
 			fn:              web("r1"),
 			wantRevision:    "r1",
 			wantEvaluations: 2,
@@ -229,7 +230,7 @@ func TestUpdate(t *testing.T) {
 		{
 			name:            "fn error at commit writes nothing",
 			setup:           []updateFn{web("r1")},
-			race:            latch(analysis.LatchPause),
+			race:            latch(runs.LatchPause),
 			fn:              onCall(web("r1"), fail),
 			wantRevision:    "r1",
 			wantEvaluations: 1,
@@ -243,7 +244,7 @@ func TestUpdate(t *testing.T) {
 		{
 			name:            "no-op at commit writes nothing",
 			setup:           []updateFn{web("r1")},
-			race:            latch(analysis.LatchPause),
+			race:            latch(runs.LatchPause),
 			fn:              onCall(web("r1"), noop),
 			wantRevision:    "r1",
 			wantEvaluations: 1,
@@ -291,8 +292,8 @@ func TestUpdate(t *testing.T) {
 		{
 			name:  "fn returns another run",
 			setup: []updateFn{web("r1")},
-			fn: func(*analysis.Run) (*analysis.Run, *analysis.Evaluation, error) {
-				return &analysis.Run{Namespace: "default", Name: "api", Revision: "r1"}, nil, nil
+			fn: func(*runs.Run) (*runs.Run, *runs.Evaluation, error) {
+				return &runs.Run{Namespace: "default", Name: "api", Revision: "r1"}, nil, nil
 			},
 			wantRevision:    "r1",
 			wantEvaluations: 1,
@@ -323,7 +324,7 @@ func TestUpdate(t *testing.T) {
 			fn := tt.fn
 			if tt.race != nil {
 				raced := false
-				fn = func(run *analysis.Run) (*analysis.Run, *analysis.Evaluation, error) {
+				fn = func(run *runs.Run) (*runs.Run, *runs.Evaluation, error) {
 					if !raced {
 						raced = true
 						_, err := s.Update(ctx, "default", "web", 0, tt.race)
@@ -348,7 +349,7 @@ func TestUpdate(t *testing.T) {
 
 			stored, runErr := s.Run(ctx, "default", "web")
 			if tt.wantRevision == "" {
-				require.ErrorIs(t, runErr, analysis.ErrRunNotFound)
+				require.ErrorIs(t, runErr, runs.ErrRunNotFound)
 				require.Nil(t, got)
 				return
 			}
@@ -379,8 +380,8 @@ func TestHistory(t *testing.T) {
 		_, err := s.Update(ctx, "default", "web", 0, web("r1"))
 		require.NoError(t, err)
 	}
-	_, err := s.Update(ctx, "default", "idle", 0, func(*analysis.Run) (*analysis.Run, *analysis.Evaluation, error) {
-		return &analysis.Run{Namespace: "default", Name: "idle", Revision: "r1"}, nil, nil
+	_, err := s.Update(ctx, "default", "idle", 0, func(*runs.Run) (*runs.Run, *runs.Evaluation, error) {
+		return &runs.Run{Namespace: "default", Name: "idle", Revision: "r1"}, nil, nil
 	})
 	require.NoError(t, err)
 
@@ -414,9 +415,9 @@ func TestHistory(t *testing.T) {
 	t.Run("evaluations round-trip", func(t *testing.T) {
 		evs, err := s.History(ctx, "default", "web", 1)
 		require.NoError(t, err)
-		_, want, err := web("r1")(&analysis.Run{Namespace: "default", Name: "web", Revision: "r1", Evaluations: 9})
+		_, want, err := web("r1")(&runs.Run{Namespace: "default", Name: "web", Revision: "r1", Evaluations: 9})
 		require.NoError(t, err)
-		require.Equal(t, []analysis.Evaluation{*want}, evs)
+		require.Equal(t, []runs.Evaluation{*want}, evs)
 	})
 }
 
@@ -438,10 +439,10 @@ func TestNotFound(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := s.Run(ctx, tt.namespace, tt.run)
-			require.ErrorIs(t, err, analysis.ErrRunNotFound)
+			require.ErrorIs(t, err, runs.ErrRunNotFound)
 			require.EqualError(t, err, tt.namespace+"/"+tt.run+": run not found")
 			_, err = s.History(ctx, tt.namespace, tt.run, 0)
-			require.ErrorIs(t, err, analysis.ErrRunNotFound)
+			require.ErrorIs(t, err, runs.ErrRunNotFound)
 		})
 	}
 }
@@ -475,19 +476,19 @@ func TestRunsOrder(t *testing.T) {
 		require.NoError(t, err)
 	}
 
-	runs, err := s.Runs(ctx)
+	all, err := s.Runs(ctx)
 	require.NoError(t, err)
 	var got []string
-	for _, r := range runs {
+	for _, r := range all {
 		got = append(got, r.Namespace+" "+r.Name)
 	}
 	require.Equal(t, []string{"a api", "a web", "a web-2", "a-b web", "b web", "prod checkout"}, got)
 }
 
 func TestRunsEmpty(t *testing.T) {
-	runs, err := openTest(t, Options{}).Runs(context.Background())
+	all, err := openTest(t, Options{}).Runs(context.Background())
 	require.NoError(t, err)
-	require.Empty(t, runs)
+	require.Empty(t, all)
 }
 
 func TestReopen(t *testing.T) {
@@ -502,7 +503,7 @@ func TestReopen(t *testing.T) {
 			require.NoError(t, err)
 		}
 	}
-	_, err = s.Update(ctx, "default", "web", 0, latch(analysis.LatchRollback))
+	_, err = s.Update(ctx, "default", "web", 0, latch(runs.LatchRollback))
 	require.NoError(t, err)
 	_, err = s.Update(ctx, "default", "api", 3, evaluate("default", "api", "r2"))
 	require.NoError(t, err)
@@ -523,12 +524,12 @@ func TestReopen(t *testing.T) {
 	s, err = Open(path, Options{})
 	require.NoError(t, err)
 	defer s.Close()
-	runs, err := s.Runs(ctx)
+	all, err := s.Runs(ctx)
 	require.NoError(t, err)
-	require.Equal(t, wantRuns, runs)
-	require.Len(t, runs, 2)
-	require.Len(t, runs[1].Latches, 1, "default/web keeps its latch")
-	require.Equal(t, analysis.LatchRollback, runs[1].Latches[0].Kind)
+	require.Equal(t, wantRuns, all)
+	require.Len(t, all, 2)
+	require.Len(t, all[1].Latches, 1, "default/web keeps its latch")
+	require.Equal(t, runs.LatchRollback, all[1].Latches[0].Kind)
 
 	web, err := s.History(ctx, "default", "web", 0)
 	require.NoError(t, err)

@@ -1,18 +1,18 @@
-// Package store keeps canary runs, their latches and their analysis history
-// on disk, behind analysis.Store.
+// Package bolt keeps canary runs, their latches and their analysis history
+// on disk, behind runs.Store.
 //
 // Bolt is the embedded store: one bbolt file, no server to run. Writes are
 // durable before they return, because callers acknowledge them to Argo
 // Rollouts, Flagger or Alertmanager right after, and concurrent writes share
 // one commit (one fsync), so the disk's fsync rate bounds commits, not
 // writes. Nothing from bbolt leaves the package: callers see only
-// analysis.Store, so a PostgreSQL store can take its place.
+// runs.Store, so a PostgreSQL store can take its place.
 //
 // On disk, the bucket "runs" maps "namespace/name" to the run as JSON; the
 // bucket "history" holds one nested bucket per run, under the same key,
 // mapping each evaluation's big-endian Seq to the evaluation as JSON, so a
 // cursor walks it in order. The bucket "meta" holds the schema version.
-package store
+package bolt
 
 import (
 	"bytes"
@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aurum/canary/runs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,8 +32,6 @@ import (
 
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
-
-	"github.com/aurum/canary/analysis"
 )
 
 // Defaults applied by Open and Update for zero values.
@@ -75,11 +74,11 @@ type Options struct {
 	MaxBatchSize int
 	// NoSync skips fsync on commit. UNSAFE: a machine crash or power loss
 	// then loses or corrupts acknowledged writes, which breaks the
-	// analysis.Store contract. For tests and benchmarks only.
+	// runs.Store contract. For tests and benchmarks only.
 	NoSync bool
 }
 
-// Bolt is an analysis.Store in one bbolt file. It is safe for concurrent
+// Bolt is an runs.Store in one bbolt file. It is safe for concurrent
 // use by the goroutines of one process; the file is locked against other
 // processes.
 type Bolt struct {
@@ -88,7 +87,7 @@ type Bolt struct {
 	commits *committer
 }
 
-var _ analysis.Store = (*Bolt)(nil)
+var _ runs.Store = (*Bolt)(nil)
 
 // Open opens the store at path, creating the file and its directory if
 // missing. It fails with an error wrapping ErrInUse when another process
@@ -168,8 +167,8 @@ func (s *Bolt) Close() error {
 }
 
 // Run returns the run of namespace/name, or an error wrapping
-// analysis.ErrRunNotFound.
-func (s *Bolt) Run(ctx context.Context, namespace, name string) (*analysis.Run, error) {
+// runs.ErrRunNotFound.
+func (s *Bolt) Run(ctx context.Context, namespace, name string) (*runs.Run, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -177,7 +176,7 @@ func (s *Bolt) Run(ctx context.Context, namespace, name string) (*analysis.Run, 
 	if err != nil {
 		return nil, err
 	}
-	var run *analysis.Run
+	var run *runs.Run
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		run, err = getRun(tx, key)
 		return err
@@ -186,24 +185,24 @@ func (s *Bolt) Run(ctx context.Context, namespace, name string) (*analysis.Run, 
 		return nil, fmt.Errorf("read run %s: %w", key, err)
 	}
 	if run == nil {
-		return nil, fmt.Errorf("%s: %w", key, analysis.ErrRunNotFound)
+		return nil, fmt.Errorf("%s: %w", key, runs.ErrRunNotFound)
 	}
 	return run, nil
 }
 
 // Runs returns every run, ordered by namespace, then name.
-func (s *Bolt) Runs(ctx context.Context) ([]*analysis.Run, error) {
+func (s *Bolt) Runs(ctx context.Context) ([]*runs.Run, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var runs []*analysis.Run
+	var all []*runs.Run
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
-			run := new(analysis.Run)
+			run := new(runs.Run)
 			if err := json.Unmarshal(v, run); err != nil {
 				return fmt.Errorf("run %s: %w", k, err)
 			}
-			runs = append(runs, run)
+			all = append(all, run)
 			return nil
 		})
 	})
@@ -212,17 +211,17 @@ func (s *Bolt) Runs(ctx context.Context) ([]*analysis.Run, error) {
 	}
 	// Key order is not quite namespace order: '-' sorts before '/', so
 	// "a-b/x" comes before "a/x" in the file but after it here.
-	slices.SortFunc(runs, func(a, b *analysis.Run) int {
+	slices.SortFunc(all, func(a, b *runs.Run) int {
 		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 	})
-	return runs, nil
+	return all, nil
 }
 
 // History returns up to limit of the run's latest evaluations, oldest
 // first, or all of them when limit <= 0. A run that does not exist is an
-// error wrapping analysis.ErrRunNotFound; one without evaluations yields
+// error wrapping runs.ErrRunNotFound; one without evaluations yields
 // an empty slice.
-func (s *Bolt) History(ctx context.Context, namespace, name string, limit int) ([]analysis.Evaluation, error) {
+func (s *Bolt) History(ctx context.Context, namespace, name string, limit int) ([]runs.Evaluation, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -230,7 +229,7 @@ func (s *Bolt) History(ctx context.Context, namespace, name string, limit int) (
 	if err != nil {
 		return nil, err
 	}
-	evs := []analysis.Evaluation{}
+	evs := []runs.Evaluation{}
 	found := true
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketRuns).Get(key) == nil {
@@ -245,7 +244,7 @@ func (s *Bolt) History(ctx context.Context, namespace, name string, limit int) (
 		// to be cut.
 		c := hist.Cursor()
 		for k, v := c.Last(); k != nil && (limit <= 0 || len(evs) < limit); k, v = c.Prev() {
-			var ev analysis.Evaluation
+			var ev runs.Evaluation
 			if err := json.Unmarshal(v, &ev); err != nil {
 				return fmt.Errorf("evaluation %d: %w", binary.BigEndian.Uint64(k), err)
 			}
@@ -257,7 +256,7 @@ func (s *Bolt) History(ctx context.Context, namespace, name string, limit int) (
 		return nil, fmt.Errorf("read history of %s: %w", key, err)
 	}
 	if !found {
-		return nil, fmt.Errorf("%s: %w", key, analysis.ErrRunNotFound)
+		return nil, fmt.Errorf("%s: %w", key, runs.ErrRunNotFound)
 	}
 	slices.Reverse(evs)
 	return evs, nil
@@ -277,7 +276,7 @@ func (s *Bolt) History(ctx context.Context, namespace, name string, limit int) (
 // to write, then inside the commit against the run as it is then, so that
 // concurrent Updates never lose one another's changes. It must not have
 // side effects.
-func (s *Bolt) Update(ctx context.Context, namespace, name string, keep int, fn func(*analysis.Run) (*analysis.Run, *analysis.Evaluation, error)) (*analysis.Run, error) {
+func (s *Bolt) Update(ctx context.Context, namespace, name string, keep int, fn func(*runs.Run) (*runs.Run, *runs.Evaluation, error)) (*runs.Run, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -327,7 +326,7 @@ func (s *Bolt) Update(ctx context.Context, namespace, name string, keep int, fn 
 	// failing the shared commit: an error returned from the write function
 	// rolls back every write committed with it.
 	var (
-		out    *analysis.Run
+		out    *runs.Run
 		failed error
 	)
 	err = s.commits.do(func(tx *bbolt.Tx) error {
@@ -392,7 +391,7 @@ type record struct {
 	fresh bool
 }
 
-func encode(namespace, name string, run *analysis.Run, ev *analysis.Evaluation) (record, error) {
+func encode(namespace, name string, run *runs.Run, ev *runs.Evaluation) (record, error) {
 	if run.Namespace != namespace || run.Name != name {
 		return record{}, fmt.Errorf("fn returned run %s/%s", run.Namespace, run.Name)
 	}
@@ -458,23 +457,23 @@ func trim(evs *bbolt.Bucket, keep int) error {
 
 // getRun decodes the stored run, or returns nil when there is none. The
 // result is a fresh copy that fn may change freely.
-func getRun(tx *bbolt.Tx, key []byte) (*analysis.Run, error) {
+func getRun(tx *bbolt.Tx, key []byte) (*runs.Run, error) {
 	return decodeRun(tx.Bucket(bucketRuns).Get(key))
 }
 
 // decodeRun decodes a stored run; nil data is no run.
-func decodeRun(v []byte) (*analysis.Run, error) {
+func decodeRun(v []byte) (*runs.Run, error) {
 	if v == nil {
 		return nil, nil
 	}
-	run := new(analysis.Run)
+	run := new(runs.Run)
 	if err := json.Unmarshal(v, run); err != nil {
 		return nil, fmt.Errorf("decode run: %w", err)
 	}
 	return run, nil
 }
 
-func revisionOf(run *analysis.Run) string {
+func revisionOf(run *runs.Run) string {
 	if run == nil {
 		return ""
 	}

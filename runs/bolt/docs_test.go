@@ -1,15 +1,14 @@
-package store
+package bolt
 
 import (
 	"context"
+	"github.com/aurum/canary/runs"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/aurum/canary/analysis"
 )
 
 func TestDocuments(t *testing.T) {
@@ -19,7 +18,7 @@ func TestDocuments(t *testing.T) {
 	require.NoError(t, err)
 
 	_, err = s.Document(ctx, "rollout", "caiso")
-	require.ErrorIs(t, err, analysis.ErrDocumentNotFound)
+	require.ErrorIs(t, err, runs.ErrDocumentNotFound)
 	docs, err := s.DocumentsOf(ctx, "rollout")
 	require.NoError(t, err)
 	require.Empty(t, docs)

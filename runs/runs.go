@@ -1,4 +1,4 @@
-package analysis
+package runs
 
 import (
 	"cmp"
@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/rules"
 )
 
@@ -28,8 +29,8 @@ const maxLatches = 32
 // ErrUnknownAction marks a manual action that does not exist.
 var ErrUnknownAction = errors.New("unknown action")
 
-// RunsOptions configure Runs.
-type RunsOptions struct {
+// Options configure Runs.
+type Options struct {
 	Store Store
 	// History is how many evaluations each run keeps; default
 	// DefaultHistory.
@@ -73,7 +74,7 @@ type alertMatcher struct {
 }
 
 // NewRuns loads the current runs from the store.
-func NewRuns(ctx context.Context, o RunsOptions) (*Runs, error) {
+func New(ctx context.Context, o Options) (*Runs, error) {
 	r := &Runs{store: o.Store, keep: o.History, logger: o.Logger, now: o.Now, index: map[string]*indexed{}}
 	if r.keep <= 0 {
 		r.keep = DefaultHistory
@@ -162,7 +163,7 @@ func (r *Runs) update(ctx context.Context, namespace, name string, fn func(*Run)
 // run with an active latch is answered from the latch without querying
 // anything. The result is durable when Analyze returns it. Invalid params
 // are rejected (wrapping rules.ErrInvalidParams) before a run is created.
-func (r *Runs) Analyze(ctx context.Context, ev *Evaluator, pol *rules.Policy, t Target, params map[string]string, at time.Time) (*Result, error) {
+func (r *Runs) Analyze(ctx context.Context, ev *analysis.Evaluator, pol *rules.Policy, t Target, params map[string]string, at time.Time) (*analysis.Result, error) {
 	resolved, err := pol.ResolveParams(params)
 	if err != nil {
 		return nil, err
@@ -174,7 +175,7 @@ func (r *Runs) Analyze(ctx context.Context, ev *Evaluator, pol *rules.Policy, t 
 	}
 	// Evaluate against the run as it stands; the write below re-checks it,
 	// since an alert may latch while the queries run.
-	var res *Result
+	var res *analysis.Result
 	if cur := r.cached(t.Namespace, t.Name); cur != nil && sameRevision(cur, t) {
 		res = latchedResult(pol, resolved, cur, at)
 	}
@@ -190,7 +191,7 @@ func (r *Runs) Analyze(ctx context.Context, ev *Evaluator, pol *rules.Policy, t 
 		res = evaluated
 		if l := latchedResult(pol, resolved, run, at); l != nil {
 			res = l
-		} else if pol.Decision.LatchOnFail && res.Verdict == VerdictFail && res.Decision == DecisionRollback {
+		} else if pol.Decision.LatchOnFail && res.Verdict == analysis.VerdictFail && res.Decision == analysis.DecisionRollback {
 			run.Latches = addLatch(run.Latches, Latch{Kind: LatchRollback, Source: SourceAnalysis, Reason: res.Reason, At: now})
 		}
 		res = withRun(res, run)
@@ -239,13 +240,13 @@ func (run *Run) clone() *Run {
 
 // withRun returns res stamped with the run; res may be shared, so it is
 // copied rather than modified.
-func withRun(res *Result, run *Run) *Result {
+func withRun(res *analysis.Result, run *Run) *analysis.Result {
 	c := *res
 	c.Run = run.ID()
 	return &c
 }
 
-func evaluation(seq uint64, res *Result) *Evaluation {
+func evaluation(seq uint64, res *analysis.Result) *Evaluation {
 	e := &Evaluation{
 		Seq: seq, At: res.EvaluatedAt, Policy: res.Policy, Verdict: res.Verdict,
 		Decision: res.Decision, Score: res.Score, Reason: res.Reason,
@@ -276,12 +277,12 @@ func (run *Run) Has(kind LatchKind) bool {
 }
 
 // latchedResult is the answer a latch forces, or nil when the run has none.
-func latchedResult(pol *rules.Policy, params map[string]string, run *Run, at time.Time) *Result {
+func latchedResult(pol *rules.Policy, params map[string]string, run *Run, at time.Time) *analysis.Result {
 	l, ok := run.Latch()
 	if !ok {
 		return nil
 	}
-	res := &Result{Policy: pol.Name, Params: params, EvaluatedAt: at, Rules: []RuleResult{}, Queries: QueryResults{}, Latched: l.Kind}
+	res := &analysis.Result{Policy: pol.Name, Params: params, EvaluatedAt: at, Rules: []analysis.RuleResult{}, Queries: analysis.QueryResults{}, Latched: string(l.Kind)}
 	reason := string(l.Kind) + " latched by " + string(l.Source)
 	if l.Reason != "" {
 		reason += ": " + l.Reason
@@ -289,11 +290,11 @@ func latchedResult(pol *rules.Policy, params map[string]string, run *Run, at tim
 	res.Reason = reason
 	switch l.Kind {
 	case LatchRollback:
-		res.Verdict, res.Decision = VerdictFail, DecisionRollback
+		res.Verdict, res.Decision = analysis.VerdictFail, analysis.DecisionRollback
 	case LatchPause:
-		res.Verdict, res.Decision = VerdictInconclusive, DecisionPause
+		res.Verdict, res.Decision = analysis.VerdictInconclusive, analysis.DecisionPause
 	case LatchPromote:
-		res.Verdict, res.Decision, res.Score = VerdictPass, DecisionPromote, 1
+		res.Verdict, res.Decision, res.Score = analysis.VerdictPass, analysis.DecisionPromote, 1
 	}
 	return res
 }

@@ -1,7 +1,8 @@
-package analysis_test
+package runs_test
 
 import (
 	"context"
+	"github.com/aurum/canary/runs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,9 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aurum/canary/analysis"
-	"github.com/aurum/canary/analysis/store"
 	"github.com/aurum/canary/queries"
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/runs/bolt"
 )
 
 const runsPolicy = `
@@ -52,8 +53,8 @@ spec:
 type fixture struct {
 	t      *testing.T
 	path   string
-	st     *store.Bolt
-	runs   *analysis.Runs
+	st     *bolt.Bolt
+	runs   *runs.Runs
 	ev     *analysis.Evaluator
 	set    *rules.Set
 	errors map[string]float64
@@ -84,11 +85,11 @@ func newFixture(t *testing.T) *fixture {
 }
 
 func (f *fixture) open() {
-	st, err := store.Open(f.path, store.Options{})
+	st, err := bolt.Open(f.path, bolt.Options{})
 	require.NoError(f.t, err)
 	f.t.Cleanup(func() { st.Close() })
 	f.st = st
-	f.runs, err = analysis.NewRuns(context.Background(), analysis.RunsOptions{Store: st, History: 3, Now: func() time.Time { return f.now }})
+	f.runs, err = runs.New(context.Background(), runs.Options{Store: st, History: 3, Now: func() time.Time { return f.now }})
 	require.NoError(f.t, err)
 }
 
@@ -97,13 +98,13 @@ func (f *fixture) analyze(policy, name, revision string) *analysis.Result {
 	pol, err := f.set.Get(policy)
 	require.NoError(f.t, err)
 	res, err := f.runs.Analyze(context.Background(), f.ev, pol,
-		analysis.Target{Namespace: "caiso", Name: name, Revision: revision},
+		runs.Target{Namespace: "caiso", Name: name, Revision: revision},
 		map[string]string{"namespace": "caiso", "name": name}, time.Time{})
 	require.NoError(f.t, err)
 	return res
 }
 
-func (f *fixture) run(name string) *analysis.Run {
+func (f *fixture) run(name string) *runs.Run {
 	f.t.Helper()
 	run, err := f.runs.Get(context.Background(), "caiso", name)
 	require.NoError(f.t, err)
@@ -139,11 +140,11 @@ func TestRunsAnalyze(t *testing.T) {
 
 	// Invalid params create nothing.
 	pol, _ := f.set.Get("ingest")
-	_, err = f.runs.Analyze(context.Background(), f.ev, pol, analysis.Target{Namespace: "caiso", Name: "x"},
+	_, err = f.runs.Analyze(context.Background(), f.ev, pol, runs.Target{Namespace: "caiso", Name: "x"},
 		map[string]string{"namespace": "caiso"}, time.Time{})
 	require.ErrorIs(t, err, rules.ErrInvalidParams)
 	_, err = f.runs.Get(context.Background(), "caiso", "x")
-	require.ErrorIs(t, err, analysis.ErrRunNotFound)
+	require.ErrorIs(t, err, runs.ErrRunNotFound)
 }
 
 func TestRunsLatchOnFail(t *testing.T) {
@@ -154,7 +155,7 @@ func TestRunsLatchOnFail(t *testing.T) {
 	require.Equal(t, analysis.VerdictFail, res.Verdict)
 	l, ok := f.runs.RollbackLatch("caiso", "bad", "r1")
 	require.True(t, ok)
-	require.Equal(t, analysis.SourceAnalysis, l.Source)
+	require.Equal(t, runs.SourceAnalysis, l.Source)
 	require.Equal(t, "error-rate: 0.05 > 0.01", l.Reason)
 
 	// Even once the canary looks healthy again, the rollback stands.
@@ -162,7 +163,7 @@ func TestRunsLatchOnFail(t *testing.T) {
 	res = f.analyze("latching", "bad", "r1")
 	require.Equal(t, analysis.DecisionRollback, res.Decision)
 	require.Equal(t, "rollback latched by analysis: error-rate: 0.05 > 0.01", res.Reason)
-	require.Equal(t, 1, f.runs.LatchCounts()[analysis.LatchRollback])
+	require.Equal(t, 1, f.runs.LatchCounts()[runs.LatchRollback])
 	// Other revisions are not affected.
 	_, ok = f.runs.RollbackLatch("caiso", "bad", "r2")
 	require.False(t, ok)
@@ -199,10 +200,10 @@ func TestRunsAct(t *testing.T) {
 	}
 	f := newFixture(t)
 	_, err := f.runs.Act(context.Background(), "caiso", "nope", "pause", "")
-	require.ErrorIs(t, err, analysis.ErrRunNotFound)
+	require.ErrorIs(t, err, runs.ErrRunNotFound)
 	f.analyze("ingest", "good", "r1")
 	_, err = f.runs.Act(context.Background(), "caiso", "good", "explode", "")
-	require.ErrorIs(t, err, analysis.ErrUnknownAction)
+	require.ErrorIs(t, err, runs.ErrUnknownAction)
 }
 
 func TestRunsEvent(t *testing.T) {
@@ -219,7 +220,7 @@ func TestRunsEvent(t *testing.T) {
 
 	run, err = f.runs.Event(context.Background(), "caiso", "good", "c1", "Progressing")
 	require.NoError(t, err)
-	require.True(t, run.Has(analysis.LatchRollback), "same checksum keeps latches")
+	require.True(t, run.Has(runs.LatchRollback), "same checksum keeps latches")
 	run, err = f.runs.Event(context.Background(), "caiso", "good", "c2", "Progressing")
 	require.NoError(t, err)
 	require.Equal(t, "c2", run.Revision)
@@ -231,44 +232,44 @@ func TestRunsAlerts(t *testing.T) {
 	f := newFixture(t)
 	f.analyze("ingest", "good", "r1")
 	f.analyze("ingest", "bad", "r1")
-	critical := analysis.Alert{Status: "firing", Labels: map[string]string{"alertname": "Errors", "severity": "critical", "app": "good"},
+	critical := runs.Alert{Status: "firing", Labels: map[string]string{"alertname": "Errors", "severity": "critical", "app": "good"},
 		Annotations: map[string]string{"summary": "too many 5xx"}, Fingerprint: "f1"}
-	warning := analysis.Alert{Status: "firing", Labels: map[string]string{"alertname": "Lag", "severity": "warning", "app": "bad-consumer"}}
-	other := analysis.Alert{Status: "firing", Labels: map[string]string{"alertname": "Errors", "severity": "critical", "app": "else"}}
+	warning := runs.Alert{Status: "firing", Labels: map[string]string{"alertname": "Lag", "severity": "warning", "app": "bad-consumer"}}
+	other := runs.Alert{Status: "firing", Labels: map[string]string{"alertname": "Errors", "severity": "critical", "app": "else"}}
 
-	rep, err := f.runs.Alerts(context.Background(), f.set, []analysis.Alert{critical, warning, other})
+	rep, err := f.runs.Alerts(context.Background(), f.set, []runs.Alert{critical, warning, other})
 	require.NoError(t, err)
 	require.Equal(t, 2, rep.Matched)
 	require.Equal(t, 2, rep.Latched)
 	require.Len(t, rep.Rollbacks, 1, "the run a rollback alert matched, for the kill switch")
 	require.Equal(t, "good", rep.Rollbacks[0].Name)
-	require.True(t, rep.Rollbacks[0].Has(analysis.LatchRollback))
+	require.True(t, rep.Rollbacks[0].Has(runs.LatchRollback))
 	require.Equal(t, analysis.DecisionRollback, f.analyze("ingest", "good", "r1").Decision)
 	res := f.analyze("ingest", "bad", "r1")
 	require.Equal(t, analysis.DecisionPause, res.Decision, "a pause hides the failing analysis")
 	require.Equal(t, "pause latched by alert: alert Lag firing", res.Reason)
 
 	// Redelivery: nothing changes.
-	rep, err = f.runs.Alerts(context.Background(), f.set, []analysis.Alert{critical, warning})
+	rep, err = f.runs.Alerts(context.Background(), f.set, []runs.Alert{critical, warning})
 	require.NoError(t, err)
 	require.Equal(t, 0, rep.Latched)
 	require.Len(t, rep.Rollbacks, 1, "a redelivery still names the run: the kill switch may have failed before")
 
 	// Resolution lifts the pause, not the rollback.
 	critical.Status, warning.Status = "resolved", "resolved"
-	rep, err = f.runs.Alerts(context.Background(), f.set, []analysis.Alert{critical, warning})
+	rep, err = f.runs.Alerts(context.Background(), f.set, []runs.Alert{critical, warning})
 	require.NoError(t, err)
 	require.Equal(t, 1, rep.Lifted)
-	require.True(t, f.run("good").Has(analysis.LatchRollback))
-	require.False(t, f.run("bad").Has(analysis.LatchPause))
+	require.True(t, f.run("good").Has(runs.LatchRollback))
+	require.False(t, f.run("bad").Has(runs.LatchPause))
 
 	// After a restart the runs are matched the same way.
 	f.st.Close()
 	f.open()
 	critical.Status, critical.Fingerprint = "firing", "f2"
 	critical.Labels = map[string]string{"severity": "critical", "app": "bad"}
-	rep, err = f.runs.Alerts(context.Background(), f.set, []analysis.Alert{critical})
+	rep, err = f.runs.Alerts(context.Background(), f.set, []runs.Alert{critical})
 	require.NoError(t, err)
 	require.Equal(t, 1, rep.Latched)
-	require.Equal(t, map[analysis.LatchKind]int{analysis.LatchRollback: 2, analysis.LatchPause: 0, analysis.LatchPromote: 0}, f.runs.LatchCounts())
+	require.Equal(t, map[runs.LatchKind]int{runs.LatchRollback: 2, runs.LatchPause: 0, runs.LatchPromote: 0}, f.runs.LatchCounts())
 }
