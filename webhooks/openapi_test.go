@@ -27,12 +27,12 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/aurum/canary/analysis"
-	"github.com/aurum/canary/analysis/rollout"
 	"github.com/aurum/canary/docs"
 	"github.com/aurum/canary/queries"
 	"github.com/aurum/canary/queries/embedded"
 	httpprobe "github.com/aurum/canary/queries/http"
 	tcpprobe "github.com/aurum/canary/queries/tcp"
+	"github.com/aurum/canary/rollout"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs/bolt"
 	"github.com/aurum/canary/traffic"

@@ -6,7 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/aurum/canary/analysis/rollout"
+	"github.com/aurum/canary/rollout"
 	"github.com/aurum/canary/rules"
 )
 

@@ -29,7 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/aurum/canary/analysis"
-	"github.com/aurum/canary/analysis/rollout"
+	"github.com/aurum/canary/rollout"
 	"github.com/aurum/canary/rules"
 )
 

@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/aurum/canary/analysis"
-	"github.com/aurum/canary/analysis/rollout"
 	"github.com/aurum/canary/internal/demo"
+	"github.com/aurum/canary/rollout"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/traffic/routers"
 )

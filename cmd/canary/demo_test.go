@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/aurum/canary/analysis/rollout"
+	"github.com/aurum/canary/rollout"
 )
 
 // TestDemoScenarios runs each demo scenario end to end on a shortened

@@ -8,9 +8,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/aurum/canary/analysis/rollout"
 	"github.com/aurum/canary/internal/testkube"
 	"github.com/aurum/canary/internal/testprom"
+	"github.com/aurum/canary/rollout"
 )
 
 // rolloutPolicy reads the apps seeded by seedLive in a real Prometheus and

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aurum/canary/analysis/rollout"
+	"github.com/aurum/canary/rollout"
 )
 
 // rolloutClient talks to a canary serve's rollouts API.

@@ -28,8 +28,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/aurum/canary/analysis"
-	"github.com/aurum/canary/analysis/rollout"
 	"github.com/aurum/canary/queries/cache"
+	"github.com/aurum/canary/rollout"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs/bolt"
 	"github.com/aurum/canary/traffic"

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/aurum/canary/analysis"
-	"github.com/aurum/canary/analysis/rollout"
+	"github.com/aurum/canary/rollout"
 )
 
 // weightBar draws a weight as a 20-cell bar.
