@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/rollout"
 	"github.com/aurum/canary/traffic"
 	"github.com/aurum/canary/traffic/routers"
 )
@@ -40,12 +40,12 @@ func TestKillSwitch(t *testing.T) {
 	argoOwned.OwnerReferences = []metav1.OwnerReference{{APIVersion: "argoproj.io/v1alpha1", Kind: "Rollout", Name: "bad", UID: "u1", Controller: ptr(true)}}
 	client := fake.NewClientset(ingress("good"), ingress("bad"), argoOwned)
 	clients := routers.Clients{Kubernetes: client}
-	sw := routers.NewSwitch(clients, nil)
+	sw := rollout.NewSwitch(clients, nil)
 	t.Cleanup(sw.Close)
 	e := newEnv(t, func(o *Options) { o.Switch = sw })
 
 	// The canary of "good" gets 40% of traffic.
-	r, err := routers.New(rules.TrafficSpec{Router: "nginx", Namespace: "caiso", Ingress: "good", StableService: "good-primary", CanaryService: "good-canary"}, clients, nil)
+	r, err := routers.New(routers.Target{Router: "nginx", Namespace: "caiso", Ingress: "good", StableService: "good-primary", CanaryService: "good-canary"}, clients, nil)
 	require.NoError(t, err)
 	require.NoError(t, r.Apply(context.Background(), traffic.Step{Weight: 40}))
 	weight := func() string {

@@ -364,7 +364,7 @@ type service struct {
 	loader       *rules.Loader
 	store        *bolt.Bolt
 	closeSources func()
-	killSwitch   *routers.Switch
+	killSwitch   *rollout.Switch
 	orchestrator *rollout.Orchestrator
 	server       *webhooks.Server
 	runs         *runs.Runs
@@ -422,10 +422,12 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 		clients = kubeAccess(cfg, svc.loader, logger)
 	}
 	if clients != nil {
-		svc.killSwitch = routers.NewSwitch(*clients, logger)
+		svc.killSwitch = rollout.NewSwitch(*clients, logger)
 		svc.orchestrator = rollout.New(rollout.Options{
 			Store: svc.store, Runs: svc.runs, Evaluator: ev, Policies: svc.loader.Set, Logger: logger,
-			Routers: func(spec rules.TrafficSpec) (traffic.Router, error) { return routers.New(spec, *clients, logger) },
+			Routers: func(spec rules.TrafficSpec) (traffic.Router, error) {
+				return routers.New(rollout.Target(spec), *clients, logger)
+			},
 			OnEvent: opts.OnEvent,
 		})
 	}
@@ -542,7 +544,7 @@ func kubeAccess(cfg serveConfig, loader *rules.Loader, logger *slog.Logger) *rou
 }
 
 // switchOrNil keeps a nil *Switch from becoming a non-nil interface.
-func switchOrNil(s *routers.Switch) webhooks.Switch {
+func switchOrNil(s *rollout.Switch) webhooks.Switch {
 	if s == nil {
 		return nil
 	}

@@ -10,7 +10,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/traffic"
 	"github.com/aurum/canary/traffic/routers"
 )
@@ -38,7 +37,7 @@ func newTrafficFlags(c *cli, action string) *trafficFlags {
 			"       canary traffic %s --router gatewayapi --httproute NS/NAME --stable-service SVC --canary-service SVC [flags]\n\nFlags:\n", action, action)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&f.router, "router", rules.RouterNginx, "router: "+strings.Join(routers.Kinds, " or "))
+	fs.StringVar(&f.router, "router", routers.KindNginx, "router: "+strings.Join(routers.Kinds, " or "))
 	fs.StringVar(&f.ingress, "ingress", "", "the stable Ingress, namespace/name (nginx)")
 	fs.StringVar(&f.httpRoute, "httproute", "", "the HTTPRoute, namespace/name (gatewayapi)")
 	fs.StringVar(&f.stable, "stable-service", "", "the stable Service (nginx: found from the Ingress when it has one backend)")
@@ -165,25 +164,25 @@ func (f *trafficFlags) step() (traffic.Step, error) {
 
 // spec turns the flags into a router spec, finding the stable Service of a
 // single-backend Ingress when it was not given.
-func (f *trafficFlags) spec(ctx context.Context, clients routers.Clients) (rules.TrafficSpec, error) {
-	spec := rules.TrafficSpec{Router: f.router, StableService: f.stable, CanaryService: f.canary,
+func (f *trafficFlags) spec(ctx context.Context, clients routers.Clients) (routers.Target, error) {
+	spec := routers.Target{Router: f.router, StableService: f.stable, CanaryService: f.canary,
 		AnnotationPrefix: f.prefix, TakeOver: f.takeOver}
 	target := f.ingress
-	if f.router == rules.RouterGatewayAPI {
+	if f.router == routers.KindGatewayAPI {
 		target = f.httpRoute
 	}
 	ns, name, ok := strings.Cut(target, "/")
 	if !ok || ns == "" || name == "" {
-		return spec, fmt.Errorf("give the %s as namespace/name", map[bool]string{true: "--httproute", false: "--ingress"}[f.router == rules.RouterGatewayAPI])
+		return spec, fmt.Errorf("give the %s as namespace/name", map[bool]string{true: "--httproute", false: "--ingress"}[f.router == routers.KindGatewayAPI])
 	}
 	spec.Namespace, spec.Ingress = ns, name
-	if f.router == rules.RouterGatewayAPI {
+	if f.router == routers.KindGatewayAPI {
 		spec.Ingress, spec.HTTPRoute = "", name
 	}
 	if spec.CanaryService == "" {
 		return spec, fmt.Errorf("--canary-service is required")
 	}
-	if spec.StableService == "" && f.router == rules.RouterNginx && clients.Kubernetes != nil {
+	if spec.StableService == "" && f.router == routers.KindNginx && clients.Kubernetes != nil {
 		ing, err := clients.Kubernetes.NetworkingV1().Ingresses(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return spec, fmt.Errorf("ingress %s: %w", target, err)

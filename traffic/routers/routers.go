@@ -1,29 +1,51 @@
-// Package routers builds traffic routers from configuration, and the kill
-// switch that uses them: the one place that knows every router, so that
-// package traffic stays a seam and each router its own package.
+// Package routers builds traffic routers from a description of the objects
+// that carry a canary's traffic: the one place that knows every router, so
+// that package traffic stays a seam and each router its own package.
 package routers
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"k8s.io/client-go/kubernetes"
 	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
-	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/traffic"
 	"github.com/aurum/canary/traffic/gatewayapi"
 	"github.com/aurum/canary/traffic/nginx"
 )
 
+// Router kinds.
+const (
+	KindNginx      = "nginx"
+	KindGatewayAPI = "gatewayapi"
+)
+
 // Kinds lists the routers New builds.
-var Kinds = []string{rules.RouterNginx, rules.RouterGatewayAPI}
+var Kinds = []string{KindNginx, KindGatewayAPI}
+
+// Target names the router and the objects that carry one canary's traffic.
+type Target struct {
+	// Router is one of Kinds.
+	Router    string
+	Namespace string
+	// Ingress is the stable Ingress (nginx); HTTPRoute the route
+	// (gatewayapi).
+	Ingress, HTTPRoute           string
+	StableService, CanaryService string
+	// AnnotationPrefix overrides ingress-nginx's annotation prefix.
+	AnnotationPrefix string
+	// TakeOver lets the router change objects another controller created.
+	TakeOver bool
+}
+
+// Key identifies the target's objects: two targets with the same key move
+// the same traffic.
+func (t Target) Key() string {
+	return t.Router + ":" + t.Namespace + "/" + t.Ingress + t.HTTPRoute
+}
 
 // Clients are the API clients routers use; a router whose client is nil
 // cannot be built.
@@ -32,14 +54,14 @@ type Clients struct {
 	Gateway    gatewayclient.Interface
 }
 
-// New builds the router spec names. An unknown kind is an error listing the
-// known ones: a typo must not fall back to some default router.
-func New(spec rules.TrafficSpec, clients Clients, logger *slog.Logger) (traffic.Router, error) {
+// New builds the router the target names. An unknown kind is an error
+// listing the known ones: a typo must not fall back to some default router.
+func New(spec Target, clients Clients, logger *slog.Logger) (traffic.Router, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	switch spec.Router {
-	case rules.RouterNginx:
+	case KindNginx:
 		if clients.Kubernetes == nil {
 			return nil, errors.New("router nginx: no Kubernetes client configured")
 		}
@@ -48,7 +70,7 @@ func New(spec rules.TrafficSpec, clients Clients, logger *slog.Logger) (traffic.
 			StableService: spec.StableService, CanaryService: spec.CanaryService,
 			AnnotationPrefix: spec.AnnotationPrefix, TakeOver: spec.TakeOver,
 		}, logger)
-	case rules.RouterGatewayAPI:
+	case KindGatewayAPI:
 		if clients.Gateway == nil {
 			return nil, errors.New("router gatewayapi: no Gateway API client configured")
 		}
@@ -58,90 +80,4 @@ func New(spec rules.TrafficSpec, clients Clients, logger *slog.Logger) (traffic.
 		}, logger)
 	}
 	return nil, fmt.Errorf("unknown router %q (known: %s)", spec.Router, strings.Join(Kinds, ", "))
-}
-
-// Switch is the kill switch of the webhook service: it applies a policy's
-// onRollback to a run's canary traffic.
-type Switch struct {
-	clients Clients
-	logger  *slog.Logger
-	// life bounds step-downs, which outlive the request that started
-	// them; Close cancels them and waits.
-	life    context.Context
-	stop    context.CancelFunc
-	running sync.WaitGroup
-	mu      sync.Mutex
-	active  map[string]context.CancelFunc
-}
-
-// NewSwitch returns a kill switch using clients.
-func NewSwitch(clients Clients, logger *slog.Logger) *Switch {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	life, stop := context.WithCancel(context.Background())
-	return &Switch{clients: clients, logger: logger, life: life, stop: stop, active: map[string]context.CancelFunc{}}
-}
-
-// Cut cuts the run's canary traffic at once (onRollback: zero), or starts
-// stepping it down on the policy's schedule (onRollback: stepDown) and
-// returns once the first step is applied.
-func (s *Switch) Cut(ctx context.Context, pol *rules.Policy, params map[string]string) error {
-	if pol.Traffic == nil || pol.Traffic.OnRollback == rules.OnRollbackNone {
-		return nil
-	}
-	resolved, err := pol.ResolveParams(params)
-	if err != nil {
-		return err
-	}
-	spec, err := pol.Traffic.Render(resolved)
-	if err != nil {
-		return err
-	}
-	r, err := New(spec, s.clients, s.logger)
-	if err != nil {
-		return err
-	}
-	if pol.Traffic.OnRollback != rules.OnRollbackStepDown {
-		return r.Reset(ctx)
-	}
-	weights := slices.Clone(pol.Traffic.StepDown)
-	// Start from the first weight now, so the caller knows the router
-	// works; the rest follows in the background.
-	if err := r.Apply(ctx, traffic.Step{Weight: weights[0]}); err != nil {
-		return err
-	}
-	key := spec.Namespace + "/" + spec.Ingress + spec.HTTPRoute
-	sctx, cancel := context.WithCancel(s.life)
-	s.mu.Lock()
-	if prev := s.active[key]; prev != nil {
-		prev() // a redelivery restarts the schedule rather than racing it
-	}
-	s.active[key] = cancel
-	s.mu.Unlock()
-	s.running.Add(1)
-	go func() {
-		defer s.running.Done()
-		defer cancel()
-		t := time.NewTimer(pol.Traffic.StepDownInterval)
-		defer t.Stop()
-		select {
-		case <-sctx.Done():
-			return
-		case <-t.C:
-		}
-		err := traffic.StepDown(sctx, r, weights[1:], pol.Traffic.StepDownInterval)
-		if err != nil && !errors.Is(err, context.Canceled) {
-			s.logger.Error("traffic step-down failed", "policy", pol.Name, "target", key, "err", err)
-			return
-		}
-		s.logger.Info("traffic stepped down", "policy", pol.Name, "target", key)
-	}()
-	return nil
-}
-
-// Close stops step-downs in progress and waits for them.
-func (s *Switch) Close() {
-	s.stop()
-	s.running.Wait()
 }
