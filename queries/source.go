@@ -23,17 +23,24 @@ var (
 	ErrUnavailable = errors.New("source unavailable")
 	// ErrBadQuery marks a query the source rejected; retrying cannot help.
 	ErrBadQuery = errors.New("bad query")
+	// ErrPanic marks a query whose source panicked. The panic was
+	// recovered: the error says what the source panicked with, and the
+	// process goes on.
+	ErrPanic = errors.New("source panicked")
 )
 
 // Classify sorts an error from a query source into a small fixed set, for
-// use as a metric label: "timeout", "unavailable", "bad_query", "canceled"
-// "unknown_source" or "other", and "" for a nil error. It relies only on
-// the sentinels of this package and on context errors, so it fits any
-// source that wraps them.
+// use as a metric label: "timeout", "unavailable", "bad_query", "canceled",
+// "unknown_source", "panic" or "other", and "" for a nil error. It relies
+// only on the sentinels of this package and on context errors, so it fits
+// any source that wraps them.
 func Classify(err error) string {
 	switch {
 	case err == nil:
 		return ""
+	case errors.Is(err, ErrPanic):
+		// First: a panic is a bug to find, whatever else the error says.
+		return "panic"
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
 	case errors.Is(err, context.Canceled):
@@ -81,6 +88,12 @@ type Query struct {
 	// Step resolution instead of one instant value.
 	Range time.Duration
 	Step  time.Duration
+	// Allow is the policy's own list of the hosts its probes may reach,
+	// set by the caller for each query; nil or an empty list means the
+	// policy restricts nothing. Probes also apply their server-wide list:
+	// a target must pass both. Sources that reach no policy-chosen host
+	// ignore it.
+	Allow *Allowlist
 }
 
 // Result is what a source returned.

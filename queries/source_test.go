@@ -22,6 +22,8 @@ func TestClassify(t *testing.T) {
 		{name: "unavailable", err: fmt.Errorf("x: %w", ErrUnavailable), want: "unavailable"},
 		{name: "bad query", err: ErrBadQuery, want: "bad_query"},
 		{name: "unknown source", err: &SourceError{Kind: "kafka", Name: "main"}, want: "unknown_source"},
+		{name: "panic", err: &Error{Kind: ErrPanic, Msg: "query source panicked: boom"}, want: "panic"},
+		{name: "panic wins over what it panicked with", err: &Error{Kind: ErrPanic, Msg: "x", Cause: context.DeadlineExceeded}, want: "panic"},
 		{name: "anything else", err: errors.New("boom"), want: "other"},
 	}
 	for _, tt := range tests {

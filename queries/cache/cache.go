@@ -3,8 +3,8 @@
 // same run; without this wrapper 100 concurrent identical analyses cost
 // Prometheus 100 requests, with it they cost one.
 //
-// A Source does two things, both keyed by the whole query (text, time, range
-// and step):
+// A Source does two things, both keyed by the whole query (text, fields,
+// run, time, range, step and the policy's allowlist):
 //
 //   - Callers asking the same query while a call for it is in flight share
 //     that one call, its result and its error alike.
@@ -32,6 +32,13 @@
 // call alive as long as the source allows; the sources bound every call with
 // their own configured timeout.
 //
+// # Panics
+//
+// The shared call runs on a goroutine of its own, where a panic in the
+// source would end the process. It is recovered instead, into an error
+// wrapping queries.ErrPanic that every waiter receives and that is not
+// cached; the message holds the panic value, not the stack.
+//
 // # Results are shared
 //
 // Every caller of the same query gets the same Result: the same Samples
@@ -44,8 +51,10 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,8 +125,12 @@ type key struct {
 	text string
 	// fields are Query.Fields in a canonical form, and run the Query's
 	// run: a Kafka lag growth differs from run to run.
-	fields    string
-	run       string
+	fields string
+	run    string
+	// allow is Query.Allow in a canonical form: a probe one policy may
+	// run must not answer, from the cache, a policy whose list refuses
+	// its target.
+	allow     string
 	now       bool // Query.Time is zero: evaluate at the time of the call
 	sec       int64
 	nsec      int32
@@ -125,7 +138,7 @@ type key struct {
 }
 
 func keyOf(q queries.Query) key {
-	k := key{text: q.Text, fields: canonical(q.Fields), run: q.Run, rng: q.Range, step: q.Step}
+	k := key{text: q.Text, fields: canonical(q.Fields), run: q.Run, allow: canonicalAllow(q.Allow), rng: q.Range, step: q.Step}
 	if q.Time.IsZero() {
 		// Two concurrent "now" queries are identical; one that arrives
 		// within the TTL gets a result at most TTL old.
@@ -150,6 +163,24 @@ func canonical(fields map[string]string) string {
 		b.WriteByte(0)
 	}
 	return b.String()
+}
+
+// canonicalAllow writes an allowlist as its entries, each quoted, in their
+// order, the hosts and the namespaces marked apart; nil is the empty
+// string, which no list writes.
+func canonicalAllow(a *queries.Allowlist) string {
+	if a == nil {
+		return ""
+	}
+	b := []byte{'h'}
+	for _, h := range a.Hosts {
+		b = strconv.AppendQuote(b, h)
+	}
+	b = append(b, 'n')
+	for _, ns := range a.Namespaces {
+		b = strconv.AppendQuote(b, ns)
+	}
+	return string(b)
 }
 
 // entry is one cached result.
@@ -262,11 +293,48 @@ func (s *Source) start(ctx context.Context, k key, q queries.Query) *flight {
 }
 
 // run calls the underlying source and hands the outcome to the flight's
-// waiters. A panic in the source is not recovered: it ends the process as it
-// would have without the cache.
+// waiters. A panic in the source is recovered into an error (see call), and
+// the waiters are released even should the source end its goroutine with
+// runtime.Goexit.
 func (s *Source) run(ctx context.Context, f *flight, q queries.Query) {
-	res, err := s.src.Query(ctx, q)
+	res, err := queries.Result{}, error(errGoexit)
+	defer func() { s.finish(f, res, err) }()
+	res, err = s.call(ctx, q)
+}
 
+// errGoexit is what the waiters of a call get when the source called
+// runtime.Goexit (t.FailNow in a test's fake, say) instead of returning.
+var errGoexit = &queries.Error{Kind: queries.ErrPanic, Msg: "query source panicked: it called runtime.Goexit instead of answering"}
+
+// call runs the underlying source and turns a panic into an error wrapping
+// queries.ErrPanic. The message holds the panic value, on one line and cut
+// short, with the user info of any URL in it masked; the stack is left out,
+// as the error may be shown to whoever asked.
+func (s *Source) call(ctx context.Context, q queries.Query) (res queries.Result, err error) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		msg := strings.Join(strings.Fields(queries.RedactURLs(fmt.Sprint(v))), " ")
+		if len(msg) > maxPanicMsg {
+			msg = strings.ToValidUTF8(msg[:maxPanicMsg], "") + "..."
+		}
+		e := &queries.Error{Kind: queries.ErrPanic, Msg: "query source panicked: " + msg}
+		if cause, ok := v.(error); ok {
+			e.Cause = cause
+		}
+		res, err = queries.Result{}, e
+	}()
+	return s.src.Query(ctx, q)
+}
+
+// maxPanicMsg caps the panic value in an error message.
+const maxPanicMsg = 500
+
+// finish hands the outcome of f's call to its waiters and caches a
+// success.
+func (s *Source) finish(f *flight, res queries.Result, err error) {
 	// Leaving the flights map and entering the cache happen under one
 	// lock, so that no caller finds neither and starts a second call.
 	s.mu.Lock()

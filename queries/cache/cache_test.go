@@ -3,6 +3,8 @@ package cache
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -161,6 +163,31 @@ func TestDistinctQueriesDistinctCalls(t *testing.T) {
 		{name: "fields", a: queries.Query{Fields: map[string]string{"group": "a"}}, b: queries.Query{Fields: map[string]string{"group": "b"}}, wantCalls: 2},
 		{name: "field names", a: queries.Query{Fields: map[string]string{"a": "b\x00c"}}, b: queries.Query{Fields: map[string]string{"a": "b", "c": ""}}, wantCalls: 2},
 		{name: "run", a: queries.Query{Text: "lag", Run: "ns/a@1"}, b: queries.Query{Text: "lag", Run: "ns/a@2"}, wantCalls: 2},
+		{
+			name:      "same allowlist in another value",
+			a:         queries.Query{Text: "probe", Allow: &queries.Allowlist{Hosts: []string{"a"}, Namespaces: []string{"n"}}},
+			b:         queries.Query{Text: "probe", Allow: &queries.Allowlist{Hosts: []string{"a"}, Namespaces: []string{"n"}}},
+			wantCalls: 1,
+		},
+		{name: "allowlist against none", a: queries.Query{Text: "probe"}, b: queries.Query{Text: "probe", Allow: &queries.Allowlist{Hosts: []string{"a"}}}, wantCalls: 2},
+		{
+			name:      "other allowlist",
+			a:         queries.Query{Text: "probe", Allow: &queries.Allowlist{Hosts: []string{"a"}}},
+			b:         queries.Query{Text: "probe", Allow: &queries.Allowlist{Hosts: []string{"b"}}},
+			wantCalls: 2,
+		},
+		{
+			name:      "hosts against namespaces",
+			a:         queries.Query{Text: "probe", Allow: &queries.Allowlist{Hosts: []string{"a"}}},
+			b:         queries.Query{Text: "probe", Allow: &queries.Allowlist{Namespaces: []string{"a"}}},
+			wantCalls: 2,
+		},
+		{
+			name:      "allowlist entry boundaries",
+			a:         queries.Query{Text: "probe", Allow: &queries.Allowlist{Hosts: []string{"a", "b"}}},
+			b:         queries.Query{Text: "probe", Allow: &queries.Allowlist{Hosts: []string{`a"b`}}},
+			wantCalls: 2,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -257,6 +284,104 @@ func TestErrors(t *testing.T) {
 		require.EqualValues(t, 1, src.calls.Load())
 		require.Empty(t, s.entries)
 	})
+}
+
+// TestAllowlistNotShared checks that a probe one policy may run does not
+// answer, from the cache or in flight, a policy whose allowlist refuses
+// the target.
+func TestAllowlistNotShared(t *testing.T) {
+	src := &fake{fn: func(_ context.Context, q queries.Query) (queries.Result, error) {
+		if err := queries.AllowHost("http probe", "evil.example", queries.Allowlist{}, q.Allow); err != nil {
+			return queries.Result{}, err
+		}
+		return resultFor(q), nil
+	}}
+	s := New(src, Options{TTL: time.Minute})
+	fields := map[string]string{"url": "http://evil.example/"}
+	open := queries.Query{Fields: fields, Allow: &queries.Allowlist{Hosts: []string{"*.example"}}}
+	strict := queries.Query{Fields: fields, Allow: &queries.Allowlist{Hosts: []string{"good.example"}}}
+
+	_, err := s.Query(t.Context(), open)
+	require.NoError(t, err)
+	_, err = s.Query(t.Context(), strict)
+	require.ErrorIs(t, err, queries.ErrBadQuery)
+	require.EqualError(t, err, `http probe: host "evil.example" is not in the policy's allowlist`)
+	require.EqualValues(t, 2, src.calls.Load())
+}
+
+// TestPanic checks that a source that panics in the shared call fails
+// that call for every waiter, and does not end the test binary.
+func TestPanic(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name      string
+		fn        func()
+		wantMsg   string // a prefix for panic(nil), whose text is Go's
+		wantCause error
+	}{
+		{name: "string", fn: func() { panic("boom") }, wantMsg: "query source panicked: boom"},
+		{name: "error", fn: func() { panic(boom) }, wantMsg: "query source panicked: boom", wantCause: boom},
+		{name: "runtime error", fn: func() {
+			var m map[string]int
+			m["x"] = 1
+		}, wantMsg: "query source panicked: assignment to entry in nil map"},
+		{name: "nil", fn: func() { panic(nil) }, wantMsg: "query source panicked: panic called with nil argument"},
+		{
+			name:    "value on several lines, with a password",
+			fn:      func() { panic("bad target\n\thttp://probe:s3cret@db.example/") },
+			wantMsg: "query source panicked: bad target http://probe:xxxxx@db.example/",
+		},
+		{name: "long value", fn: func() { panic(strings.Repeat("x", 2*maxPanicMsg)) }, wantMsg: "query source panicked: " + strings.Repeat("x", maxPanicMsg) + "..."},
+		{name: "Goexit", fn: runtime.Goexit, wantMsg: "query source panicked: it called runtime.Goexit instead of answering"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gate := make(chan struct{})
+			var panicking atomic.Bool
+			panicking.Store(true)
+			src := &fake{fn: func(_ context.Context, q queries.Query) (queries.Result, error) {
+				<-gate
+				if panicking.Load() {
+					tt.fn()
+				}
+				return resultFor(q), nil
+			}}
+			s := New(src, Options{})
+			q := queries.Query{Text: "up"}
+
+			const callers = 10
+			errs := make([]error, callers)
+			var wg sync.WaitGroup
+			for i := range callers {
+				wg.Go(func() { _, errs[i] = s.Query(t.Context(), q) })
+			}
+			waitShared(t, s, callers-1)
+			close(gate)
+			wg.Wait()
+
+			require.EqualValues(t, 1, src.calls.Load(), "the waiters shared one call")
+			for _, err := range errs {
+				require.ErrorIs(t, err, queries.ErrPanic)
+				require.Equal(t, "panic", queries.Classify(err))
+				require.True(t, strings.HasPrefix(err.Error(), tt.wantMsg), "error %q", err)
+				require.NotContains(t, err.Error(), "goroutine ")
+				require.NotContains(t, err.Error(), ".go:")
+				require.NotContains(t, err.Error(), "s3cret")
+				require.NotContains(t, err.Error(), "\n")
+				if tt.wantCause != nil {
+					require.ErrorIs(t, err, tt.wantCause)
+				}
+			}
+			require.Empty(t, s.flights)
+			require.Empty(t, s.entries, "a panic is not cached")
+
+			panicking.Store(false)
+			res, err := s.Query(t.Context(), q)
+			require.NoError(t, err, "the next query calls the source again")
+			require.Equal(t, resultFor(q), res)
+			require.EqualValues(t, 2, src.calls.Load())
+		})
+	}
 }
 
 func TestOneWaiterLeaving(t *testing.T) {

@@ -1,7 +1,6 @@
 package httpprobe
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -25,13 +24,14 @@ type probe struct {
 	expect  expect
 	timeout time.Duration // 0: the source's
 	retries int
-	json    *jsonPath // nil: no json field
+	json    *jsonPath          // nil: no json field
+	allow   *queries.Allowlist // the query's own; nil: none
 }
 
 // what names the request in messages: method and URL with the password, if
-// any, masked. Header values never appear in messages; they may be
-// credentials.
-func (p *probe) what() string { return p.method + " " + p.url.Redacted() }
+// any, masked, and a user without a password too: it is likely a token.
+// Header values never appear in messages; they may be credentials.
+func (p *probe) what() string { return p.method + " " + queries.RedactURLs(p.url.String()) }
 
 // fieldNames lists the fields a query may have, for the unknown-field
 // error.
@@ -141,22 +141,21 @@ func parseProbe(fields map[string]string) (*probe, error) {
 	return p, nil
 }
 
-// parseURL accepts an absolute http or https URL. Its errors show the URL
-// with the password masked; url.Parse's own errors quote it whole.
+// parseURL accepts an absolute http or https URL with a host. Its errors
+// show the URL with the user info masked; url.Parse's own errors quote it
+// whole.
 func parseURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
+	u, err := queries.ParseURL(raw)
 	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
 		return nil, badQuery("invalid url: %v", err)
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, badQuery("invalid url %q: scheme must be http or https", u.Redacted())
-	case u.Host == "":
-		return nil, badQuery("invalid url %q: no host", u.Redacted())
+		return nil, badQuery("invalid url %q: scheme must be http or https", queries.RedactURLs(u.String()))
+	case u.Hostname() == "":
+		// net/http would dial http://:8080/ on the local machine, which
+		// is never what a policy means.
+		return nil, badQuery("invalid url %q: no host", queries.RedactURLs(u.String()))
 	}
 	return u, nil
 }

@@ -47,9 +47,11 @@ const (
 	// DefaultExpect is the status codes that count as up when a query has
 	// no expect field.
 	DefaultExpect = "200-299"
-	// MaxRedirects is how many redirects a probe follows. A health URL that
-	// moved (http to https, a trailing slash) still works; a redirect loop
-	// ends in the last 3xx answer, which is up only if expect names it.
+	// MaxRedirects is how many redirects a probe follows, and only on the
+	// scheme, host and port of its URL: a health URL that moved on its
+	// server (a trailing slash, a new path) still works. A redirect loop
+	// ends in the last 3xx answer, which is up only if expect names it; so
+	// does a redirect elsewhere, which is not followed at all (see New).
 	MaxRedirects = 3
 	// MaxRetries is the largest retries field, as the policy format allows.
 	MaxRetries = 10
@@ -78,6 +80,13 @@ type Config struct {
 	// UserAgent is sent unless a query sets header.User-Agent. Empty means
 	// DefaultUserAgent.
 	UserAgent string
+	// Allow restricts the hosts of probe URLs for every query; the zero
+	// value allows any host. A query's own list (queries.Query.Allow) can
+	// only narrow it: a URL must pass both. A refused query fails with
+	// queries.ErrBadQuery before any connection is made. Check the list
+	// with its Validate method when loading the configuration: New cannot
+	// fail, so a list that does not validate refuses every probe.
+	Allow queries.Allowlist
 }
 
 // Source sends HTTP probes. It is safe for concurrent use and keeps
@@ -88,6 +97,7 @@ type Source struct {
 	timeout   time.Duration
 	maxBody   int64
 	userAgent string
+	allow     queries.Allowlist
 }
 
 var _ queries.Source = (*Source)(nil)
@@ -97,8 +107,13 @@ var _ queries.Source = (*Source)(nil)
 // HTTP_PROXY, HTTPS_PROXY and NO_PROXY), so that nothing another package
 // does to http.DefaultClient changes what a probe measures.
 //
-// The client follows at most MaxRedirects redirects. net/http drops the
-// Authorization and Cookie headers on a redirect to another host.
+// The client follows at most MaxRedirects redirects, and only those to the
+// scheme, host and port of the probe's URL. A redirect elsewhere could take
+// the probe to a host the allowlists refuse, or hand its header values,
+// which may be credentials, to another server: net/http drops
+// Authorization and Cookie on such a redirect, but sends X-Api-Key and the
+// like along. The probe reports the 3xx answer instead, which is up only if
+// expect names it.
 func New(cfg Config) *Source {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
@@ -112,22 +127,79 @@ func New(cfg Config) *Source {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	return &Source{
 		client: &http.Client{
-			Transport: transport,
-			CheckRedirect: func(_ *http.Request, via []*http.Request) error {
-				// via holds the requests made so far, the first one
-				// included: stop before the (MaxRedirects+1)-th redirect and
-				// hand back the 3xx itself.
-				if len(via) > MaxRedirects {
-					return http.ErrUseLastResponse
-				}
-				return nil
-			},
+			Transport:     transport,
+			CheckRedirect: checkRedirect,
 			// No client Timeout: each query brings its own, through ctx.
 		},
 		timeout:   cfg.Timeout,
 		maxBody:   cfg.MaxBody,
 		userAgent: cfg.UserAgent,
+		allow:     cfg.Allow,
 	}
+}
+
+// redirectKey is the context key of an attempt's *redirects.
+type redirectKey struct{}
+
+// redirects is what checkRedirect needs to know of an attempt, and what it
+// tells the attempt back.
+type redirects struct {
+	// allowed checks a host against the allowlists of the source and of
+	// the query.
+	allowed func(host string) error
+	// refused says where a redirect not followed went, for the message:
+	// "another host, http://other:8080"; empty when none was refused.
+	refused string
+}
+
+// checkRedirect is the client's CheckRedirect: it follows a redirect only
+// to the scheme, host and port of the first request, that the allowlists
+// allow, and at most MaxRedirects of them. Otherwise the client hands back
+// the 3xx answer itself.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	r, _ := req.Context().Value(redirectKey{}).(*redirects)
+	if r == nil {
+		// Not a probe's request: follow nothing.
+		return http.ErrUseLastResponse
+	}
+	// url.URL.Host holds no user info, and the path may hold a token.
+	to := req.URL.Scheme + "://" + req.URL.Host
+	switch from := via[0].URL; {
+	case !strings.EqualFold(from.Hostname(), req.URL.Hostname()):
+		r.refused = "another host, " + to
+	case !sameOrigin(from, req.URL):
+		r.refused = "another scheme or port, " + to
+	case r.allowed(req.URL.Hostname()) != nil:
+		// The host the first request passed, spelled otherwise.
+		r.refused = "a host the allowlists refuse, " + to
+	}
+	if r.refused != "" {
+		return http.ErrUseLastResponse
+	}
+	// via holds the requests made so far, the first one included: stop
+	// before the (MaxRedirects+1)-th redirect.
+	if len(via) > MaxRedirects {
+		return http.ErrUseLastResponse
+	}
+	return nil
+}
+
+// sameOrigin reports whether b has the scheme, host and port of a; a
+// missing port is the scheme's. url.Parse lowers schemes; host names are
+// compared in any case, and other spellings of one address count as
+// different hosts.
+func sameOrigin(a, b *url.URL) bool {
+	return a.Scheme == b.Scheme && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
+}
+
+func port(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
 }
 
 // Query sends the request q.Fields describe and measures the answer.
@@ -135,8 +207,10 @@ func New(cfg Config) *Source {
 //
 // Fields (an empty value means the default):
 //
-//   - url: required; an absolute http or https URL. User and password in
-//     it are sent as basic auth; the password is masked in messages.
+//   - url: required; an absolute http or https URL whose host the
+//     allowlists allow (Config.Allow, and q.Allow when set). User and
+//     password in it are sent as basic auth; the password, or a user
+//     without one, is masked in messages.
 //   - method: GET (default), HEAD, POST or PUT.
 //   - header.<Name>: a request header, e.g. header.Authorization; any
 //     number of them. header.Host sets the Host. Values never appear in
@@ -167,13 +241,19 @@ func New(cfg Config) *Source {
 // Result.Warnings says why up is 0, what earlier attempts ran into, and
 // why value is NaN when a json field was given.
 //
-// Errors wrap queries.ErrBadQuery for fields that cannot be used,
-// context.Canceled when ctx was canceled, and queries.ErrTimeout when ctx's
-// own deadline passed before the probe's timeout did: then the probe did
-// not get the time it was given, and measured nothing.
+// Errors wrap queries.ErrBadQuery for fields that cannot be used and for a
+// URL whose host Config.Allow or q.Allow refuses (see
+// queries.AllowHost), context.Canceled when ctx was canceled, and
+// queries.ErrTimeout when ctx's own deadline passed before the probe's
+// timeout did: then the probe did not get the time it was given, and
+// measured nothing.
 func (s *Source) Query(ctx context.Context, q queries.Query) (queries.Result, error) {
 	p, err := parseProbe(q.Fields)
 	if err != nil {
+		return queries.Result{}, err
+	}
+	p.allow = q.Allow
+	if err := s.allowed(p, p.url.Hostname()); err != nil {
 		return queries.Result{}, err
 	}
 	if ctx.Err() != nil {
@@ -216,6 +296,12 @@ func (s *Source) Query(ctx context.Context, q queries.Query) (queries.Result, er
 		case <-timer.C:
 		}
 	}
+}
+
+// allowed checks host, of p's URL or of a redirect, against the
+// allowlists.
+func (s *Source) allowed(p *probe, host string) error {
+	return queries.AllowHost("http probe", host, s.allow, p.allow)
 }
 
 // outcome is what one attempt measured.
@@ -265,7 +351,8 @@ func (s *Source) attempt(ctx context.Context, p *probe, timeout time.Duration) o
 		// for a 307 or 308 redirect.
 		body = strings.NewReader(p.body)
 	}
-	req, err := http.NewRequestWithContext(ctx, p.method, p.url.String(), body)
+	redir := &redirects{allowed: func(host string) error { return s.allowed(p, host) }}
+	req, err := http.NewRequestWithContext(context.WithValue(ctx, redirectKey{}, redir), p.method, p.url.String(), body)
 	if err != nil {
 		// parseProbe accepted the URL and method; this is not expected.
 		o.problem = p.what() + ": " + describe(err)
@@ -299,7 +386,10 @@ func (s *Source) attempt(ctx context.Context, p *probe, timeout time.Duration) o
 	o.up = p.expect.match(resp.StatusCode)
 	if !o.up {
 		o.problem = fmt.Sprintf("%s: status %d not in %s", p.what(), resp.StatusCode, p.expect)
-		if isRedirect(resp) {
+		switch {
+		case redir.refused != "":
+			o.problem += fmt.Sprintf(" (the redirect to %s, was not followed)", redir.refused)
+		case isRedirect(resp):
 			o.problem += fmt.Sprintf(" (redirects are followed %d times)", MaxRedirects)
 		}
 		o.retry = resp.StatusCode >= 500
@@ -392,9 +482,13 @@ func connectionError(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// describe shortens a client error to its reason. The URL is not repeated:
-// messages start with the probe's redacted one.
-func describe(err error) string {
+// describe shortens a client error to its reason, with the user info of
+// any URL in it masked. The URL is not repeated: messages start with the
+// probe's redacted one. But a redirect's Location that does not parse is
+// quoted whole by net/http.
+func describe(err error) string { return queries.RedactURLs(reason(err)) }
+
+func reason(err error) string {
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
 		err = uerr.Err

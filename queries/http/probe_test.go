@@ -133,6 +133,11 @@ func TestQueryConnectionRefused(t *testing.T) {
 			name: "password masked", url: "http://probe:s3cret@" + addr + "/x?a=1",
 			warning: "GET http://probe:xxxxx@" + addr + "/x?a=1: connection refused",
 		},
+		{
+			// A user without a password is likely a token.
+			name: "token masked", url: "http://s3cret@" + addr + "/x",
+			warning: "GET http://xxxxx@" + addr + "/x: connection refused",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -428,7 +433,11 @@ func TestQueryBadFields(t *testing.T) {
 		{name: "relative url", fields: map[string]string{"url": "/health"}, wantMsg: `invalid url "/health": scheme must be http or https`},
 		{name: "other scheme", fields: map[string]string{"url": "ftp://a/b"}, wantMsg: "scheme must be http or https"},
 		{name: "no host", fields: map[string]string{"url": "http:///x"}, wantMsg: "no host"},
-		{name: "unparsable url hides password", fields: map[string]string{"url": "http://u:s3cret@host:port/"}, wantMsg: "invalid url"},
+		{name: "unparsable url hides password", fields: map[string]string{"url": "http://u:s3cret@host:port/"}, wantMsg: `invalid url: invalid port ":port" after host`},
+		{name: "slash in the password", fields: map[string]string{"url": "http://u:s3cret/x@host/"}, wantMsg: `invalid url: invalid port "xxxxx" after host`},
+		{name: "bad escape in the password", fields: map[string]string{"url": "http://u:s3cret%zz@host/"}, wantMsg: `invalid url: invalid URL escape "xxxxx"`},
+		{name: "port without a host", fields: map[string]string{"url": "http://:8080/x"}, wantMsg: `invalid url "http://:8080/x": no host`},
+		{name: "user info without a host", fields: map[string]string{"url": "http://s3cret@:8080/x"}, wantMsg: `invalid url "http://xxxxx@:8080/x": no host`},
 		{name: "bad method", fields: withURL("method", "DELETE"), wantMsg: `method "DELETE": must be GET, HEAD, POST or PUT`},
 		{name: "lower-case method", fields: withURL("method", "get"), wantMsg: `method "get"`},
 		{name: "expect word", fields: withURL("expect", "ok"), wantMsg: `expect "ok": "ok" is not a status code or a range such as 200-299`},
@@ -664,4 +673,193 @@ func assertNoError(t *testing.T, err error) bool {
 		return false
 	}
 	return true
+}
+
+// counted starts a server that answers 200 and counts the connections it
+// accepted and the requests it got.
+func counted(t *testing.T) (srvURL string, conns, requests *atomic.Int32) {
+	t.Helper()
+	conns, requests = new(atomic.Int32), new(atomic.Int32)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv.URL, conns, requests
+}
+
+func TestQueryAllowlist(t *testing.T) {
+	srvURL, conns, requests := counted(t)
+	hostPort := strings.TrimPrefix(srvURL, "http://")
+	port := hostPort[strings.LastIndex(hostPort, ":")+1:]
+
+	tests := []struct {
+		name    string
+		server  queries.Allowlist
+		policy  *queries.Allowlist
+		url     string
+		wantMsg string // empty: allowed and probed
+	}{
+		{name: "no lists", url: srvURL},
+		{name: "server list allows the IP", server: queries.Allowlist{Hosts: []string{"127.0.0.1"}}, url: srvURL},
+		{name: "server CIDR and policy IP allow", server: queries.Allowlist{Hosts: []string{"127.0.0.0/8"}}, policy: &queries.Allowlist{Hosts: []string{"127.0.0.1"}}, url: srvURL},
+		{name: "empty policy list restricts nothing", server: queries.Allowlist{Hosts: []string{"127.0.0.1"}}, policy: &queries.Allowlist{}, url: srvURL},
+		{name: "name in another case", server: queries.Allowlist{Hosts: []string{"localhost"}}, url: "http://LocalHost:" + port + "/"},
+		{
+			name: "server list refuses", server: queries.Allowlist{Hosts: []string{"10.0.0.0/8"}}, url: srvURL,
+			wantMsg: `http probe: host "127.0.0.1" is not in the server's allowlist`,
+		},
+		{
+			name: "policy list refuses", server: queries.Allowlist{Hosts: []string{"127.0.0.0/8"}}, policy: &queries.Allowlist{Hosts: []string{"10.0.0.0/8"}}, url: srvURL,
+			wantMsg: `http probe: host "127.0.0.1" is not in the policy's allowlist`,
+		},
+		{
+			name: "policy list alone refuses", policy: &queries.Allowlist{Namespaces: []string{"prod"}}, url: srvURL,
+			wantMsg: `http probe: host "127.0.0.1" is not in the policy's allowlist`,
+		},
+		{
+			name: "an IP is not the name", server: queries.Allowlist{Hosts: []string{"localhost"}}, url: srvURL,
+			wantMsg: `http probe: host "127.0.0.1" is not in the server's allowlist`,
+		},
+		{
+			name: "a name is not its IP", server: queries.Allowlist{Hosts: []string{"127.0.0.1"}}, url: "http://localhost:" + port + "/",
+			wantMsg: `http probe: host "localhost" is not in the server's allowlist`,
+		},
+		{
+			name: "allowed name as user info", server: queries.Allowlist{Hosts: []string{"allowed.example.com"}},
+			url:     "http://allowed.example.com:s3cret@" + hostPort + "/",
+			wantMsg: `http probe: host "127.0.0.1" is not in the server's allowlist`,
+		},
+		{
+			name: "trailing dot", server: queries.Allowlist{Hosts: []string{"localhost"}}, url: "http://localhost.:" + port + "/",
+			wantMsg: `http probe: host "localhost." is not in the server's allowlist`,
+		},
+		{
+			name: "decimal IP", server: queries.Allowlist{Hosts: []string{"127.0.0.0/8"}}, url: "http://2130706433:" + port + "/",
+			wantMsg: `http probe: host "2130706433" is not in the server's allowlist`,
+		},
+		{
+			name: "short IP", server: queries.Allowlist{Hosts: []string{"127.0.0.0/8"}}, url: "http://127.1:" + port + "/",
+			wantMsg: `http probe: host "127.1" is not in the server's allowlist`,
+		},
+		{
+			name: "IPv6 in brackets", server: queries.Allowlist{Hosts: []string{"127.0.0.1"}}, url: "http://[::1]:" + port + "/",
+			wantMsg: `http probe: host "::1" is not in the server's allowlist`,
+		},
+		{
+			name: "invalid server list", server: queries.Allowlist{Hosts: []string{"127.0.0.1/8"}}, url: srvURL,
+			wantMsg: `http probe: the server's allowlist is invalid, so no host is allowed: allowlist host "127.0.0.1/8": host bits are set: did you mean 127.0.0.0/8?`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conns.Store(0)
+			requests.Store(0)
+			src := httpprobe.New(httpprobe.Config{Allow: tt.server})
+			res, err := src.Query(t.Context(), queries.Query{
+				Fields: map[string]string{"url": tt.url, "header.Authorization": "Bearer s3cret"},
+				Allow:  tt.policy,
+			})
+			if tt.wantMsg == "" {
+				require.NoError(t, err)
+				require.Equal(t, 1.0, res.Values["up"], "warnings: %q", res.Warnings)
+				require.EqualValues(t, 1, requests.Load())
+				return
+			}
+			require.ErrorIs(t, err, queries.ErrBadQuery)
+			require.Equal(t, "bad_query", queries.Classify(err))
+			require.EqualError(t, err, tt.wantMsg)
+			require.NotContains(t, err.Error(), "s3cret")
+			require.Zero(t, conns.Load(), "a refused target is not connected to")
+			require.Zero(t, requests.Load())
+		})
+	}
+}
+
+func TestQueryRedirectElsewhere(t *testing.T) {
+	otherURL, otherConns, otherRequests := counted(t)
+	otherPort := otherURL[strings.LastIndex(otherURL, ":")+1:]
+	// The Location of each case is set here rather than passed in the
+	// probe's URL, where its credentials would show.
+	var location atomic.Value
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("/to", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", location.Load().(string))
+		w.WriteHeader(http.StatusFound)
+	})
+	mainURL := serve(t, mux.ServeHTTP)
+	mainPort := mainURL[strings.LastIndex(mainURL, ":")+1:]
+
+	tests := []struct {
+		name       string
+		loc        string
+		expect     string
+		allow      queries.Allowlist
+		wantUp     float64
+		wantStatus float64
+		warning    string // in the only warning; empty for none
+	}{
+		{name: "same host, relative", loc: "/ok", wantUp: 1, wantStatus: 200},
+		{name: "same host, absolute", loc: mainURL + "/ok", wantUp: 1, wantStatus: 200},
+		{name: "same host, allowlisted", loc: "/ok", allow: queries.Allowlist{Hosts: []string{"127.0.0.1"}}, wantUp: 1, wantStatus: 200},
+		{name: "same host, scheme in upper case", loc: strings.ToUpper(mainURL) + "/ok", wantUp: 1, wantStatus: 200},
+		{
+			name: "another host", loc: "http://localhost:" + otherPort + "/", wantStatus: 302,
+			warning: "status 302 not in 200-299 (the redirect to another host, http://localhost:" + otherPort + ", was not followed)",
+		},
+		{
+			name: "another port", loc: otherURL + "/", wantStatus: 302,
+			warning: "status 302 not in 200-299 (the redirect to another scheme or port, " + otherURL + ", was not followed)",
+		},
+		{
+			name: "another scheme", loc: "https://127.0.0.1:" + mainPort + "/ok", wantStatus: 302,
+			warning: "status 302 not in 200-299 (the redirect to another scheme or port, https://127.0.0.1:" + mainPort + ", was not followed)",
+		},
+		{name: "expect decides", loc: "http://localhost:" + otherPort + "/", expect: "302", wantUp: 1, wantStatus: 302},
+		{
+			name: "another host with credentials", loc: "http://admin:s3cret@localhost:" + otherPort + "/x?token=s3cret", wantStatus: 302,
+			warning: "status 302 not in 200-299 (the redirect to another host, http://localhost:" + otherPort + ", was not followed)",
+		},
+		{
+			name: "another host with a token", loc: "http://s3cret@localhost:" + otherPort + "/", wantStatus: 302,
+			warning: "(the redirect to another host, http://localhost:" + otherPort + ", was not followed)",
+		},
+		{
+			// net/http fails and quotes the Location in its error.
+			name: "unparsable with credentials", loc: "http://admin:s3cret@localhost:bad/", wantStatus: 0,
+			warning: `failed to parse Location header "http://admin:xxxxx@localhost:bad/"`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			otherConns.Store(0)
+			otherRequests.Store(0)
+			location.Store(tt.loc)
+			src := httpprobe.New(httpprobe.Config{Allow: tt.allow})
+			fields := map[string]string{
+				"url":              mainURL + "/to",
+				"expect":           tt.expect,
+				"header.X-Api-Key": "k3y",
+			}
+			res, err := src.Query(t.Context(), queries.Query{Fields: fields})
+			require.NoError(t, err)
+			require.Equal(t, tt.wantUp, res.Values["up"], "warnings: %q", res.Warnings)
+			require.Equal(t, tt.wantStatus, res.Values["status"])
+			require.Zero(t, otherConns.Load(), "the other host is never contacted")
+			require.Zero(t, otherRequests.Load())
+			require.NotContains(t, fmt.Sprint(res), "s3cret")
+			if tt.warning == "" {
+				require.Empty(t, res.Warnings)
+				return
+			}
+			require.Len(t, res.Warnings, 1)
+			require.Contains(t, res.Warnings[0], tt.warning)
+		})
+	}
 }

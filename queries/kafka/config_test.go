@@ -45,6 +45,16 @@ func TestNewRejects(t *testing.T) {
 	}{
 		{name: "no brokers", cfg: ClusterConfig{}, want: "kafka: no brokers"},
 		{name: "broker without port", cfg: ClusterConfig{Brokers: []string{"kafka-0"}}, want: `kafka broker "kafka-0": want host:port`},
+		{
+			name: "broker with credentials",
+			cfg:  ClusterConfig{Brokers: []string{"kafka-0:9092", "canary:s3cret@kafka-1:9092"}},
+			want: "kafka broker 2 holds user info ('@'): want host:port, and credentials in sasl",
+		},
+		{
+			name: "broker URL with credentials",
+			cfg:  ClusterConfig{Brokers: []string{"kafka://canary:s3cret@kafka-1:9092"}},
+			want: "kafka broker 1 holds user info ('@'): want host:port, and credentials in sasl",
+		},
 		{name: "negative timeout", cfg: ClusterConfig{Brokers: brokers, Timeout: -time.Second}, want: "kafka timeout -1s is negative"},
 		{name: "bad version", cfg: ClusterConfig{Brokers: brokers, Version: "3.x"}, want: `kafka version "3.x": want a Kafka release such as 3.6.0`},
 		{name: "old version", cfg: ClusterConfig{Brokers: brokers, Version: "0.10.1.0"}, want: "kafka version 0.10.1.0 is too old: reading lag needs 0.10.2.0 or later"},
@@ -93,6 +103,7 @@ func TestNewRejects(t *testing.T) {
 			_, err := New(tt.cfg, nil)
 			require.Error(t, err)
 			require.Contains(t, err.Error(), tt.want)
+			require.NotContains(t, err.Error(), "s3cret")
 		})
 	}
 }

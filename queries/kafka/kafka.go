@@ -175,7 +175,12 @@ func New(cfg ClusterConfig, logger *slog.Logger) (*Source, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("kafka: no brokers")
 	}
-	for _, b := range cfg.Brokers {
+	for i, b := range cfg.Brokers {
+		if strings.Contains(b, "@") {
+			// user:password@host:port, or a URL with credentials: not
+			// to be quoted back.
+			return nil, fmt.Errorf("kafka broker %d holds user info ('@'): want host:port, and credentials in sasl", i+1)
+		}
 		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
 			return nil, fmt.Errorf("kafka broker %q: want host:port", b)
 		}

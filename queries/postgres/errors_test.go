@@ -96,3 +96,27 @@ func TestBadQueryMessage(t *testing.T) {
 	_, ok := errors.AsType[*pgconn.PgError](err)
 	require.True(t, ok, "the PostgreSQL error stays reachable")
 }
+
+func TestScrub(t *testing.T) {
+	const dsn = "postgres://canary:s3cret@db:5432/app?sslmode=verify-full"
+	tests := []struct {
+		name string
+		msg  string
+		dsn  string
+		want string
+	}{
+		{name: "nothing to scrub", msg: "connection refused", dsn: dsn, want: "connection refused"},
+		{name: "the DSN", msg: "cannot parse " + dsn + ": bad", dsn: dsn, want: "cannot parse <dsn>: bad"},
+		{
+			name: "the DSN in another spelling",
+			msg:  `failed: "postgresql://canary:s3cret@db/app"`, dsn: dsn,
+			want: `failed: "postgresql://canary:xxxxx@db/app"`,
+		},
+		{name: "no DSN known", msg: "at postgres://canary:s3cret@db/app", dsn: "", want: "at postgres://canary:xxxxx@db/app"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, scrub(tt.msg, tt.dsn))
+		})
+	}
+}

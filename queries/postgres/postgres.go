@@ -237,14 +237,15 @@ func parseErrorReason(err error, dsn string) string {
 	return "cannot parse it"
 }
 
-// scrub removes the DSN from a message. pgx and PostgreSQL do not put the
-// DSN or its password into their errors; this is a second line of defence
-// for the DSN as a whole, should that ever change.
+// scrub removes the DSN from a message, and masks the user info of any URL
+// left in it. pgx and PostgreSQL do not put the DSN or its password into
+// their errors; this is a second line of defence, for the DSN as a whole
+// and for a URL in another spelling, should that ever change.
 func scrub(msg, dsn string) string {
-	if dsn == "" {
-		return msg
+	if dsn != "" {
+		msg = strings.ReplaceAll(msg, dsn, "<dsn>")
 	}
-	return strings.ReplaceAll(msg, dsn, "<dsn>")
+	return queries.RedactURLs(msg)
 }
 
 // Close closes the idle connections; those of queries in flight are closed

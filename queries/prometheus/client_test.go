@@ -1,12 +1,16 @@
 package prometheus_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -371,6 +375,18 @@ func TestNew(t *testing.T) {
 		{name: "query", cfg: prometheus.Config{URL: "http://p:9090/?x=1"}, wantMsg: `invalid prometheus url "http://p:9090/?x=1": it must not have a query or fragment`},
 		{name: "negative timeout", cfg: prometheus.Config{URL: "http://p", Timeout: -time.Second}, wantMsg: "prometheus timeout -1s is negative"},
 		{name: "negative backoff", cfg: prometheus.Config{URL: "http://p", RetryBackoff: -time.Second}, wantMsg: "prometheus retry backoff -1s is negative"},
+		{name: "negative maxBytes", cfg: prometheus.Config{URL: "http://p", MaxBytes: -1}, wantMsg: "prometheus maxBytes -1 is negative"},
+		{name: "maxBytes set", cfg: prometheus.Config{URL: "http://p", MaxBytes: 1 << 30}},
+		{
+			name:    "slash in the password keeps it out",
+			cfg:     prometheus.Config{URL: "http://u:hunter/2@host:9090/"},
+			wantMsg: `invalid prometheus url: invalid port "xxxxx" after host`,
+		},
+		{
+			name:    "bad escape in the password keeps it out",
+			cfg:     prometheus.Config{URL: "http://u:hunter2%zz@host:9090/"},
+			wantMsg: `invalid prometheus url: invalid URL escape "xxxxx"`,
+		},
 		{
 			name: "conflicting auth",
 			cfg: prometheus.Config{URL: "http://p", HTTPClient: config.HTTPClientConfig{
@@ -387,7 +403,103 @@ func TestNew(t *testing.T) {
 				return
 			}
 			require.EqualError(t, err, tt.wantMsg)
-			require.NotContains(t, err.Error(), "hunter2")
+			require.NotContains(t, err.Error(), "hunter")
 		})
 	}
+}
+
+func TestQueryMaxBytes(t *testing.T) {
+	const maxBytes = 64 << 10
+	const wantMsg = "prometheus answer is over maxBytes (65536 bytes): narrow the query (aggregate it, or lower maxSeries)"
+	// padded is okBody with trailing spaces, which JSON ignores, up to n
+	// bytes.
+	padded := func(n int) []byte { return []byte(okBody + strings.Repeat(" ", n-len(okBody))) }
+
+	tests := []struct {
+		name     string
+		size     int   // body bytes; -1 for a body without end
+		announce int64 // Content-Length; 0 for none (chunked)
+		wantErr  bool
+	}{
+		{name: "just under the cap", size: maxBytes - 1},
+		{name: "exactly the cap", size: maxBytes},
+		{name: "exactly the cap, length announced", size: maxBytes, announce: maxBytes},
+		{name: "one byte over", size: maxBytes + 1, wantErr: true},
+		{name: "one byte over, length announced", size: maxBytes + 1, announce: maxBytes + 1, wantErr: true},
+		{name: "without end", size: -1, wantErr: true},
+		{name: "without end, a huge length announced", size: -1, announce: 1 << 40, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var attempts atomic.Int32
+			// ended gets how much an endless handler wrote when a write
+			// failed: the client closed the connection.
+			ended := make(chan int64, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				attempts.Add(1)
+				w.Header().Set("Content-Type", "application/json")
+				if tt.announce > 0 {
+					w.Header().Set("Content-Length", strconv.FormatInt(tt.announce, 10))
+				}
+				if tt.size >= 0 {
+					_, _ = w.Write(padded(tt.size))
+					return
+				}
+				chunk := bytes.Repeat([]byte(" "), 16<<10)
+				written, _ := io.WriteString(w, okBody)
+				for {
+					n, err := w.Write(chunk)
+					written += n
+					if err != nil {
+						ended <- int64(written)
+						return
+					}
+				}
+			}))
+			defer srv.Close()
+			src := newSource(t, prometheus.Config{URL: srv.URL, MaxBytes: maxBytes, RetryBackoff: time.Millisecond})
+
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			res, err := src.Query(t.Context(), queries.Query{Text: "up"})
+			elapsed := time.Since(start)
+			runtime.ReadMemStats(&after)
+
+			require.Less(t, elapsed, 5*time.Second, "the body must not be read to its end")
+			require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(8<<20), "memory stays bounded")
+			if !tt.wantErr {
+				require.NoError(t, err)
+				require.Len(t, res.Samples, 1)
+				return
+			}
+			require.ErrorIs(t, err, queries.ErrBadQuery)
+			require.Equal(t, "bad_query", queries.Classify(err))
+			require.EqualError(t, err, wantMsg)
+			require.EqualValues(t, 1, attempts.Load(), "an answer over the cap is not retried")
+			if tt.size < 0 {
+				select {
+				case written := <-ended:
+					require.Less(t, written, int64(64<<20), "the server was stopped early")
+				case <-time.After(5 * time.Second):
+					t.Fatal("the client did not close the connection: the server is still sending")
+				}
+			}
+		})
+	}
+}
+
+func TestQueryRedactsLocation(t *testing.T) {
+	// A server, or a proxy in front of it, redirects to a URL with a
+	// password that does not parse; net/http quotes it in its error.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "http://admin:s3cret@other:bad/")
+		w.WriteHeader(http.StatusFound)
+	}))
+	defer srv.Close()
+	src := newSource(t, prometheus.Config{URL: srv.URL, Retries: -1, HTTPClient: config.HTTPClientConfig{FollowRedirects: true}})
+	_, err := src.Query(t.Context(), queries.Query{Text: "up"})
+	require.ErrorIs(t, err, queries.ErrUnavailable)
+	require.ErrorContains(t, err, "failed to parse Location header")
+	require.NotContains(t, err.Error(), "s3cret")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -37,6 +38,17 @@ type failure struct {
 
 // classify sorts the error of a failed attempt.
 func classify(err error) failure {
+	var tooLarge *tooLargeError
+	if errors.As(err, &tooLarge) {
+		// The same query brings the same answer: only a narrower query
+		// helps.
+		return failure{
+			kind:   queries.ErrBadQuery,
+			what:   fmt.Sprintf("prometheus answer is over maxBytes (%d bytes)", tooLarge.max),
+			detail: "narrow the query (aggregate it, or lower maxSeries)",
+			cause:  err,
+		}
+	}
 	var apiErr *v1.Error
 	if !errors.As(err, &apiErr) {
 		// Connection refused or reset, DNS, TLS: the server was not
@@ -100,7 +112,9 @@ func (f failure) err(attempts int, note string) error {
 	if note != "" {
 		msg += " (" + note + ")"
 	}
-	return &queries.Error{Kind: f.kind, Msg: msg + ": " + f.detail, Cause: f.cause}
+	// The server or a proxy in front of it chose the detail: a Location
+	// header that does not parse is quoted whole, user info included.
+	return &queries.Error{Kind: f.kind, Msg: queries.RedactURLs(msg + ": " + f.detail), Cause: f.cause}
 }
 
 // wantTypes ends the message about a result of the wrong type.

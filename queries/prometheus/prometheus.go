@@ -41,6 +41,11 @@ const (
 	// MaxRetryBackoff caps the doubling, unless RetryBackoff itself is
 	// larger.
 	MaxRetryBackoff = 2 * time.Second
+	// DefaultMaxBytes caps an answer at 16 MiB: some 50,000 series of an
+	// instant vector, hundreds of times what a canary rule reads, and
+	// little enough that a hundred concurrent queries cannot exhaust the
+	// memory of the webhook.
+	DefaultMaxBytes int64 = 16 << 20
 )
 
 // Config says how to reach one Prometheus.
@@ -66,6 +71,14 @@ type Config struct {
 	// up to MaxRetryBackoff, and are jittered so that queries which failed
 	// together do not retry in lockstep. Zero means DefaultRetryBackoff.
 	RetryBackoff time.Duration
+	// MaxBytes caps the body of an answer, as sent: a query whose answer is
+	// longer fails with queries.ErrBadQuery once MaxBytes+1 bytes have
+	// arrived, and the connection is closed instead of reading the rest,
+	// so that a query matching millions of series, or a server that sends
+	// without end, cannot exhaust memory. It is not retried: the same query
+	// gets the same answer. Narrow the query instead (aggregate it, or
+	// lower maxSeries). Zero means DefaultMaxBytes; negative is an error.
+	MaxBytes int64
 }
 
 // Source runs queries against one Prometheus server. It is safe for
@@ -104,6 +117,10 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 	if cfg.RetryBackoff < 0 {
 		return nil, fmt.Errorf("prometheus retry backoff %s is negative", cfg.RetryBackoff)
 	}
+	if cfg.MaxBytes < 0 {
+		return nil, fmt.Errorf("prometheus maxBytes %d is negative", cfg.MaxBytes)
+	}
+	cfg.MaxBytes = cmp.Or(cfg.MaxBytes, DefaultMaxBytes)
 	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
 	switch {
 	case cfg.Retries == 0:
@@ -130,6 +147,9 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus http client: %w", err)
 	}
+	// Outermost, so that every body client_golang reads is capped, that
+	// of each redirect included.
+	httpClient.Transport = &capTransport{next: httpClient.Transport, max: cfg.MaxBytes}
 	client, err := api.NewClient(api.Config{Address: u.String(), Client: httpClient})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client: %w", err)
@@ -151,13 +171,8 @@ func parseURL(raw string) (*url.URL, error) {
 	if raw == "" {
 		return nil, errors.New("prometheus url is empty")
 	}
-	u, err := url.Parse(raw)
+	u, err := queries.ParseURL(raw)
 	if err != nil {
-		// url.Parse puts the whole input, password included, into its error.
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
 		return nil, fmt.Errorf("invalid prometheus url: %w", err)
 	}
 	switch {
@@ -197,6 +212,8 @@ func (s *Source) Query(ctx context.Context, q queries.Query) (queries.Result, er
 			return queries.Result{}, contextError(ctx, qctx, attempt-1, last)
 		}
 		f := classify(err)
+		// Kept for the log and for a timeout's message too.
+		f.detail = queries.RedactURLs(f.detail)
 		if !f.retry || attempt == s.attempts {
 			return queries.Result{}, f.err(attempt, "")
 		}

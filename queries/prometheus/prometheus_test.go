@@ -253,3 +253,38 @@ func TestQuerySlowPrometheus(t *testing.T) {
 		require.EqualError(t, err, "prometheus query timed out: context deadline exceeded")
 	})
 }
+
+func TestQueryMaxBytesPrometheus(t *testing.T) {
+	srv, end := seed(t)
+	addr, attempts := proxy(t, srv.URL(), 0)
+	// The two series over 10 minutes at 15s steps take some 2 KiB; their
+	// sum at one instant a few dozen bytes.
+	src := newSource(t, prometheus.Config{URL: addr, MaxBytes: 1024, RetryBackoff: time.Millisecond})
+
+	tests := []struct {
+		name    string
+		q       queries.Query
+		wantErr bool
+	}{
+		{name: "aggregated answer under the cap", q: queries.Query{Text: `sum(canary_requests_total)`, Time: end}},
+		{
+			name:    "range over the cap",
+			q:       queries.Query{Text: `canary_requests_total`, Time: end, Range: 10 * time.Minute, Step: 15 * time.Second},
+			wantErr: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			attempts.Store(0)
+			res, err := src.Query(t.Context(), tt.q)
+			require.EqualValues(t, 1, attempts.Load())
+			if !tt.wantErr {
+				require.NoError(t, err)
+				require.Len(t, res.Samples, 1)
+				return
+			}
+			require.ErrorIs(t, err, queries.ErrBadQuery)
+			require.EqualError(t, err, "prometheus answer is over maxBytes (1024 bytes): narrow the query (aggregate it, or lower maxSeries)")
+		})
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"math"
 	"net"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -39,6 +40,13 @@ type Config struct {
 	// query's timeout field overrides it. Zero or negative means
 	// DefaultTimeout.
 	Timeout time.Duration
+	// Allow restricts the hosts of probe addresses for every query; the
+	// zero value allows any host. A query's own list (queries.Query.Allow)
+	// can only narrow it: an address must pass both. A refused query fails
+	// with queries.ErrBadQuery before any connection is made. Check the
+	// list with its Validate method when loading the configuration: New
+	// cannot fail, so a list that does not validate refuses every probe.
+	Allow queries.Allowlist
 }
 
 // Source opens TCP connections to probe targets. It holds no connections
@@ -46,6 +54,7 @@ type Config struct {
 type Source struct {
 	timeout time.Duration
 	dialer  net.Dialer
+	allow   queries.Allowlist
 }
 
 var _ queries.Source = (*Source)(nil)
@@ -55,7 +64,7 @@ func New(cfg Config) *Source {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	return &Source{timeout: cfg.Timeout}
+	return &Source{timeout: cfg.Timeout, allow: cfg.Allow}
 }
 
 // Query connects to the address in q.Fields and closes the connection as
@@ -65,8 +74,9 @@ func New(cfg Config) *Source {
 //
 // Fields (an empty value means the default):
 //
-//   - address: required; host:port, with a numeric port. A host name is
-//     resolved on each probe, and the time that takes counts.
+//   - address: required; host:port, with a numeric port, whose host the
+//     allowlists allow (Config.Allow, and q.Allow when set). A host name
+//     is resolved on each probe, and the time that takes counts.
 //   - timeout: a duration such as 2s that replaces Config.Timeout; ctx's
 //     deadline still applies.
 //
@@ -79,12 +89,17 @@ func New(cfg Config) *Source {
 // When up is 0, Result.Warnings says why: refused, unreachable, or no
 // answer within the timeout.
 //
-// Errors wrap queries.ErrBadQuery for fields that cannot be used,
-// context.Canceled when ctx was canceled, and queries.ErrTimeout when ctx's
-// own deadline passed before the probe's timeout did.
+// Errors wrap queries.ErrBadQuery for fields that cannot be used and for
+// an address whose host Config.Allow or q.Allow refuses (see
+// queries.AllowHost), context.Canceled when ctx was canceled, and
+// queries.ErrTimeout when ctx's own deadline passed before the probe's
+// timeout did.
 func (s *Source) Query(ctx context.Context, q queries.Query) (queries.Result, error) {
-	address, timeout, err := s.parse(q.Fields)
+	address, host, timeout, err := s.parse(q.Fields)
 	if err != nil {
+		return queries.Result{}, err
+	}
+	if err := queries.AllowHost("tcp probe", host, s.allow, q.Allow); err != nil {
 		return queries.Result{}, err
 	}
 	if ctx.Err() != nil {
@@ -127,48 +142,54 @@ func settle(ctx context.Context) {
 	}
 }
 
-// parse checks the fields and returns the address and the timeout.
-func (s *Source) parse(fields map[string]string) (string, time.Duration, error) {
+// parse checks the fields and returns the address, its host and the
+// timeout.
+func (s *Source) parse(fields map[string]string) (address, host string, timeout time.Duration, err error) {
 	if msg := queries.UnknownFields(fields, "address, timeout", func(name string) bool {
 		return name == "address" || name == "timeout"
 	}); msg != "" {
-		return "", 0, badQuery("%s", msg)
+		return "", "", 0, badQuery("%s", msg)
 	}
 
-	address := fields["address"]
+	address = fields["address"]
 	if address == "" {
-		return "", 0, badQuery("address is required")
+		return "", "", 0, badQuery("address is required")
+	}
+	if strings.Contains(address, "@") {
+		// user:password@host:port, or a URL with credentials: never a
+		// host, and not to be quoted back.
+		return "", "", 0, badQuery("address holds user info ('@'); want host:port")
 	}
 	host, port, err := net.SplitHostPort(address)
 	if err != nil {
 		var aerr *net.AddrError
 		if errors.As(err, &aerr) {
 			// AddrError quotes the address itself; say it once.
-			return "", 0, badQuery("address %q: %s; want host:port", address, aerr.Err)
+			return "", "", 0, badQuery("address %q: %s; want host:port", address, aerr.Err)
 		}
-		return "", 0, badQuery("address %q: want host:port", address)
+		return "", "", 0, badQuery("address %q: want host:port", address)
 	}
 	if host == "" {
 		// Dial would take an empty host for the local machine, which is
 		// never what a policy means.
-		return "", 0, badQuery("address %q: no host", address)
+		return "", "", 0, badQuery("address %q: no host", address)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || port[0] == '+' {
-		return "", 0, badQuery("address %q: port %q is not a number from 1 to 65535", address, port)
+		return "", "", 0, badQuery("address %q: port %q is not a number from 1 to 65535", address, port)
 	}
 
-	timeout := s.timeout
+	timeout = s.timeout
 	if t := fields["timeout"]; t != "" {
 		// The same format as every other duration in a policy, which
 		// the policy loader has already checked.
 		md, err := model.ParseDuration(t)
 		d := time.Duration(md)
 		if err != nil || d <= 0 {
-			return "", 0, badQuery("timeout %q: want a positive duration such as 2s or 500ms", t)
+			return "", "", 0, badQuery("timeout %q: want a positive duration such as 2s or 500ms", t)
 		}
 		timeout = d
 	}
-	return address, timeout, nil
+	return address, host, timeout, nil
 }
 
 // describe shortens a dial error to its reason; messages already name the

@@ -195,6 +195,8 @@ func TestQueryBadFields(t *testing.T) {
 		{name: "IPv6 without brackets", fields: map[string]string{"address": "::1:80"}, wantMsg: `address "::1:80": too many colons in address`},
 		{name: "bad timeout", fields: map[string]string{"address": "a:1", "timeout": "soon"}, wantMsg: `timeout "soon": want a positive duration`},
 		{name: "zero timeout", fields: map[string]string{"address": "a:1", "timeout": "0"}, wantMsg: `timeout "0"`},
+		{name: "user info", fields: map[string]string{"address": "canary:s3cret@db:5432"}, wantMsg: "tcp probe: address holds user info ('@'); want host:port"},
+		{name: "URL with credentials", fields: map[string]string{"address": "postgres://canary:s3cret@db:5432/app"}, wantMsg: "tcp probe: address holds user info ('@'); want host:port"},
 	}
 	src := tcpprobe.New(tcpprobe.Config{})
 	for _, tt := range tests {
@@ -203,6 +205,86 @@ func TestQueryBadFields(t *testing.T) {
 			require.ErrorIs(t, err, queries.ErrBadQuery)
 			require.Equal(t, "bad_query", queries.Classify(err))
 			require.Contains(t, err.Error(), tt.wantMsg)
+			require.NotContains(t, err.Error(), "s3cret")
+		})
+	}
+}
+
+func TestQueryAllowlist(t *testing.T) {
+	open, accepted := listen(t)
+	p := port(t, open)
+
+	tests := []struct {
+		name    string
+		server  queries.Allowlist
+		policy  *queries.Allowlist
+		address string
+		wantMsg string // empty: allowed and probed
+	}{
+		{name: "no lists", address: open},
+		{name: "server list allows the IP", server: queries.Allowlist{Hosts: []string{"127.0.0.1"}}, address: open},
+		{name: "server CIDR and policy IP allow", server: queries.Allowlist{Hosts: []string{"127.0.0.0/8"}}, policy: &queries.Allowlist{Hosts: []string{"127.0.0.1"}}, address: open},
+		{name: "name in another case", server: queries.Allowlist{Hosts: []string{"localhost"}}, address: "LOCALHOST:" + p},
+		{name: "IPv4-mapped IPv6 spelling", server: queries.Allowlist{Hosts: []string{"127.0.0.1"}}, policy: &queries.Allowlist{Hosts: []string{"127.0.0.0/8"}}, address: "[::ffff:127.0.0.1]:" + p},
+		{
+			name: "server list refuses", server: queries.Allowlist{Hosts: []string{"10.0.0.0/8"}}, address: open,
+			wantMsg: `tcp probe: host "127.0.0.1" is not in the server's allowlist`,
+		},
+		{
+			name: "policy list refuses", server: queries.Allowlist{Hosts: []string{"127.0.0.0/8"}}, policy: &queries.Allowlist{Hosts: []string{"db.prod.svc"}}, address: open,
+			wantMsg: `tcp probe: host "127.0.0.1" is not in the policy's allowlist`,
+		},
+		{
+			name: "a name is not its IP", server: queries.Allowlist{Hosts: []string{"127.0.0.1"}}, address: "localhost:" + p,
+			wantMsg: `tcp probe: host "localhost" is not in the server's allowlist`,
+		},
+		{
+			name: "trailing dot", server: queries.Allowlist{Hosts: []string{"localhost"}}, address: "localhost.:" + p,
+			wantMsg: `tcp probe: host "localhost." is not in the server's allowlist`,
+		},
+		{
+			name: "decimal IP", server: queries.Allowlist{Hosts: []string{"127.0.0.0/8"}}, address: "2130706433:" + p,
+			wantMsg: `tcp probe: host "2130706433" is not in the server's allowlist`,
+		},
+		{
+			name: "octal IP", server: queries.Allowlist{Hosts: []string{"127.0.0.0/8"}}, address: "0177.0.0.1:" + p,
+			wantMsg: `tcp probe: host "0177.0.0.1" is not in the server's allowlist`,
+		},
+		{
+			name: "IPv6 loopback", server: queries.Allowlist{Hosts: []string{"127.0.0.0/8"}}, address: "[::1]:" + p,
+			wantMsg: `tcp probe: host "::1" is not in the server's allowlist`,
+		},
+		{
+			name: "service in another namespace", policy: &queries.Allowlist{Namespaces: []string{"prod"}}, address: "db.staging.svc.cluster.local:5432",
+			wantMsg: `tcp probe: host "db.staging.svc.cluster.local" is not in the policy's allowlist`,
+		},
+		{
+			name: "service name under another domain", policy: &queries.Allowlist{Namespaces: []string{"prod"}}, address: "db.prod.svc.evil.com:5432",
+			wantMsg: `tcp probe: host "db.prod.svc.evil.com" is not in the policy's allowlist`,
+		},
+		{
+			name: "invalid policy list", policy: &queries.Allowlist{Hosts: []string{"*evil.com"}}, address: open,
+			wantMsg: `tcp probe: the policy's allowlist is invalid, so no host is allowed: allowlist host "*evil.com": a wildcard is "*." followed by a name, as in *.example.com`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := accepted()
+			res, err := tcpprobe.New(tcpprobe.Config{Allow: tt.server}).Query(t.Context(), queries.Query{
+				Fields: map[string]string{"address": tt.address},
+				Allow:  tt.policy,
+			})
+			if tt.wantMsg == "" {
+				require.NoError(t, err)
+				require.Equal(t, 1.0, res.Values["up"], "warnings: %q", res.Warnings)
+				require.Eventually(t, func() bool { return accepted() == before+1 }, time.Second, time.Millisecond)
+				return
+			}
+			require.ErrorIs(t, err, queries.ErrBadQuery)
+			require.Equal(t, "bad_query", queries.Classify(err))
+			require.EqualError(t, err, tt.wantMsg)
+			require.Never(t, func() bool { return accepted() != before }, 100*time.Millisecond, 5*time.Millisecond,
+				"a refused target is not connected to")
 		})
 	}
 }
