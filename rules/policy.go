@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/vm"
-	"go.yaml.in/yaml/v3"
 )
 
 // APIVersion and Kind identify a policy document.
@@ -302,8 +301,6 @@ type Rollout struct {
 	// Report names the queries a rollout's status reports as its error
 	// rate (a ratio, shown as a percentage) and latency in milliseconds.
 	Report struct{ ErrorRate, LatencyMs string }
-
-	reportNode *yaml.Node
 }
 
 // RolloutStep is one explicit step of a rollout schedule.
@@ -312,8 +309,6 @@ type RolloutStep struct {
 	Duration time.Duration
 	// Rules restricts the rules that gate this step; empty means all.
 	Rules []string
-
-	ruleNodes []*yaml.Node
 }
 
 // Param returns the named param, or nil.
