@@ -431,15 +431,16 @@ func (p *parser) queries(n *yaml.Node, pol *Policy, s scope) {
 			p.errorf(k, qs, "query has several source kinds (%s): give one", strings.Join(kinds, ", "))
 			return
 		}
-		if q.Kind != KindPrometheus {
+		spec := kindOf(q.Kind)
+		if !spec.ranged {
 			for name, n := range map[string]*yaml.Node{"range": rangeNode, "step": step} {
 				if n != nil {
-					p.errorf(n, qs, "%s is only meaningful for prometheus queries", name)
+					p.errorf(n, qs, "%s is only meaningful for %s queries", name, kindNames(func(k *kindSpec) bool { return k.ranged }))
 				}
 			}
-			if maxSeries != nil && q.Kind != KindKafka {
-				p.errorf(maxSeries, qs, "maxSeries is only meaningful for prometheus and kafka queries")
-			}
+		}
+		if maxSeries != nil && !spec.series {
+			p.errorf(maxSeries, qs, "maxSeries is only meaningful for %s queries", kindNames(func(k *kindSpec) bool { return k.series }))
 		}
 		if step != nil && rangeNode == nil {
 			p.errorf(step, qs, "step is only meaningful with range")
@@ -450,14 +451,13 @@ func (p *parser) queries(n *yaml.Node, pol *Policy, s scope) {
 		if q.Range > 0 && q.Step > q.Range {
 			p.errorf(step, qs, "step %s is longer than range %s", q.Step, q.Range)
 		}
-		switch q.Kind {
-		case KindPrometheus:
+		if spec.fields == nil {
 			if t, ok := p.str(body, qs, q.Kind); ok {
 				q.Text = t
 				p.template(body, q, pol, qs)
 			}
-		default:
-			p.structured(body, q, pol, qs)
+		} else {
+			p.structured(body, spec, q, pol, qs)
 		}
 		if q.MaxSeries == 0 {
 			q.MaxSeries = DefaultMaxSeries

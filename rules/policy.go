@@ -147,7 +147,7 @@ const (
 // ValueKind returns how the query's result is seen by expressions.
 func (q *Query) ValueKind() ValueKind {
 	switch {
-	case recordFields[q.Kind] != nil:
+	case recordFields[q.Kind] != nil: // a probe's record, whatever maxSeries says
 		return KindRecord
 	case q.MaxSeries > 1:
 		return KindSamples
