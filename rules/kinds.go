@@ -199,15 +199,19 @@ func recordZero(kind string) any { return NewRecord(kind, nil) }
 
 // structured parses the mapping of a kind that has fields into field
 // templates, as the kind's declaration says.
-func (p *parser) structured(n *yaml.Node, k *kindSpec, q *Query, pol *Policy, s scope) {
+// src is set to the field that names the query's source, if one does and
+// none did before.
+func (p *parser) structured(n *yaml.Node, k *kindSpec, q *Query, pol *Policy, s scope, src **yaml.Node) {
 	q.Fields = map[string]*template.Template{}
 	q.FieldText = map[string]string{}
 	given := map[string]bool{}
 	handlers := make(map[string]func(k, v *yaml.Node), len(k.fields))
 	for _, f := range k.fields {
-		handlers[f.name] = func(_, v *yaml.Node) {
+		handlers[f.name] = func(key, v *yaml.Node) {
 			given[f.name] = true
-			p.kindField(f, v, q, pol, s)
+			if p.kindField(f, v, q, pol, s) && f.source && *src == nil {
+				*src = key
+			}
 		}
 	}
 	if !p.fields(n, s, q.Kind, handlers) {
@@ -220,12 +224,13 @@ func (p *parser) structured(n *yaml.Node, k *kindSpec, q *Query, pol *Policy, s 
 	}
 }
 
-// kindField reads one field of a structured query.
-func (p *parser) kindField(f kindField, v *yaml.Node, q *Query, pol *Policy, s scope) {
+// kindField reads one field of a structured query; it reports whether the
+// field is a string, as most must be.
+func (p *parser) kindField(f kindField, v *yaml.Node, q *Query, pol *Policy, s scope) bool {
 	what := q.Kind + "." + f.name
 	switch {
 	case f.source:
-		p.sourceAlias(v, q, s, what)
+		return p.sourceAlias(v, q, s, what)
 	case f.headers:
 		p.entries(v, s, what, "header", func(hk, hv *yaml.Node) {
 			if text, ok := p.str(hv, s, what+"."+hk.Value); ok {
@@ -235,7 +240,7 @@ func (p *parser) kindField(f kindField, v *yaml.Node, q *Query, pol *Policy, s s
 	case f.list:
 		if v.Kind != yaml.SequenceNode {
 			p.errorf(v, s, "%s must be a list", what)
-			return
+			return false
 		}
 		var items []string
 		for _, it := range v.Content {
@@ -255,19 +260,19 @@ func (p *parser) kindField(f kindField, v *yaml.Node, q *Query, pol *Policy, s s
 	default:
 		text, ok := p.str(v, s, what)
 		if !ok {
-			return
+			return false
 		}
 		if static(text) {
 			p.checkValue(f, v, what, text, s)
 		}
-		if !p.fieldTemplate(v, q, f.name, text, pol, s) || !f.text {
-			return
+		if p.fieldTemplate(v, q, f.name, text, pol, s) && f.text {
+			// The text is the query's, as PromQL is for prometheus.
+			q.Text, q.Template = text, q.Fields[f.name]
+			delete(q.Fields, f.name)
+			delete(q.FieldText, f.name)
 		}
-		// The text is the query's, as PromQL is for prometheus.
-		q.Text, q.Template = text, q.Fields[f.name]
-		delete(q.Fields, f.name)
-		delete(q.FieldText, f.name)
 	}
+	return true
 }
 
 // static reports whether a field's text holds no template action, so that
@@ -298,16 +303,64 @@ func (p *parser) checkValue(f kindField, n *yaml.Node, what, v string, s scope) 
 }
 
 // sourceAlias reads a field that names the query's source, such as
-// kafka.cluster.
-func (p *parser) sourceAlias(v *yaml.Node, q *Query, s scope, what string) {
+// kafka.cluster, and reports whether it is a string.
+func (p *parser) sourceAlias(v *yaml.Node, q *Query, s scope, what string) bool {
 	name, ok := p.str(v, s, what)
 	if !ok {
-		return
+		return false
 	}
 	if q.Source != "" && q.Source != name {
 		p.errorf(v, s, "%s %q contradicts source %q", what, name, q.Source)
 	}
 	q.Source = name
+	return true
+}
+
+// checkSource reports a source the server has not configured, at the field
+// that names it, or at the query when it names none and the default is
+// missing: such a query would fail on every analysis, so it must not load.
+func (p *parser) checkSource(kind, name string, at *yaml.Node, s scope) {
+	if p.sources == nil {
+		return
+	}
+	k := kindOf(kind)
+	configured := slices.Clone(p.sources[kind])
+	if k.probe {
+		configured = append(configured, "")
+	}
+	slices.Sort(configured)
+	configured = slices.Compact(configured)
+	if slices.Contains(configured, name) {
+		return
+	}
+	what := kind + " " + k.sourceNoun
+	if len(configured) == 0 {
+		subject := fmt.Sprintf("%s %q", what, name)
+		if name == "" {
+			subject = "the default " + what
+		}
+		p.errorf(at, s, "%s is not configured (the server configures no %s)", subject, what)
+		return
+	}
+	names := make([]string, len(configured))
+	for i, c := range configured {
+		names[i] = strconv.Quote(c)
+		if c == "" {
+			names[i] = "the default"
+		}
+	}
+	if name == "" {
+		// The query names none: say where a name goes.
+		field := "source"
+		for _, f := range k.fields {
+			if f.source {
+				field = kind + "." + f.name
+			}
+		}
+		p.errorf(at, s, "the default %s is not configured (configured: %s): name one with %s", what, strings.Join(names, ", "), field)
+		return
+	}
+	p.errorf(at, s, "%s %q is not configured (configured: %s)", what, name, strings.Join(names, ", "))
 }
 
 // fieldTemplate parses a field's template, checks that it reads only

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -45,7 +46,7 @@ const (
 // data in error messages. All problems are returned together as Errors;
 // policies are returned only when there are none.
 func Parse(file string, data []byte) ([]*Policy, error) {
-	policies, errs := parseDocs(file, data)
+	policies, errs := parseDocs(file, data, Options{})
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -54,8 +55,8 @@ func Parse(file string, data []byte) ([]*Policy, error) {
 
 // parseDocs returns the policies it could read along with every problem, so
 // that Load can also report names that clash across files.
-func parseDocs(file string, data []byte) ([]*Policy, Errors) {
-	p := &parser{file: file, src: data}
+func parseDocs(file string, data []byte, o Options) ([]*Policy, Errors) {
+	p := &parser{file: file, src: data, sources: o.Sources}
 	policies := p.parse()
 	p.errs.sort()
 	return policies, p.errs
@@ -67,6 +68,9 @@ type parser struct {
 	file string
 	src  []byte
 	errs Errors
+	// sources are the sources the server has configured; nil checks
+	// nothing.
+	sources Sources
 }
 
 // scope names where in a policy an error is.
@@ -409,7 +413,8 @@ func (p *parser) queries(n *yaml.Node, pol *Policy, s scope) {
 		} else if reserved(k.Value) {
 			p.errorf(k, qs, "query name %q is reserved by the expression language", k.Value)
 		}
-		var body, step, rangeNode, maxSeries *yaml.Node
+		// src is the field that names the query's source, if one does.
+		var body, step, rangeNode, maxSeries, src *yaml.Node
 		var kinds []string
 		kind := func(k, v *yaml.Node) { kinds = append(kinds, k.Value); q.Kind, body = k.Value, v }
 		p.fields(v, qs, "query", map[string]func(k, v *yaml.Node){
@@ -418,10 +423,14 @@ func (p *parser) queries(n *yaml.Node, pol *Policy, s scope) {
 			KindHTTP:       kind,
 			KindTCP:        kind,
 			KindPostgres:   kind,
-			"source":       func(_, v *yaml.Node) { p.sourceAlias(v, q, qs, "source") },
-			"maxSeries":    func(_, v *yaml.Node) { maxSeries = v; q.MaxSeries = p.integer(v, qs, "maxSeries", 1, 100000) },
-			"range":        func(_, v *yaml.Node) { rangeNode = v; q.Range = p.duration(v, qs, "range") },
-			"step":         func(_, v *yaml.Node) { step = v; q.Step = p.duration(v, qs, "step") },
+			"source": func(k, v *yaml.Node) {
+				if p.sourceAlias(v, q, qs, "source") {
+					src = k
+				}
+			},
+			"maxSeries": func(_, v *yaml.Node) { maxSeries = v; q.MaxSeries = p.integer(v, qs, "maxSeries", 1, 100000) },
+			"range":     func(_, v *yaml.Node) { rangeNode = v; q.Range = p.duration(v, qs, "range") },
+			"step":      func(_, v *yaml.Node) { step = v; q.Step = p.duration(v, qs, "step") },
 		})
 		switch {
 		case len(kinds) == 0:
@@ -457,8 +466,9 @@ func (p *parser) queries(n *yaml.Node, pol *Policy, s scope) {
 				p.template(body, q, pol, qs)
 			}
 		} else {
-			p.structured(body, spec, q, pol, qs)
+			p.structured(body, spec, q, pol, qs, &src)
 		}
+		p.checkSource(q.Kind, q.Source, cmp.Or(src, k), qs)
 		if q.MaxSeries == 0 {
 			q.MaxSeries = DefaultMaxSeries
 			if q.Kind == KindKafka && q.FieldText["aggregate"] != "sum" && q.FieldText["aggregate"] != "max" && q.FieldText["aggregate"] != "" {

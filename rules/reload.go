@@ -16,6 +16,7 @@ import (
 // the policy repository must not take analyses down.
 type Loader struct {
 	paths []string
+	opts  Options
 
 	mu          sync.Mutex // serializes reloads
 	fingerprint string
@@ -34,8 +35,13 @@ type LoadStatus struct {
 }
 
 // NewLoader returns a loader for the paths; nothing is loaded until Reload.
-func NewLoader(paths ...string) *Loader {
-	l := &Loader{paths: paths}
+// It checks nothing against a server's configuration: see NewLoaderWith.
+func NewLoader(paths ...string) *Loader { return NewLoaderWith(Options{}, paths...) }
+
+// NewLoaderWith returns a loader that loads the paths with options, such as
+// the sources the server has configured; nothing is loaded until Reload.
+func NewLoaderWith(o Options, paths ...string) *Loader {
+	l := &Loader{paths: paths, opts: o}
 	l.status.Store(&LoadStatus{})
 	return l
 }
@@ -62,7 +68,7 @@ func (l *Loader) Reload() error {
 func (l *Loader) reload() error {
 	now := time.Now()
 	st := &LoadStatus{LastAttempt: now, LastSuccess: l.Status().LastSuccess}
-	set, err := Load(l.paths...)
+	set, err := LoadWith(l.opts, l.paths...)
 	if err != nil {
 		st.Err = err
 		l.status.Store(st)
