@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,7 +60,8 @@ func (l *Loader) Status() LoadStatus { return *l.status.Load() }
 
 // Reload loads the paths again. On success the new set replaces the old
 // one; on failure the old one stays and the error (Errors, with every
-// problem's file:line:col) is returned and kept in Status.
+// problem's file:line:col) is returned and kept in Status. A load that
+// finds no policy at all fails too, with an error wrapping ErrNoPolicies.
 func (l *Loader) Reload() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -69,6 +72,9 @@ func (l *Loader) reload() error {
 	now := time.Now()
 	st := &LoadStatus{LastAttempt: now, LastSuccess: l.Status().LastSuccess}
 	set, err := LoadWith(l.opts, l.paths...)
+	if err == nil && len(set.Policies) == 0 {
+		err = fmt.Errorf("%w in %s: refusing to load an empty set", ErrNoPolicies, strings.Join(l.paths, ", "))
+	}
 	if err != nil {
 		st.Err = err
 		l.status.Store(st)
