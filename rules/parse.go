@@ -304,7 +304,7 @@ func (p *parser) stringMap(n *yaml.Node, s scope, what string) map[string]string
 // reading a spec finds them.
 type sections struct {
 	description, params, queries, rules, compare, scoring *yaml.Node
-	decision, alerts, traffic, rollout                    *yaml.Node
+	decision, alerts, traffic, rollout, probes            *yaml.Node
 }
 
 // spec reads a policy's spec in two phases, so that the order a file writes
@@ -313,7 +313,7 @@ type sections struct {
 // the order they depend on one another: params, then the queries that
 // render them, the rules and comparisons over the queries, the scoring of
 // those, the decision rules over the queries, the alerts and traffic
-// templated over the params, the rollout gated on the rules.
+// templated over the params, the rollout gated on the rules, the probes.
 func (p *parser) spec(n *yaml.Node, pol *Policy, s scope) {
 	var sec sections
 	p.fields(n, s, "spec", map[string]func(k, v *yaml.Node){
@@ -327,6 +327,7 @@ func (p *parser) spec(n *yaml.Node, pol *Policy, s scope) {
 		"alerts":      func(_, v *yaml.Node) { sec.alerts = v },
 		"traffic":     func(_, v *yaml.Node) { sec.traffic = v },
 		"rollout":     func(_, v *yaml.Node) { sec.rollout = v },
+		"probes":      func(_, v *yaml.Node) { sec.probes = v },
 	})
 
 	if sec.description != nil {
@@ -364,6 +365,9 @@ func (p *parser) spec(n *yaml.Node, pol *Policy, s scope) {
 	}
 	if sec.rollout != nil {
 		pol.Rollout = p.rollout(sec.rollout, pol, s)
+	}
+	if sec.probes != nil {
+		pol.Probes = p.probes(sec.probes, s)
 	}
 }
 

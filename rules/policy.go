@@ -66,6 +66,9 @@ type Policy struct {
 	Rollout *Rollout
 	// Traffic is nil when the policy names no traffic router.
 	Traffic *Traffic
+	// Probes is nil when the policy has no probes section: its http and
+	// tcp queries may then reach whatever the server allows.
+	Probes *ProbeTargets
 	// Comparisons are the statistical baseline-vs-canary rules.
 	Comparisons []*Comparison
 	// Scoring, when set, scores rules and comparisons Kayenta's way.
