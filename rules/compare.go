@@ -180,6 +180,7 @@ func (p *parser) comparisons(n *yaml.Node, pol *Policy, s scope) {
 		switch {
 		case query != nil && (canary != nil || baseline != nil):
 			p.errorf(query, cs, "give either query (with a track param) or canary and baseline, not both")
+			continue
 		case query != nil:
 			text, ok := p.str(query, cs, "query")
 			if !ok {
