@@ -123,8 +123,6 @@ func TestReloadToNoPolicies(t *testing.T) {
 	require.Len(t, served.Policies, 1)
 
 	require.NoError(t, os.Remove(path))
-	// A file of empty documents holds no policy either.
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "empty.yaml"), []byte("---\n# nothing yet\n---\n"), 0o644))
 	tried, err := l.ReloadIfChanged()
 	require.True(t, tried)
 	require.ErrorIs(t, err, ErrNoPolicies)
@@ -137,6 +135,13 @@ func TestReloadToNoPolicies(t *testing.T) {
 	tried, _ = l.ReloadIfChanged()
 	require.False(t, tried)
 	require.ErrorIs(t, l.Reload(), ErrNoPolicies)
+
+	// A file of empty documents holds no policy either.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "empty.yaml"), []byte("---\n# nothing yet\n---\n"), 0o644))
+	tried, err = l.ReloadIfChanged()
+	require.True(t, tried)
+	require.ErrorIs(t, err, ErrNoPolicies)
+	require.Same(t, served, l.Set())
 
 	// A first load to nothing serves nothing, and says why.
 	empty := NewLoader(t.TempDir(), dir)
