@@ -28,11 +28,13 @@ import (
 // handlers), where handlers maps each accepted key to a function. The
 // sections and their fields are read from those calls in every file of
 // package rules: the keys of each composite literal handed to p.fields,
-// under the section its `what` argument names; and, for the structured query
-// kinds (kinds.go), the keys added per `case` by simple(...) and by
-// handlers["key"] = ... assignments. A handler map built any other way
-// fails the test, so that a new way of accepting fields cannot slip past
-// it.
+// under the section its `what` argument names. The query kinds written as
+// a mapping (kafka, http, tcp, postgres) are the one exception: their
+// handlers are built from the kinds' declaration, the queryKinds table in
+// kinds.go, so their fields are read from that table, each kind's section
+// named after the kind. Any other way of accepting fields (a handler map
+// built elsewhere, a table entry the test cannot read) fails the test, so
+// that a new way cannot slip past it.
 
 const rulesDir = "../rules"
 
@@ -128,16 +130,23 @@ func parserFields(t *testing.T) map[string][]string {
 	used := map[*ast.CompositeLit]bool{}
 	handlerVars := 0
 	for _, f := range files {
-		ast.Inspect(f, func(n ast.Node) bool {
-			switch n := n.(type) {
-			case *ast.CallExpr:
-				sel, ok := n.Fun.(*ast.SelectorExpr)
-				if !ok || sel.Sel.Name != "fields" || len(n.Args) != 4 {
+		for _, d := range f.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok || fn.Body == nil {
+				continue
+			}
+			ast.Inspect(fn.Body, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
 					return true
 				}
-				switch h := n.Args[3].(type) {
+				sel, ok := call.Fun.(*ast.SelectorExpr)
+				if !ok || sel.Sel.Name != "fields" || len(call.Args) != 4 {
+					return true
+				}
+				switch h := call.Args[3].(type) {
 				case *ast.CompositeLit:
-					section := sectionName(t, fset, n.Args[2], str)
+					section := sectionName(t, fset, call.Args[2], str)
 					used[h] = true
 					for _, el := range h.Elts {
 						kv := el.(*ast.KeyValueExpr)
@@ -146,66 +155,88 @@ func parserFields(t *testing.T) map[string][]string {
 						add(section, key)
 					}
 				case *ast.Ident:
-					// The structured query kinds: the map is built per
-					// case of the switch on the kind (below).
+					// The kinds written as a mapping: handlers built from
+					// queryKinds (below), in one function.
+					require.Equal(t, "structured", fn.Name.Name, "%s: p.fields with a handlers variable outside structured: the test does not know its fields", fset.Position(call.Pos()))
 					handlerVars++
 				default:
-					t.Fatalf("%s: p.fields with handlers the test does not understand", fset.Position(n.Pos()))
+					t.Fatalf("%s: p.fields with handlers the test does not understand", fset.Position(call.Pos()))
 				}
-			case *ast.CaseClause:
-				for _, stmt := range n.Body {
-					as, ok := stmt.(*ast.AssignStmt)
-					if !ok || len(as.Lhs) != 1 || len(as.Rhs) != 1 {
-						continue
-					}
-					var kind string
-					if len(n.List) == 1 {
-						kind, _ = str(n.List[0])
-					}
-					switch lhs := as.Lhs[0].(type) {
-					case *ast.Ident: // handlers = simple("group", ...)
-						call, ok := as.Rhs[0].(*ast.CallExpr)
-						if !ok {
-							continue
-						}
-						if fn, ok := call.Fun.(*ast.Ident); !ok || fn.Name != "simple" {
-							continue
-						}
-						require.NotEmpty(t, kind, "%s: simple(...) outside a case on one kind", fset.Position(call.Pos()))
-						for _, a := range call.Args {
-							key, ok := str(a)
-							require.True(t, ok, "%s: simple takes string literals", fset.Position(a.Pos()))
-							add(kind, key)
-						}
-					case *ast.IndexExpr: // handlers["topics"] = list("topics")
-						if id, ok := lhs.X.(*ast.Ident); !ok || id.Name != "handlers" {
-							continue
-						}
-						require.NotEmpty(t, kind, "%s: handlers[...] outside a case on one kind", fset.Position(lhs.Pos()))
-						key, ok := str(lhs.Index)
-						require.True(t, ok, "%s: handlers index is not a string literal", fset.Position(lhs.Pos()))
-						add(kind, key)
-					}
-				}
-			}
-			return true
-		})
+				return true
+			})
+		}
 	}
-	// Every non-empty handler map literal was seen handed to p.fields; the
-	// empty one is simple's own accumulator.
+	for kind, kindFields := range kindTable(t, fset, files, str) {
+		require.Contains(t, fields["query"], kind, "queryKinds declares kind %s, which a query does not accept", kind)
+		for _, field := range kindFields {
+			add(kind, field)
+		}
+	}
+	// Every handler map literal was seen handed to p.fields.
 	for _, f := range files {
 		ast.Inspect(f, func(n ast.Node) bool {
-			if cl, ok := n.(*ast.CompositeLit); ok && isHandlerMapType(cl.Type) && len(cl.Elts) > 0 && !used[cl] {
+			if cl, ok := n.(*ast.CompositeLit); ok && isHandlerMapType(cl.Type) && !used[cl] {
 				t.Errorf("%s: a handler map not handed to p.fields: the test does not know its section", fset.Position(cl.Pos()))
 			}
 			return true
 		})
 	}
-	require.Equal(t, 1, handlerVars, "p.fields with a handlers variable: only the structured query kinds are expected")
+	require.Equal(t, 1, handlerVars, "p.fields with a handlers variable: only the structured query kinds' are expected")
 	for _, kind := range []string{rules.KindKafka, rules.KindHTTP, rules.KindTCP, rules.KindPostgres} {
 		require.NotEmpty(t, fields[kind], "no fields found for query kind %s", kind)
 	}
 	return fields
+}
+
+// kindTable reads the query kinds' declaration, the queryKinds table: the
+// fields of each kind that has some, by kind. Every entry and every field
+// must be a keyed composite literal with a name the test can read.
+func kindTable(t *testing.T, fset *token.FileSet, files []*ast.File, str func(ast.Expr) (string, bool)) map[string][]string {
+	t.Helper()
+	keyed := func(cl *ast.CompositeLit, key string) ast.Expr {
+		for _, el := range cl.Elts {
+			kv, ok := el.(*ast.KeyValueExpr)
+			require.True(t, ok, "%s: an unkeyed composite literal in queryKinds", fset.Position(el.Pos()))
+			if id, ok := kv.Key.(*ast.Ident); ok && id.Name == key {
+				return kv.Value
+			}
+		}
+		return nil
+	}
+	var table *ast.CompositeLit
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			vs, ok := n.(*ast.ValueSpec)
+			if !ok || len(vs.Names) != 1 || vs.Names[0].Name != "queryKinds" || len(vs.Values) != 1 {
+				return true
+			}
+			table, ok = vs.Values[0].(*ast.CompositeLit)
+			require.True(t, ok, "%s: queryKinds is not a composite literal", fset.Position(vs.Pos()))
+			return false
+		})
+	}
+	require.NotNil(t, table, "queryKinds not found in package rules")
+	out := map[string][]string{}
+	for _, el := range table.Elts {
+		entry, ok := el.(*ast.CompositeLit)
+		require.True(t, ok, "%s: a queryKinds entry that is not a composite literal", fset.Position(el.Pos()))
+		kind, ok := str(keyed(entry, "name"))
+		require.True(t, ok, "%s: a queryKinds entry without a name the test can read", fset.Position(el.Pos()))
+		fl := keyed(entry, "fields")
+		if fl == nil {
+			continue // its body is its text: prometheus
+		}
+		list, ok := fl.(*ast.CompositeLit)
+		require.True(t, ok, "%s: the fields of kind %s are not a composite literal", fset.Position(fl.Pos()), kind)
+		for _, fe := range list.Elts {
+			field, ok := fe.(*ast.CompositeLit)
+			require.True(t, ok, "%s: a field of kind %s that is not a composite literal", fset.Position(fe.Pos()), kind)
+			name, ok := str(keyed(field, "name"))
+			require.True(t, ok, "%s: a field of kind %s without a name the test can read", fset.Position(fe.Pos()), kind)
+			out[kind] = append(out[kind], name)
+		}
+	}
+	return out
 }
 
 // sectionName is the section a p.fields call reads, from its `what`

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"time"
@@ -68,7 +69,7 @@ func (p *parser) comparisons(n *yaml.Node, pol *Policy, s scope) {
 		c := &Comparison{Weight: DefaultWeight, Line: cn.Line, Column: cn.Column}
 		cs := s
 		cs.rule = fmt.Sprintf("compare #%d", i+1)
-		var canary, baseline, query, rangeNode, stepNode *yaml.Node
+		var canary, baseline, query, rangeNode, stepNode, sourceNode *yaml.Node
 		var rng, step time.Duration
 		var source string
 		trackParam, canaryTrack, baselineTrack := DefaultTrackParam, "canary", "primary"
@@ -105,9 +106,14 @@ func (p *parser) comparisons(n *yaml.Node, pol *Policy, s scope) {
 			"trackParam":    str(&trackParam, "trackParam"),
 			"canaryTrack":   str(&canaryTrack, "canaryTrack"),
 			"baselineTrack": str(&baselineTrack, "baselineTrack"),
-			"source":        str(&source, "source"),
-			"range":         func(_, v *yaml.Node) { rangeNode = v; rng = p.duration(v, cs, "range") },
-			"step":          func(_, v *yaml.Node) { stepNode = v; step = p.duration(v, cs, "step") },
+			"source": func(k, v *yaml.Node) {
+				var ok bool
+				if source, ok = p.str(v, cs, "source"); ok {
+					sourceNode = k
+				}
+			},
+			"range": func(_, v *yaml.Node) { rangeNode = v; rng = p.duration(v, cs, "range") },
+			"step":  func(_, v *yaml.Node) { stepNode = v; step = p.duration(v, cs, "step") },
 			"direction": func(_, v *yaml.Node) {
 				switch d := stats.Direction(v.Value); d {
 				case stats.Increase, stats.Decrease, stats.Either:
@@ -146,6 +152,7 @@ func (p *parser) comparisons(n *yaml.Node, pol *Policy, s scope) {
 		if c.Name == "" {
 			p.errorf(cn, cs, "compare needs a name")
 		}
+		p.checkSource(KindPrometheus, source, cmp.Or(sourceNode, cn), cs)
 		if rangeNode == nil || rng <= 0 {
 			p.errorf(cn, cs, "compare needs a range: the window whose samples are compared, e.g. 10m")
 			continue
@@ -173,6 +180,7 @@ func (p *parser) comparisons(n *yaml.Node, pol *Policy, s scope) {
 		switch {
 		case query != nil && (canary != nil || baseline != nil):
 			p.errorf(query, cs, "give either query (with a track param) or canary and baseline, not both")
+			continue
 		case query != nil:
 			text, ok := p.str(query, cs, "query")
 			if !ok {

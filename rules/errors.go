@@ -15,6 +15,10 @@ var (
 	ErrInvalidParams = errors.New("invalid params")
 	// ErrUnknownPolicy marks a lookup of a policy that is not loaded.
 	ErrUnknownPolicy = errors.New("unknown policy")
+	// ErrNoPolicies marks a reload that found no policy at all. A policy
+	// directory emptied by mistake (a bad git-sync, an unmounted volume)
+	// would otherwise take every policy out of service at once.
+	ErrNoPolicies = errors.New("no policies found")
 )
 
 // Error is one problem in a policy file, located by file, line and column and

@@ -27,11 +27,35 @@ func (s *Set) Get(name string) (*Policy, error) {
 	return nil, fmt.Errorf("%w %q", ErrUnknownPolicy, name)
 }
 
+// Sources lists the sources a server has configured, by query kind
+// (KindPrometheus, KindKafka, ...): the names policies may give as source,
+// kafka.cluster or postgres.database; "" is the kind's default source. A
+// kind absent from Sources has no configured source at all, so every query
+// of that kind is an error, except for the probe kinds http and tcp: their
+// targets are in the policies, so their default source needs no
+// configuration and always exists.
+type Sources map[string][]string
+
+// Options change how policies load. The zero value checks nothing against a
+// server's configuration.
+type Options struct {
+	// Sources, when not nil, makes a query whose source the server lacks
+	// a load error, rather than an error on every analysis. nil checks
+	// nothing, for a load without a server's configuration, such as
+	// `canary check` given no config.
+	Sources Sources
+}
+
 // Load reads policy files and directory trees. A directory contributes every
 // *.yaml and *.yml file below it, skipping hidden entries such as .git, so a
 // Git checkout can be loaded as it is. Every problem in every file is
 // reported together as Errors; the set is returned only when there are none.
-func Load(paths ...string) (*Set, error) {
+// It checks nothing against a server's configuration: see LoadWith.
+func Load(paths ...string) (*Set, error) { return LoadWith(Options{}, paths...) }
+
+// LoadWith is Load with options, such as the sources the server has
+// configured.
+func LoadWith(o Options, paths ...string) (*Set, error) {
 	var files []string
 	var errs Errors
 	for _, root := range paths {
@@ -42,7 +66,7 @@ func Load(paths ...string) (*Set, error) {
 		}
 		files = append(files, found...)
 	}
-	set, perr := LoadFiles(files)
+	set, perr := loadFiles(o, files)
 	if es, ok := perr.(Errors); ok {
 		errs = append(errs, es...)
 	}
@@ -92,8 +116,11 @@ func isPolicyFile(path string) bool {
 	return ext == ".yaml" || ext == ".yml"
 }
 
-// LoadFiles parses exactly the given files.
-func LoadFiles(files []string) (*Set, error) {
+// LoadFiles parses exactly the given files, checking nothing against a
+// server's configuration.
+func LoadFiles(files []string) (*Set, error) { return loadFiles(Options{}, files) }
+
+func loadFiles(o Options, files []string) (*Set, error) {
 	set := &Set{byName: map[string]*Policy{}}
 	var errs Errors
 	for _, f := range files {
@@ -103,7 +130,7 @@ func LoadFiles(files []string) (*Set, error) {
 			continue
 		}
 		set.Files = append(set.Files, f)
-		pols, perrs := parseDocs(f, data)
+		pols, perrs := parseDocs(f, data, o)
 		errs = append(errs, perrs...)
 		for _, p := range pols {
 			if p.Name == "" {

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -45,7 +46,7 @@ const (
 // data in error messages. All problems are returned together as Errors;
 // policies are returned only when there are none.
 func Parse(file string, data []byte) ([]*Policy, error) {
-	policies, errs := parseDocs(file, data)
+	policies, errs := parseDocs(file, data, Options{})
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -54,8 +55,8 @@ func Parse(file string, data []byte) ([]*Policy, error) {
 
 // parseDocs returns the policies it could read along with every problem, so
 // that Load can also report names that clash across files.
-func parseDocs(file string, data []byte) ([]*Policy, Errors) {
-	p := &parser{file: file, src: data}
+func parseDocs(file string, data []byte, o Options) ([]*Policy, Errors) {
+	p := &parser{file: file, src: data, sources: o.Sources}
 	policies := p.parse()
 	p.errs.sort()
 	return policies, p.errs
@@ -67,9 +68,9 @@ type parser struct {
 	file string
 	src  []byte
 	errs Errors
-	// pendingDecisions is the current policy's decision.rules, compiled
-	// once its queries are known.
-	pendingDecisions *yaml.Node
+	// sources are the sources the server has configured; nil checks
+	// nothing.
+	sources Sources
 }
 
 // scope names where in a policy an error is.
@@ -299,60 +300,78 @@ func (p *parser) stringMap(n *yaml.Node, s scope, what string) map[string]string
 	return m
 }
 
+// sections are the nodes of a spec's sections, as the first phase of
+// reading a spec finds them.
+type sections struct {
+	description, params, queries, rules, compare, scoring *yaml.Node
+	decision, alerts, traffic, rollout, probes            *yaml.Node
+}
+
+// spec reads a policy's spec in two phases, so that the order a file writes
+// its sections in never matters. The first collects each section's node,
+// reporting unknown and repeated fields; the second reads the sections in
+// the order they depend on one another: params, then the queries that
+// render them, the rules and comparisons over the queries, the scoring of
+// those, the decision rules over the queries, the alerts and traffic
+// templated over the params, the rollout gated on the rules, the probes.
 func (p *parser) spec(n *yaml.Node, pol *Policy, s scope) {
-	var queries, rulesNode, compareNode, scoringNode *yaml.Node
+	var sec sections
 	p.fields(n, s, "spec", map[string]func(k, v *yaml.Node){
-		"description": func(_, v *yaml.Node) { pol.Description, _ = p.str(v, s, "description") },
-		"params":      func(_, v *yaml.Node) { p.params(v, pol, s) },
-		"queries":     func(_, v *yaml.Node) { queries = v },
-		"rules":       func(_, v *yaml.Node) { rulesNode = v },
-		"decision":    func(_, v *yaml.Node) { p.decision(v, pol, s) },
-		"alerts":      func(_, v *yaml.Node) { p.alerts(v, pol, s) },
-		"rollout":     func(_, v *yaml.Node) { pol.Rollout = p.rollout(v, s) },
-		"traffic":     func(_, v *yaml.Node) { pol.Traffic = p.traffic(v, pol, s) },
-		// Comparisons and scoring read the params, queries and rules,
-		// whatever the file's order.
-		"compare": func(_, v *yaml.Node) { compareNode = v },
-		"scoring": func(_, v *yaml.Node) { scoringNode = v },
+		"description": func(_, v *yaml.Node) { sec.description = v },
+		"params":      func(_, v *yaml.Node) { sec.params = v },
+		"queries":     func(_, v *yaml.Node) { sec.queries = v },
+		"rules":       func(_, v *yaml.Node) { sec.rules = v },
+		"compare":     func(_, v *yaml.Node) { sec.compare = v },
+		"scoring":     func(_, v *yaml.Node) { sec.scoring = v },
+		"decision":    func(_, v *yaml.Node) { sec.decision = v },
+		"alerts":      func(_, v *yaml.Node) { sec.alerts = v },
+		"traffic":     func(_, v *yaml.Node) { sec.traffic = v },
+		"rollout":     func(_, v *yaml.Node) { sec.rollout = v },
+		"probes":      func(_, v *yaml.Node) { sec.probes = v },
 	})
-	if pol.Decision.OnFail == "" {
-		pol.Decision.OnFail = ActionRollback
+
+	if sec.description != nil {
+		pol.Description, _ = p.str(sec.description, s, "description")
 	}
-	if pol.Decision.OnInconclusive == "" {
-		pol.Decision.OnInconclusive = ActionPause
+	pol.params = map[string]*Param{}
+	if sec.params != nil {
+		p.params(sec.params, pol, s)
 	}
-	// Queries need the params and rules need the queries, whatever order
-	// the sections were written in.
 	pol.queries = map[string]*Query{}
-	if queries != nil {
-		p.queries(queries, pol, s)
+	if sec.queries != nil {
+		p.queries(sec.queries, pol, s)
 	}
 	switch {
-	case rulesNode != nil:
-		p.rules(rulesNode, pol, s)
-	case compareNode == nil:
+	case sec.rules != nil:
+		p.rules(sec.rules, pol, s)
+	case sec.compare == nil:
 		p.errorf(n, s, "spec.rules: a policy needs at least one rule or comparison")
 	}
-	if compareNode != nil {
-		p.comparisons(compareNode, pol, s)
+	if sec.compare != nil {
+		p.comparisons(sec.compare, pol, s)
 	}
-	if scoringNode != nil {
-		p.scoring(scoringNode, pol, s)
+	if sec.scoring != nil {
+		p.scoring(sec.scoring, pol, s)
 	}
-	if pol.Rollout != nil {
-		p.checkRolloutRules(pol, s)
+	pol.Decision = Decision{OnFail: ActionRollback, OnInconclusive: ActionPause, Location: time.UTC}
+	if sec.decision != nil {
+		p.decision(sec.decision, pol, s)
 	}
-	if n := p.pendingDecisions; n != nil {
-		p.pendingDecisions = nil
-		p.decisionRules(n, pol, s)
+	if sec.alerts != nil {
+		p.alerts(sec.alerts, pol, s)
 	}
-	if pol.Decision.Location == nil {
-		pol.Decision.Location = time.UTC
+	if sec.traffic != nil {
+		pol.Traffic = p.traffic(sec.traffic, pol, s)
+	}
+	if sec.rollout != nil {
+		pol.Rollout = p.rollout(sec.rollout, pol, s)
+	}
+	if sec.probes != nil {
+		pol.Probes = p.probes(sec.probes, s)
 	}
 }
 
 func (p *parser) params(n *yaml.Node, pol *Policy, s scope) {
-	pol.params = map[string]*Param{}
 	p.entries(n, s, "params", "param", func(k, v *yaml.Node) {
 		par := &Param{Name: k.Value}
 		if !identRE.MatchString(k.Value) {
@@ -398,7 +417,8 @@ func (p *parser) queries(n *yaml.Node, pol *Policy, s scope) {
 		} else if reserved(k.Value) {
 			p.errorf(k, qs, "query name %q is reserved by the expression language", k.Value)
 		}
-		var body, step, rangeNode, maxSeries *yaml.Node
+		// src is the field that names the query's source, if one does.
+		var body, step, rangeNode, maxSeries, src *yaml.Node
 		var kinds []string
 		kind := func(k, v *yaml.Node) { kinds = append(kinds, k.Value); q.Kind, body = k.Value, v }
 		p.fields(v, qs, "query", map[string]func(k, v *yaml.Node){
@@ -407,10 +427,14 @@ func (p *parser) queries(n *yaml.Node, pol *Policy, s scope) {
 			KindHTTP:       kind,
 			KindTCP:        kind,
 			KindPostgres:   kind,
-			"source":       func(_, v *yaml.Node) { p.sourceAlias(v, q, qs, "source") },
-			"maxSeries":    func(_, v *yaml.Node) { maxSeries = v; q.MaxSeries = p.integer(v, qs, "maxSeries", 1, 100000) },
-			"range":        func(_, v *yaml.Node) { rangeNode = v; q.Range = p.duration(v, qs, "range") },
-			"step":         func(_, v *yaml.Node) { step = v; q.Step = p.duration(v, qs, "step") },
+			"source": func(k, v *yaml.Node) {
+				if p.sourceAlias(v, q, qs, "source") {
+					src = k
+				}
+			},
+			"maxSeries": func(_, v *yaml.Node) { maxSeries = v; q.MaxSeries = p.integer(v, qs, "maxSeries", 1, 100000) },
+			"range":     func(_, v *yaml.Node) { rangeNode = v; q.Range = p.duration(v, qs, "range") },
+			"step":      func(_, v *yaml.Node) { step = v; q.Step = p.duration(v, qs, "step") },
 		})
 		switch {
 		case len(kinds) == 0:
@@ -420,15 +444,16 @@ func (p *parser) queries(n *yaml.Node, pol *Policy, s scope) {
 			p.errorf(k, qs, "query has several source kinds (%s): give one", strings.Join(kinds, ", "))
 			return
 		}
-		if q.Kind != KindPrometheus {
+		spec := kindOf(q.Kind)
+		if !spec.ranged {
 			for name, n := range map[string]*yaml.Node{"range": rangeNode, "step": step} {
 				if n != nil {
-					p.errorf(n, qs, "%s is only meaningful for prometheus queries", name)
+					p.errorf(n, qs, "%s is only meaningful for %s queries", name, kindNames(func(k *kindSpec) bool { return k.ranged }))
 				}
 			}
-			if maxSeries != nil && q.Kind != KindKafka {
-				p.errorf(maxSeries, qs, "maxSeries is only meaningful for prometheus and kafka queries")
-			}
+		}
+		if maxSeries != nil && !spec.series {
+			p.errorf(maxSeries, qs, "maxSeries is only meaningful for %s queries", kindNames(func(k *kindSpec) bool { return k.series }))
 		}
 		if step != nil && rangeNode == nil {
 			p.errorf(step, qs, "step is only meaningful with range")
@@ -439,15 +464,15 @@ func (p *parser) queries(n *yaml.Node, pol *Policy, s scope) {
 		if q.Range > 0 && q.Step > q.Range {
 			p.errorf(step, qs, "step %s is longer than range %s", q.Step, q.Range)
 		}
-		switch q.Kind {
-		case KindPrometheus:
+		if spec.fields == nil {
 			if t, ok := p.str(body, qs, q.Kind); ok {
 				q.Text = t
 				p.template(body, q, pol, qs)
 			}
-		default:
-			p.structured(body, q, pol, qs)
+		} else {
+			p.structured(body, spec, q, pol, qs, &src)
 		}
+		p.checkSource(q.Kind, q.Source, cmp.Or(src, k), qs)
 		if q.MaxSeries == 0 {
 			q.MaxSeries = DefaultMaxSeries
 			if q.Kind == KindKafka && q.FieldText["aggregate"] != "sum" && q.FieldText["aggregate"] != "max" && q.FieldText["aggregate"] != "" {
@@ -620,9 +645,7 @@ func (p *parser) decision(n *yaml.Node, pol *Policy, s scope) {
 			}
 			pol.Decision.Location = loc
 		},
-		// Decision rules read the queries, which are parsed after this
-		// section whatever the file's order: compile them at the end.
-		"rules": func(_, v *yaml.Node) { p.pendingDecisions = v },
+		"rules": func(_, v *yaml.Node) { p.decisionRules(v, pol, s) },
 	})
 }
 
@@ -681,7 +704,9 @@ func (p *parser) matchTemplates(n *yaml.Node, texts map[string]string, pol *Poli
 	return out
 }
 
-func (p *parser) rollout(n *yaml.Node, s scope) *Rollout {
+// rollout reads the rollout section. The rules and queries are read by
+// then, so the steps' gates and the report's queries are checked here.
+func (p *parser) rollout(n *yaml.Node, pol *Policy, s scope) *Rollout {
 	r := &Rollout{MaxWeight: 100, FailureLimit: 0, AutoRollback: true}
 	pct := func(what string) func(_, v *yaml.Node) {
 		return func(_, v *yaml.Node) {
@@ -699,6 +724,18 @@ func (p *parser) rollout(n *yaml.Node, s scope) *Rollout {
 	dur := func(dst *time.Duration, what string) func(_, v *yaml.Node) {
 		return func(_, v *yaml.Node) { *dst = p.duration(v, s, "rollout."+what) }
 	}
+	report := func(dst *string, what string) func(_, v *yaml.Node) {
+		return func(_, v *yaml.Node) {
+			name, ok := p.str(v, s, "rollout.report."+what)
+			if !ok {
+				return
+			}
+			if q := pol.queries[name]; q == nil || q.ValueKind() != KindScalar {
+				p.errorf(v, s, "rollout.report.%s: %q is not a single-number query of this policy", what, name)
+			}
+			*dst = name
+		}
+	}
 	p.fields(n, s, "rollout", map[string]func(k, v *yaml.Node){
 		"initialWeight":     pct("initialWeight"),
 		"stepWeight":        pct("stepWeight"),
@@ -710,12 +747,11 @@ func (p *parser) rollout(n *yaml.Node, s scope) *Rollout {
 		"failureLimit":      func(_, v *yaml.Node) { r.FailureLimit = p.integer(v, s, "rollout.failureLimit", 0, 1000) },
 		"inconclusiveLimit": func(_, v *yaml.Node) { r.InconclusiveLimit = p.integer(v, s, "rollout.inconclusiveLimit", 0, 1000) },
 		"autoRollback":      func(_, v *yaml.Node) { r.AutoRollback = p.boolean(v, s, "rollout.autoRollback") },
-		"steps":             func(_, v *yaml.Node) { r.Steps = p.steps(v, s) },
+		"steps":             func(_, v *yaml.Node) { r.Steps = p.steps(v, pol, s) },
 		"report": func(_, v *yaml.Node) {
-			r.reportNode = v
 			p.fields(v, s, "rollout.report", map[string]func(k, v *yaml.Node){
-				"errorRate": func(_, v *yaml.Node) { r.Report.ErrorRate, _ = p.str(v, s, "rollout.report.errorRate") },
-				"latencyMs": func(_, v *yaml.Node) { r.Report.LatencyMs, _ = p.str(v, s, "rollout.report.latencyMs") },
+				"errorRate": report(&r.Report.ErrorRate, "errorRate"),
+				"latencyMs": report(&r.Report.LatencyMs, "latencyMs"),
 			})
 		},
 	})
@@ -728,13 +764,17 @@ func (p *parser) rollout(n *yaml.Node, s scope) *Rollout {
 	return r
 }
 
-func (p *parser) steps(n *yaml.Node, s scope) []RolloutStep {
+func (p *parser) steps(n *yaml.Node, pol *Policy, s scope) []RolloutStep {
 	if n.Kind != yaml.SequenceNode {
 		p.errorf(n, s, "rollout.steps must be a list")
 		return nil
 	}
+	rules := map[string]bool{}
+	for _, r := range pol.Rules {
+		rules[r.Name] = true
+	}
 	var steps []RolloutStep
-	for _, sn := range n.Content {
+	for i, sn := range n.Content {
 		var st RolloutStep
 		p.fields(sn, s, "rollout step", map[string]func(k, v *yaml.Node){
 			"weight":   func(_, v *yaml.Node) { st.Weight = p.integer(v, s, "step weight", 0, 100) },
@@ -745,34 +785,14 @@ func (p *parser) steps(n *yaml.Node, s scope) []RolloutStep {
 					return
 				}
 				for _, r := range v.Content {
+					if !rules[r.Value] {
+						p.errorf(r, s, "rollout step %d gates on unknown rule %q", i+1, r.Value)
+					}
 					st.Rules = append(st.Rules, r.Value)
-					st.ruleNodes = append(st.ruleNodes, r)
 				}
 			},
 		})
 		steps = append(steps, st)
 	}
 	return steps
-}
-
-func (p *parser) checkRolloutRules(pol *Policy, s scope) {
-	for what, name := range map[string]string{"errorRate": pol.Rollout.Report.ErrorRate, "latencyMs": pol.Rollout.Report.LatencyMs} {
-		if name == "" {
-			continue
-		}
-		if q := pol.queries[name]; q == nil || q.ValueKind() != KindScalar {
-			p.errorf(pol.Rollout.reportNode, s, "rollout.report.%s: %q is not a single-number query of this policy", what, name)
-		}
-	}
-	names := map[string]bool{}
-	for _, r := range pol.Rules {
-		names[r.Name] = true
-	}
-	for i, st := range pol.Rollout.Steps {
-		for j, r := range st.Rules {
-			if !names[r] {
-				p.errorf(st.ruleNodes[j], s, "rollout step %d gates on unknown rule %q", i+1, r)
-			}
-		}
-	}
 }

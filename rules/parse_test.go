@@ -107,3 +107,55 @@ func TestCompiledPolicy(t *testing.T) {
 	require.Equal(t, ActionRollback, pol.Decision.OnFail)
 	require.Equal(t, ActionPause, pol.Decision.OnInconclusive)
 }
+
+// TestReloadToNoPolicies: a reload that finds no policy, such as a policy
+// directory emptied by a bad sync, is refused like a broken one: the last
+// good set stays in service and Status says why.
+func TestReloadToNoPolicies(t *testing.T) {
+	dir := t.TempDir()
+	good, err := os.ReadFile("testdata/good/policy.yaml")
+	require.NoError(t, err)
+	path := filepath.Join(dir, "p.yaml")
+	require.NoError(t, os.WriteFile(path, good, 0o644))
+	l := NewLoader(dir)
+	require.NoError(t, l.Reload())
+	served, success := l.Set(), l.Status().LastSuccess
+	require.Len(t, served.Policies, 1)
+
+	require.NoError(t, os.Remove(path))
+	tried, err := l.ReloadIfChanged()
+	require.True(t, tried)
+	require.ErrorIs(t, err, ErrNoPolicies)
+	require.EqualError(t, err, "no policies found in "+dir+": refusing to load an empty set")
+	require.Same(t, served, l.Set(), "the last good set stays in service")
+	st := l.Status()
+	require.ErrorIs(t, st.Err, ErrNoPolicies)
+	require.Equal(t, success, st.LastSuccess)
+	// The same empty content is not reported again on every poll.
+	tried, _ = l.ReloadIfChanged()
+	require.False(t, tried)
+	require.ErrorIs(t, l.Reload(), ErrNoPolicies)
+
+	// A file of empty documents holds no policy either.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "empty.yaml"), []byte("---\n# nothing yet\n---\n"), 0o644))
+	tried, err = l.ReloadIfChanged()
+	require.True(t, tried)
+	require.ErrorIs(t, err, ErrNoPolicies)
+	require.Same(t, served, l.Set())
+
+	// A first load to nothing serves nothing, and says why.
+	empty := NewLoader(t.TempDir(), dir)
+	require.ErrorIs(t, empty.Reload(), ErrNoPolicies)
+	require.Nil(t, empty.Set())
+
+	// Load itself may return an empty set: its callers decide.
+	set, err := Load(dir)
+	require.NoError(t, err)
+	require.Empty(t, set.Policies)
+
+	require.NoError(t, os.WriteFile(path, good, 0o644))
+	tried, err = l.ReloadIfChanged()
+	require.True(t, tried)
+	require.NoError(t, err)
+	require.NoError(t, l.Status().Err)
+}

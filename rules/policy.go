@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/vm"
-	"go.yaml.in/yaml/v3"
 )
 
 // APIVersion and Kind identify a policy document.
@@ -67,6 +66,9 @@ type Policy struct {
 	Rollout *Rollout
 	// Traffic is nil when the policy names no traffic router.
 	Traffic *Traffic
+	// Probes is nil when the policy has no probes section: its http and
+	// tcp queries may then reach whatever the server allows.
+	Probes *ProbeTargets
 	// Comparisons are the statistical baseline-vs-canary rules.
 	Comparisons []*Comparison
 	// Scoring, when set, scores rules and comparisons Kayenta's way.
@@ -148,7 +150,7 @@ const (
 // ValueKind returns how the query's result is seen by expressions.
 func (q *Query) ValueKind() ValueKind {
 	switch {
-	case recordFields[q.Kind] != nil:
+	case recordFields[q.Kind] != nil: // a probe's record, whatever maxSeries says
 		return KindRecord
 	case q.MaxSeries > 1:
 		return KindSamples
@@ -302,8 +304,6 @@ type Rollout struct {
 	// Report names the queries a rollout's status reports as its error
 	// rate (a ratio, shown as a percentage) and latency in milliseconds.
 	Report struct{ ErrorRate, LatencyMs string }
-
-	reportNode *yaml.Node
 }
 
 // RolloutStep is one explicit step of a rollout schedule.
@@ -312,8 +312,6 @@ type RolloutStep struct {
 	Duration time.Duration
 	// Rules restricts the rules that gate this step; empty means all.
 	Rules []string
-
-	ruleNodes []*yaml.Node
 }
 
 // Param returns the named param, or nil.

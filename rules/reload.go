@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +18,7 @@ import (
 // the policy repository must not take analyses down.
 type Loader struct {
 	paths []string
+	opts  Options
 
 	mu          sync.Mutex // serializes reloads
 	fingerprint string
@@ -34,8 +37,13 @@ type LoadStatus struct {
 }
 
 // NewLoader returns a loader for the paths; nothing is loaded until Reload.
-func NewLoader(paths ...string) *Loader {
-	l := &Loader{paths: paths}
+// It checks nothing against a server's configuration: see NewLoaderWith.
+func NewLoader(paths ...string) *Loader { return NewLoaderWith(Options{}, paths...) }
+
+// NewLoaderWith returns a loader that loads the paths with options, such as
+// the sources the server has configured; nothing is loaded until Reload.
+func NewLoaderWith(o Options, paths ...string) *Loader {
+	l := &Loader{paths: paths, opts: o}
 	l.status.Store(&LoadStatus{})
 	return l
 }
@@ -52,7 +60,8 @@ func (l *Loader) Status() LoadStatus { return *l.status.Load() }
 
 // Reload loads the paths again. On success the new set replaces the old
 // one; on failure the old one stays and the error (Errors, with every
-// problem's file:line:col) is returned and kept in Status.
+// problem's file:line:col) is returned and kept in Status. A load that
+// finds no policy at all fails too, with an error wrapping ErrNoPolicies.
 func (l *Loader) Reload() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -62,7 +71,10 @@ func (l *Loader) Reload() error {
 func (l *Loader) reload() error {
 	now := time.Now()
 	st := &LoadStatus{LastAttempt: now, LastSuccess: l.Status().LastSuccess}
-	set, err := Load(l.paths...)
+	set, err := LoadWith(l.opts, l.paths...)
+	if err == nil && len(set.Policies) == 0 {
+		err = fmt.Errorf("%w in %s: refusing to load an empty set", ErrNoPolicies, strings.Join(l.paths, ", "))
+	}
 	if err != nil {
 		st.Err = err
 		l.status.Store(st)
