@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +48,9 @@ type Options struct {
 	Logger      *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Panicked, when set, counts a query whose source panicked; the panic
+	// is recovered into the query's error either way.
+	Panicked func(component string)
 }
 
 // Evaluator evaluates policies against sources. It is safe for concurrent
@@ -59,6 +61,7 @@ type Evaluator struct {
 	concurrency int
 	logger      *slog.Logger
 	now         func() time.Time
+	panicked    func(string)
 }
 
 // NewEvaluator returns an Evaluator with defaults filled in.
@@ -69,6 +72,7 @@ func NewEvaluator(o Options) *Evaluator {
 		concurrency: o.Concurrency,
 		logger:      o.Logger,
 		now:         o.Now,
+		panicked:    o.Panicked,
 	}
 	if e.timeout <= 0 {
 		e.timeout = DefaultTimeout
@@ -119,12 +123,12 @@ func (e *Evaluator) EvaluateRun(ctx context.Context, pol *rules.Policy, params m
 		if err != nil {
 			return nil, err
 		}
-		qs[i] = QueryResult{Name: q.Name, Kind: q.Kind, Source: q.Source, Query: text, fields: fields, Fields: redactHeaders(fields)}
+		qs[i] = QueryResult{Name: q.Name, Kind: q.Kind, Source: q.Source, Query: text, fields: fields, Fields: queries.RedactFields(fields)}
 	}
 
 	ctx, cancel := context.WithTimeoutCause(ctx, e.timeout, ErrEvaluationTimeout)
 	defer cancel()
-	e.runQueries(ctx, all, qs, queryAt, run)
+	e.runQueries(ctx, all, qs, queryAt, run, probeAllow(pol))
 
 	res := Decide(pol, resolved, qs, at)
 	res.Duration = Seconds(e.now().Sub(start))
@@ -133,11 +137,20 @@ func (e *Evaluator) EvaluateRun(ctx context.Context, pol *rules.Policy, params m
 	return res, nil
 }
 
+// probeAllow is the policy's own list of the hosts its probes may reach,
+// or nil.
+func probeAllow(pol *rules.Policy) *queries.Allowlist {
+	if pol.Probes == nil {
+		return nil
+	}
+	return &queries.Allowlist{Hosts: pol.Probes.Hosts, Namespaces: pol.Probes.Namespaces}
+}
+
 // runQueries runs every query, at most e.concurrency at once, and fills in
 // their results.
-func (e *Evaluator) runQueries(ctx context.Context, all []*rules.Query, qs QueryResults, at time.Time, run string) {
+func (e *Evaluator) runQueries(ctx context.Context, all []*rules.Query, qs QueryResults, at time.Time, run string, allow *queries.Allowlist) {
 	if len(qs) == 1 {
-		e.runQuery(ctx, all[0], &qs[0], at, run)
+		e.runQuery(ctx, all[0], &qs[0], at, run, allow)
 		return
 	}
 	sem := make(chan struct{}, e.concurrency)
@@ -153,21 +166,36 @@ func (e *Evaluator) runQueries(ctx context.Context, all []*rules.Query, qs Query
 				return
 			}
 			defer func() { <-sem }()
-			e.runQuery(ctx, q, &qs[i], at, run)
+			e.runQuery(ctx, q, &qs[i], at, run, allow)
 		}()
 	}
 	wg.Wait()
 }
 
-func (e *Evaluator) runQuery(ctx context.Context, q *rules.Query, qr *QueryResult, at time.Time, run string) {
+// runQuery runs one query. A source that panics does not take the
+// process down: the panic is the query's error, and its rules are error.
+func (e *Evaluator) runQuery(ctx context.Context, q *rules.Query, qr *QueryResult, at time.Time, run string, allow *queries.Allowlist) {
 	start := time.Now()
 	defer func() { qr.Duration = Seconds(time.Since(start)) }()
+	defer func() {
+		if p := recover(); p != nil {
+			if e.panicked != nil {
+				e.panicked("query")
+			}
+			e.logger.Error("query source panicked", "policy_query", q.Name, "kind", q.Kind, "panic", fmt.Sprint(p))
+			qr.fail(fmt.Errorf("%w: %v", queries.ErrPanic, p))
+		}
+	}()
 	src, err := e.sources.Lookup(q.Kind, q.Source)
 	if err != nil {
 		qr.fail(err)
 		return
 	}
-	res, err := src.Query(ctx, queries.Query{Text: qr.Query, Fields: qr.fields, Run: run, Time: at, Range: q.Range, Step: q.Step})
+	query := queries.Query{Text: qr.Query, Fields: qr.fields, Run: run, Time: at, Range: q.Range, Step: q.Step}
+	if q.Kind == rules.KindHTTP || q.Kind == rules.KindTCP {
+		query.Allow = allow
+	}
+	res, err := src.Query(ctx, query)
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, context.Cause(ctx)) {
 			// Say which deadline fired: the source may only see
@@ -267,22 +295,6 @@ func finitePoints(points []queries.Point) []float64 {
 		if finite(p.Value) {
 			out = append(out, p.Value)
 		}
-	}
-	return out
-}
-
-// redactHeaders copies fields for display with header values hidden: a
-// probe's headers may carry credentials.
-func redactHeaders(fields map[string]string) map[string]string {
-	if fields == nil {
-		return nil
-	}
-	out := make(map[string]string, len(fields))
-	for k, v := range fields {
-		if strings.HasPrefix(k, "header.") {
-			v = "<redacted>"
-		}
-		out[k] = v
 	}
 	return out
 }

@@ -117,3 +117,24 @@ func BenchmarkEvaluateSixSlowQueries(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/eval")
 }
+
+// TestPanickingSourceIsAnError: a panic in a source's goroutine used to
+// kill the process; now the query fails and its rule is error.
+func TestPanickingSourceIsAnError(t *testing.T) {
+	pol := loadPolicy(t, "testdata/six-queries.yaml", "six-queries")
+	var panics atomic.Int32
+	ev := NewEvaluator(Options{
+		Sources: queries.Registry{{Kind: "prometheus"}: queries.SourceFunc(func(context.Context, queries.Query) (queries.Result, error) {
+			panic("index out of range")
+		})},
+		Panicked: func(string) { panics.Add(1) },
+	})
+	res, err := ev.Evaluate(context.Background(), pol, map[string]string{"name": "lmp"}, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, VerdictInconclusive, res.Verdict)
+	for _, rr := range res.Rules {
+		require.Equal(t, rules.OutcomeError, rr.Verdict)
+		require.Contains(t, rr.Reason, "source panicked: index out of range")
+	}
+	require.EqualValues(t, len(pol.Queries), panics.Load())
+}
