@@ -15,19 +15,22 @@ import (
 )
 
 // exportedMetrics returns the names of the metrics the service exports, read
-// from webhooks/metrics.go, with the series names of its histograms.
+// from the files that register them (the HTTP service's, the runs' and the
+// traffic engine's), with the series names of its histograms.
 func exportedMetrics(t testing.TB) map[string]bool {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join(repoRoot(t), "webhooks", "metrics.go"))
-	require.NoError(t, err)
-	require.Contains(t, string(src), `const namespace = "canary"`)
 	names := map[string]bool{"up": true} // Prometheus's own, per target
 	re := regexp.MustCompile(`Name:\s*"(\w+)"`)
-	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
-		name := "canary_" + m[1]
-		names[name] = true
-		for _, suffix := range []string{"_bucket", "_count", "_sum"} {
-			names[name+suffix] = true
+	for _, file := range [][]string{{"webhooks", "metrics.go"}, {"runs", "metrics.go"}, {"rollout", "traffic.go"}} {
+		src, err := os.ReadFile(filepath.Join(append([]string{repoRoot(t)}, file...)...))
+		require.NoError(t, err)
+		require.Contains(t, string(src), `const namespace = "canary"`)
+		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+			name := "canary_" + m[1]
+			names[name] = true
+			for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+				names[name+suffix] = true
+			}
 		}
 	}
 	require.Contains(t, names, "canary_analysis_total")

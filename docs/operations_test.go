@@ -19,20 +19,34 @@ import (
 )
 
 // operations.md is checked against the code and the chart: its metrics
-// table lists exactly the metrics webhooks/metrics.go registers, any
+// table lists exactly the metrics canary serve registers, any
 // canary_* metric named anywhere in the docs exists, its alerts table lists
 // exactly the chart's PrometheusRule alerts, its rules file is valid for
 // promtool and carries the same alerts, and its dashboard table has the
 // dashboard's rows. Alertmanager configurations in the docs pass amtool.
 
-// engineMetrics returns the canary_* metric names webhooks/metrics.go
-// registers: the Name of every prometheus.*Opts literal, under the
-// "canary" namespace.
+// metricFiles are the files that register canary serve's metrics: the
+// HTTP service's, the runs' and the traffic engine's.
+var metricFiles = []string{"../webhooks/metrics.go", "../runs/metrics.go", "../rollout/traffic.go"}
+
+// engineMetrics returns the canary_* metric names metricFiles register:
+// the Name of every prometheus.*Opts literal, under the "canary"
+// namespace.
 func engineMetrics(t *testing.T) []string {
 	t.Helper()
 	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "../webhooks/metrics.go", nil, 0)
-	require.NoError(t, err)
+	var names []string
+	for _, file := range metricFiles {
+		f, err := parser.ParseFile(fset, file, nil, 0)
+		require.NoError(t, err)
+		names = append(names, metricNames(t, fset, f)...)
+	}
+	require.GreaterOrEqual(t, len(names), 10)
+	sort.Strings(names)
+	return names
+}
+
+func metricNames(t *testing.T, fset *token.FileSet, f *ast.File) []string {
 	var names []string
 	ast.Inspect(f, func(n ast.Node) bool {
 		cl, ok := n.(*ast.CompositeLit)
@@ -67,8 +81,6 @@ func engineMetrics(t *testing.T) []string {
 		names = append(names, ns+"_"+name)
 		return true
 	})
-	require.GreaterOrEqual(t, len(names), 10)
-	sort.Strings(names)
 	return names
 }
 
@@ -85,7 +97,7 @@ func TestMetricsDocumented(t *testing.T) {
 		}
 	}
 	sort.Strings(table)
-	require.Equal(t, want, table, "operations.md <!-- metrics --> against webhooks/metrics.go")
+	require.Equal(t, want, table, "operations.md <!-- metrics --> against %v", metricFiles)
 
 	// policy.md is left out: its canary_* words are query names.
 	files := slices.DeleteFunc(append(markdownFiles(t), "openapi.yaml"), func(f string) bool { return f == "policy.md" })

@@ -42,7 +42,7 @@ func BenchmarkThousandRollouts(b *testing.B) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				_, err := w.o.Tick(ctx, name)
+				_, err := w.o.Tick(ctx, "caiso", name)
 				require.NoError(b, err)
 			})
 		}
@@ -58,7 +58,7 @@ func BenchmarkThousandRollouts(b *testing.B) {
 		w.advance(time.Minute)
 	}
 	b.StopTimer()
-	r, err := w.o.Get(ctx, names[0])
+	r, err := w.o.Get(ctx, "caiso", names[0])
 	require.NoError(b, err)
 	require.Equal(b, PhaseProgressing, r.Phase)
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "µs/rollout-tick")

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,35 +22,47 @@ const (
 	ModeIndependent = "independent"
 )
 
-// GroupSpec starts several rollouts as one group.
+// GroupSpec starts several rollouts as one group. Members may be in other
+// namespaces than the group (CAISO, MISO and PJM each have their own).
 type GroupSpec struct {
-	Name    string `json:"name"`
-	Mode    string `json:"mode"`
-	Members []Spec `json:"members"`
+	// Namespace and Name identify the group; an empty Namespace is the
+	// first member's.
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Mode      string `json:"mode"`
+	Members   []Spec `json:"members"`
 }
 
-// group is a group as stored.
+// group is a group as stored; Members are the members' keys
+// (namespace/name).
 type group struct {
-	Name    string   `json:"name"`
-	Mode    string   `json:"mode"`
-	Members []string `json:"members"`
+	Namespace string   `json:"namespace"`
+	Name      string   `json:"name"`
+	Mode      string   `json:"mode"`
+	Members   []string `json:"members"`
 }
+
+func (g *group) key() string { return g.Namespace + "/" + g.Name }
 
 // GroupStatus is a group and its members' statuses, with one status for
 // the whole: rolled back if any member rolled back, paused or failed if
 // any is, completed when all are, else progressing.
 type GroupStatus struct {
-	Name    string   `json:"name"`
-	Mode    string   `json:"mode"`
-	Status  Phase    `json:"status"`
-	Members []Status `json:"members"`
+	Namespace string   `json:"namespace"`
+	Name      string   `json:"name"`
+	Mode      string   `json:"mode"`
+	Status    Phase    `json:"status"`
+	Members   []Status `json:"members"`
 }
 
 // StartGroup starts every member as part of the group; idempotent like
 // Start.
 func (o *Orchestrator) StartGroup(ctx context.Context, gs GroupSpec) (GroupStatus, error) {
-	if !rules.IsName(gs.Name) || len(gs.Members) == 0 {
-		return GroupStatus{}, fmt.Errorf("%w: a group needs a Kubernetes-style name and members", ErrBadSpec)
+	if len(gs.Members) > 0 && gs.Namespace == "" {
+		gs.Namespace = cmp.Or(gs.Members[0].Namespace, gs.Members[0].Params["namespace"])
+	}
+	if !rules.IsName(gs.Namespace) || !rules.IsName(gs.Name) || len(gs.Members) == 0 || len(gs.Members) > maxMembers {
+		return GroupStatus{}, fmt.Errorf("%w: a group needs a Kubernetes-style namespace and name and 1 to %d members", ErrBadSpec, maxMembers)
 	}
 	if gs.Mode == "" {
 		gs.Mode = ModeLockstep
@@ -57,12 +70,14 @@ func (o *Orchestrator) StartGroup(ctx context.Context, gs GroupSpec) (GroupStatu
 	if gs.Mode != ModeLockstep && gs.Mode != ModeIndependent {
 		return GroupStatus{}, fmt.Errorf("%w: group mode %q (known: lockstep, independent)", ErrBadSpec, gs.Mode)
 	}
-	g := group{Name: gs.Name, Mode: gs.Mode}
-	for _, m := range gs.Members {
-		if slices.Contains(g.Members, m.Name) {
-			return GroupStatus{}, fmt.Errorf("%w: member %s twice", ErrBadSpec, m.Name)
+	g := group{Namespace: gs.Namespace, Name: gs.Name, Mode: gs.Mode}
+	for i, m := range gs.Members {
+		m.Namespace = cmp.Or(m.Namespace, m.Params["namespace"])
+		gs.Members[i] = m
+		if slices.Contains(g.Members, m.Key()) {
+			return GroupStatus{}, fmt.Errorf("%w: member %s twice", ErrBadSpec, m.Key())
 		}
-		g.Members = append(g.Members, m.Name)
+		g.Members = append(g.Members, m.Key())
 	}
 	data, err := json.Marshal(g)
 	if err != nil {
@@ -70,22 +85,25 @@ func (o *Orchestrator) StartGroup(ctx context.Context, gs GroupSpec) (GroupStatu
 	}
 	// The group is stored first: a member must never tick without its
 	// group's mode known.
-	if _, err := o.o.Store.UpdateDocument(ctx, kindGroup, g.Name, func([]byte) ([]byte, error) { return data, nil }); err != nil {
+	if _, err := o.o.Store.UpdateDocument(ctx, kindGroup, g.key(), func([]byte) ([]byte, error) { return data, nil }); err != nil {
 		return GroupStatus{}, err
 	}
 	for _, m := range gs.Members {
-		m.Group = g.Name
+		m.Group = g.key()
 		if _, err := o.Start(ctx, m); err != nil {
-			return GroupStatus{}, fmt.Errorf("member %s: %w", m.Name, err)
+			return GroupStatus{}, fmt.Errorf("member %s: %w", m.Key(), err)
 		}
 	}
-	return o.Group(ctx, g.Name)
+	return o.Group(ctx, g.Namespace, g.Name)
 }
 
-func (o *Orchestrator) loadGroup(ctx context.Context, name string) (*group, error) {
-	data, err := o.o.Store.Document(ctx, kindGroup, name)
+// maxMembers bounds a group: it is ticked member by member.
+const maxMembers = 64
+
+func (o *Orchestrator) loadGroup(ctx context.Context, key string) (*group, error) {
+	data, err := o.o.Store.Document(ctx, kindGroup, key)
 	if errors.Is(err, runs.ErrDocumentNotFound) {
-		return nil, fmt.Errorf("%w: group %s", ErrNotFound, name)
+		return nil, fmt.Errorf("%w: group %s", ErrNotFound, key)
 	}
 	if err != nil {
 		return nil, err
@@ -95,15 +113,15 @@ func (o *Orchestrator) loadGroup(ctx context.Context, name string) (*group, erro
 }
 
 // Group returns a group's status.
-func (o *Orchestrator) Group(ctx context.Context, name string) (GroupStatus, error) {
-	g, err := o.loadGroup(ctx, name)
+func (o *Orchestrator) Group(ctx context.Context, namespace, name string) (GroupStatus, error) {
+	g, err := o.loadGroup(ctx, namespace+"/"+name)
 	if err != nil {
 		return GroupStatus{}, err
 	}
-	gs := GroupStatus{Name: g.Name, Mode: g.Mode}
+	gs := GroupStatus{Namespace: g.Namespace, Name: g.Name, Mode: g.Mode}
 	counts := map[Phase]int{}
 	for _, m := range g.Members {
-		r, err := o.Get(ctx, m)
+		r, err := o.get(ctx, m)
 		if err != nil {
 			return GroupStatus{}, err
 		}
@@ -139,7 +157,7 @@ type groupState struct {
 // allReady reports whether every member has finished the step r is at.
 func (g groupState) allReady(r *Rollout) bool {
 	for _, m := range g.members {
-		if m.Spec.Name == r.Spec.Name {
+		if m.Spec.Key() == r.Spec.Key() {
 			continue
 		}
 		switch {
@@ -161,14 +179,14 @@ func (o *Orchestrator) groupState(ctx context.Context, r *Rollout) groupState {
 		return groupState{}
 	}
 	gs := groupState{lockstep: true}
-	for _, name := range g.Members {
-		m, err := o.Get(ctx, name)
+	for _, key := range g.Members {
+		m, err := o.get(ctx, key)
 		if err != nil {
 			continue
 		}
 		gs.members = append(gs.members, m)
-		if name != r.Spec.Name && (m.Phase == PhaseRollingBack || m.Phase == PhaseRolledBack) && gs.rolledBack == "" {
-			gs.rolledBack = name
+		if key != r.Spec.Key() && (m.Phase == PhaseRollingBack || m.Phase == PhaseRolledBack) && gs.rolledBack == "" {
+			gs.rolledBack = key
 		}
 	}
 	return gs

@@ -2,14 +2,11 @@ package rollout
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
-	"slices"
-	"sync"
-	"time"
 
 	"github.com/aurum/canary/rules"
-	"github.com/aurum/canary/traffic"
+	"github.com/aurum/canary/runs"
 	"github.com/aurum/canary/traffic/routers"
 )
 
@@ -23,88 +20,61 @@ func Target(spec rules.TrafficSpec) routers.Target {
 	}
 }
 
-// Switch is the kill switch of the webhook service: it applies a policy's
-// onRollback to a run's canary traffic.
-type Switch struct {
-	clients routers.Clients
-	logger  *slog.Logger
-	// life bounds step-downs, which outlive the request that started
-	// them; Close cancels them and waits.
-	life    context.Context
-	stop    context.CancelFunc
-	running sync.WaitGroup
-	mu      sync.Mutex
-	active  map[string]context.CancelFunc
+// KillSwitch cuts a canary's traffic when a rollback latches on its run,
+// for policies whose traffic section asks for it. Argo Rollouts and
+// Flagger act on a rollback at their next loop; the switch acts before the
+// latch is answered. It subscribes to the runs' events, so a rollback
+// latched by an alert, a person or a failed analysis (latchOnFail) cuts
+// alike, and it lowers the weight through Traffic, the one step-down
+// engine, so it never raises one and a redelivered alert does not start
+// the schedule again.
+type KillSwitch struct {
+	traffic  *Traffic
+	policies func() *rules.Set
+	logger   *slog.Logger
 }
 
-// NewSwitch returns a kill switch using clients.
-func NewSwitch(clients routers.Clients, logger *slog.Logger) *Switch {
+// NewKillSwitch returns the kill switch; subscribe it to the runs.
+func NewKillSwitch(t *Traffic, policies func() *rules.Set, logger *slog.Logger) *KillSwitch {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	life, stop := context.WithCancel(context.Background())
-	return &Switch{clients: clients, logger: logger, life: life, stop: stop, active: map[string]context.CancelFunc{}}
+	return &KillSwitch{traffic: t, policies: policies, logger: logger}
 }
 
-// Cut cuts the run's canary traffic at once (onRollback: zero), or starts
-// stepping it down on the policy's schedule (onRollback: stepDown) and
-// returns once the first step is applied.
-func (s *Switch) Cut(ctx context.Context, pol *rules.Policy, params map[string]string) error {
-	if pol.Traffic == nil || pol.Traffic.OnRollback == rules.OnRollbackNone {
+// Notify reacts to a rollback latch: the policy's onRollback (zero at
+// once, or stepDown along its schedule; none leaves traffic alone) starts
+// or joins the step-down of the run's canary traffic. The error says the
+// latch stands but the first weight could not be applied; the step-down
+// retries it.
+func (k *KillSwitch) Notify(ctx context.Context, e runs.Event) error {
+	if e.Kind != runs.EventLatched || e.Latch == nil || e.Latch.Kind != runs.LatchRollback || e.Run == nil {
 		return nil
 	}
-	resolved, err := pol.ResolveParams(params)
+	set := k.policies()
+	if set == nil {
+		return nil
+	}
+	pol, err := set.Get(e.Run.Policy)
+	if err != nil || pol.Traffic == nil || pol.Traffic.OnRollback == rules.OnRollbackNone {
+		return nil
+	}
+	resolved, err := pol.ResolveParams(e.Run.Params)
 	if err != nil {
-		return err
+		return fmt.Errorf("kill switch for %s: %w", e.Run.ID(), err)
 	}
 	spec, err := pol.Traffic.Render(resolved)
 	if err != nil {
-		return err
+		return fmt.Errorf("kill switch for %s: %w", e.Run.ID(), err)
 	}
-	r, err := routers.New(Target(spec), s.clients, s.logger)
-	if err != nil {
-		return err
+	plan := Plan{From: -1}
+	if pol.Traffic.OnRollback == rules.OnRollbackStepDown {
+		plan.Weights, plan.Interval = pol.Traffic.StepDown, pol.Traffic.StepDownInterval
 	}
-	if pol.Traffic.OnRollback != rules.OnRollbackStepDown {
-		return r.Reset(ctx)
+	if _, err := k.traffic.RollBack(ctx, Target(spec), plan, e.Run.ID(), e.Latch.Reason); err != nil {
+		k.logger.Error("kill switch failed: the rollback is latched but traffic still reaches the canary; retrying",
+			"run", e.Run.ID(), "policy", pol.Name, "err", err)
+		return fmt.Errorf("kill switch for %s: %w", e.Run.ID(), err)
 	}
-	weights := slices.Clone(pol.Traffic.StepDown)
-	// Start from the first weight now, so the caller knows the router
-	// works; the rest follows in the background.
-	if err := r.Apply(ctx, traffic.Step{Weight: weights[0]}); err != nil {
-		return err
-	}
-	key := spec.Namespace + "/" + spec.Ingress + spec.HTTPRoute
-	sctx, cancel := context.WithCancel(s.life)
-	s.mu.Lock()
-	if prev := s.active[key]; prev != nil {
-		prev() // a redelivery restarts the schedule rather than racing it
-	}
-	s.active[key] = cancel
-	s.mu.Unlock()
-	s.running.Add(1)
-	go func() {
-		defer s.running.Done()
-		defer cancel()
-		t := time.NewTimer(pol.Traffic.StepDownInterval)
-		defer t.Stop()
-		select {
-		case <-sctx.Done():
-			return
-		case <-t.C:
-		}
-		err := traffic.StepDown(sctx, r, weights[1:], pol.Traffic.StepDownInterval)
-		if err != nil && !errors.Is(err, context.Canceled) {
-			s.logger.Error("traffic step-down failed", "policy", pol.Name, "target", key, "err", err)
-			return
-		}
-		s.logger.Info("traffic stepped down", "policy", pol.Name, "target", key)
-	}()
 	return nil
-}
-
-// Close stops step-downs in progress and waits for them.
-func (s *Switch) Close() {
-	s.stop()
-	s.running.Wait()
 }

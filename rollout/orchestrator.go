@@ -1,20 +1,23 @@
 package rollout
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/aurum/canary/runs"
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/rules"
-	"github.com/aurum/canary/traffic"
+	"github.com/aurum/canary/runs"
+	"github.com/aurum/canary/traffic/routers"
 )
 
 // promotedReason is the reason of a completed rollout.
@@ -36,10 +39,11 @@ type Options struct {
 	Store     runs.Documents
 	Runs      *runs.Runs
 	Evaluator *analysis.Evaluator
+	// Traffic moves the canaries' traffic; the orchestrator never writes
+	// a weight any other way.
+	Traffic *Traffic
 	// Policies returns the policies in service.
 	Policies func() *rules.Set
-	// Routers builds the router a policy's traffic section names.
-	Routers func(rules.TrafficSpec) (traffic.Router, error)
 	// Decide, when set, is consulted after every analysis.
 	Decide DecisionFunc
 	// OnEvent, when set, is called after each event is stored: a callback
@@ -47,7 +51,9 @@ type Options struct {
 	OnEvent func(r *Rollout, e Event)
 	// Workers bounds the rollouts evaluated at once by Run; default 16.
 	Workers int
-	Logger  *slog.Logger
+	// Panicked, when set, counts a recovered panic.
+	Panicked func(component string)
+	Logger   *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -61,6 +67,11 @@ type Orchestrator struct {
 	locks map[string]*sync.Mutex
 	due   map[string]time.Time
 	wake  chan struct{}
+
+	// health is why Run cannot do its work, or nil: /readyz reports it.
+	health atomic.Pointer[error]
+	// bad are the keys of documents that do not decode, reported once.
+	bad sync.Map
 }
 
 // New returns an orchestrator.
@@ -77,12 +88,29 @@ func New(o Options) *Orchestrator {
 	return &Orchestrator{o: o, locks: map[string]*sync.Mutex{}, due: map[string]time.Time{}, wake: make(chan struct{}, 1)}
 }
 
-func (o *Orchestrator) lock(name string) func() {
+// Healthy returns nil while the orchestrator can do its work, or why it
+// cannot (the store cannot be read), for readiness.
+func (o *Orchestrator) Healthy() error {
+	if p := o.health.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (o *Orchestrator) setHealth(err error) {
+	if err == nil {
+		o.health.Store(nil)
+		return
+	}
+	o.health.Store(&err)
+}
+
+func (o *Orchestrator) lock(key string) func() {
 	o.mu.Lock()
-	l := o.locks[name]
+	l := o.locks[key]
 	if l == nil {
 		l = &sync.Mutex{}
-		o.locks[name] = l
+		o.locks[key] = l
 	}
 	o.mu.Unlock()
 	l.Lock()
@@ -90,9 +118,9 @@ func (o *Orchestrator) lock(name string) func() {
 }
 
 // schedule asks Run to tick the rollout at t.
-func (o *Orchestrator) schedule(name string, t time.Time) {
+func (o *Orchestrator) schedule(key string, t time.Time) {
 	o.mu.Lock()
-	o.due[name] = t
+	o.due[key] = t
 	o.mu.Unlock()
 	select {
 	case o.wake <- struct{}{}:
@@ -100,56 +128,115 @@ func (o *Orchestrator) schedule(name string, t time.Time) {
 	}
 }
 
-func (o *Orchestrator) unschedule(name string) {
+func (o *Orchestrator) unschedule(key string) {
 	o.mu.Lock()
-	delete(o.due, name)
+	delete(o.due, key)
 	o.mu.Unlock()
 }
 
-// Get returns a rollout.
-func (o *Orchestrator) Get(ctx context.Context, name string) (*Rollout, error) {
-	data, err := o.o.Store.Document(ctx, kindRollout, name)
+// Get returns the rollout namespace/name.
+func (o *Orchestrator) Get(ctx context.Context, namespace, name string) (*Rollout, error) {
+	return o.get(ctx, namespace+"/"+name)
+}
+
+func (o *Orchestrator) get(ctx context.Context, key string) (*Rollout, error) {
+	data, err := o.o.Store.Document(ctx, kindRollout, key)
 	if errors.Is(err, runs.ErrDocumentNotFound) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
 	}
 	if err != nil {
 		return nil, err
 	}
 	var r Rollout
 	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("decode rollout %s: %w", name, err)
+		return nil, fmt.Errorf("decode rollout %s: %w", key, err)
+	}
+	if r.Spec.Namespace == "" {
+		r.Spec.Namespace = legacyNamespace(&r)
 	}
 	return &r, nil
 }
 
-// List returns every rollout, by name.
-func (o *Orchestrator) List(ctx context.Context) ([]*Rollout, error) {
+// List returns every rollout, by namespace and name. A document that does
+// not decode is skipped and reported (logged once, and in problems): one
+// bad record must not stop every other rollout.
+func (o *Orchestrator) List(ctx context.Context) (all []*Rollout, problems []error, err error) {
 	docs, err := o.o.Store.DocumentsOf(ctx, kindRollout)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := make([]*Rollout, 0, len(docs))
-	for _, name := range slices.Sorted(maps.Keys(docs)) {
+	all = make([]*Rollout, 0, len(docs))
+	for _, key := range slices.Sorted(maps.Keys(docs)) {
 		var r Rollout
-		if err := json.Unmarshal(docs[name], &r); err != nil {
-			return nil, fmt.Errorf("decode rollout %s: %w", name, err)
+		if err := json.Unmarshal(docs[key], &r); err != nil {
+			problems = append(problems, fmt.Errorf("rollout %s does not decode: %w", key, err))
+			if _, seen := o.bad.LoadOrStore(key, true); !seen {
+				o.o.Logger.Error("rollout record does not decode; it is skipped", "rollout", key, "err", err)
+			}
+			continue
 		}
-		out = append(out, &r)
+		if r.Spec.Namespace == "" {
+			r.Spec.Namespace = legacyNamespace(&r)
+		}
+		all = append(all, &r)
 	}
-	return out, nil
+	return all, problems, nil
+}
+
+// legacyNamespace is the namespace of a rollout stored before rollouts
+// were keyed by namespace: its namespace param, or its traffic's.
+func legacyNamespace(r *Rollout) string {
+	if ns := r.Spec.Params["namespace"]; ns != "" {
+		return ns
+	}
+	if r.Traffic != nil {
+		return r.Traffic.Namespace
+	}
+	return "default"
+}
+
+// migrate rekeys rollouts stored by name alone (before they were keyed by
+// namespace and name) as namespace/name.
+func (o *Orchestrator) migrate(ctx context.Context) error {
+	docs, err := o.o.Store.DocumentsOf(ctx, kindRollout)
+	if err != nil {
+		return err
+	}
+	for key, data := range docs {
+		if strings.Contains(key, "/") {
+			continue
+		}
+		var r Rollout
+		if err := json.Unmarshal(data, &r); err != nil {
+			continue // List reports it
+		}
+		r.Spec.Namespace = legacyNamespace(&r)
+		next, err := json.Marshal(&r)
+		if err != nil {
+			return err
+		}
+		if _, err := o.o.Store.UpdateDocument(ctx, kindRollout, r.Spec.Key(), func([]byte) ([]byte, error) { return next, nil }); err != nil {
+			return err
+		}
+		if err := o.o.Store.DeleteDocument(ctx, kindRollout, key); err != nil {
+			return err
+		}
+		o.o.Logger.Info("rollout rekeyed by namespace", "rollout", r.Spec.Key())
+	}
+	return nil
 }
 
 // update changes a rollout durably: fn sees the stored rollout and changes
 // it in place; what it leaves is written before update returns.
-func (o *Orchestrator) update(ctx context.Context, name string, fn func(r *Rollout) error) (*Rollout, error) {
+func (o *Orchestrator) update(ctx context.Context, key string, fn func(r *Rollout) error) (*Rollout, error) {
 	var out *Rollout
-	_, err := o.o.Store.UpdateDocument(ctx, kindRollout, name, func(old []byte) ([]byte, error) {
+	_, err := o.o.Store.UpdateDocument(ctx, kindRollout, key, func(old []byte) ([]byte, error) {
 		if old == nil {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
 		}
 		var r Rollout
 		if err := json.Unmarshal(old, &r); err != nil {
-			return nil, fmt.Errorf("decode rollout %s: %w", name, err)
+			return nil, fmt.Errorf("decode rollout %s: %w", key, err)
 		}
 		if err := fn(&r); err != nil {
 			return nil, err
@@ -161,13 +248,11 @@ func (o *Orchestrator) update(ctx context.Context, name string, fn func(r *Rollo
 	return out, err
 }
 
-// Start starts a rollout, or returns the existing one of the same name and
-// version: retries of a deployment pipeline must not start twice. A
-// different version of a rollout still in progress is refused.
+// Start starts a rollout, or returns the existing one of the same
+// namespace, name and version: retries of a deployment pipeline must not
+// start twice. A different version of a rollout still in progress is
+// refused, and so is a target whose traffic is still being rolled back.
 func (o *Orchestrator) Start(ctx context.Context, spec Spec) (*Rollout, error) {
-	if !rules.IsName(spec.Name) || spec.Version == "" || len(spec.Version) > 128 {
-		return nil, fmt.Errorf("%w: name must be a Kubernetes-style name and version non-empty", ErrBadSpec)
-	}
 	set := o.o.Policies()
 	if set == nil {
 		return nil, fmt.Errorf("%w: no policies loaded", ErrBadSpec)
@@ -175,6 +260,10 @@ func (o *Orchestrator) Start(ctx context.Context, spec Spec) (*Rollout, error) {
 	pol, err := set.Get(spec.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSpec, err)
+	}
+	spec.Namespace = cmp.Or(spec.Namespace, spec.Params["namespace"])
+	if !rules.IsName(spec.Namespace) || !rules.IsName(spec.Name) || !rules.IsName(spec.Version) {
+		return nil, fmt.Errorf("%w: namespace, name and version must be Kubernetes-style names (letters, digits, '-', '_', '.'); the namespace defaults to the namespace param", ErrBadSpec)
 	}
 	resolved, err := pol.ResolveParams(spec.Params)
 	if err != nil {
@@ -198,34 +287,37 @@ func (o *Orchestrator) Start(ctx context.Context, spec Spec) (*Rollout, error) {
 		Traffic: &TrafficInfo{Router: ts.Router, Namespace: ts.Namespace, Object: ts.Ingress + ts.HTTPRoute},
 	}
 	r.record(Event{At: now, Type: "transition", To: PhasePending, Reason: "started version " + spec.Version})
-	var existing *Rollout
-	_, err = o.o.Store.UpdateDocument(ctx, kindRollout, spec.Name, func(old []byte) ([]byte, error) {
-		existing = nil
-		if old != nil {
-			var cur Rollout
-			if err := json.Unmarshal(old, &cur); err != nil {
-				return nil, err
-			}
-			if cur.Spec.Version == spec.Version {
-				existing = &cur
-				return nil, nil
-			}
-			if !cur.Phase.Terminal() {
-				return nil, fmt.Errorf("%w: rollout %s of version %s is %s; roll it back or let it finish first",
-					ErrConflict, spec.Name, cur.Spec.Version, cur.Phase)
-			}
+	key := spec.Key()
+	unlock := o.lock(key)
+	defer unlock()
+	existing, err := o.get(ctx, key)
+	switch {
+	case err == nil && existing.Spec.Version == spec.Version:
+		return existing, nil
+	case err == nil && !existing.Phase.Terminal():
+		return nil, fmt.Errorf("%w: rollout %s of version %s is %s; roll it back or let it finish first",
+			ErrConflict, key, existing.Spec.Version, existing.Phase)
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return nil, err
+	}
+	// A new rollout may raise this traffic again once an earlier rollback
+	// of it is over; one still lowering the weight goes first.
+	if err := o.o.Traffic.Release(ctx, Target(ts)); err != nil {
+		if errors.Is(err, ErrRollingBack) {
+			return nil, fmt.Errorf("%w: %w", ErrConflict, err)
 		}
-		return json.Marshal(r)
-	})
+		return nil, err
+	}
+	data, err := json.Marshal(r)
 	if err != nil {
 		return nil, err
 	}
-	if existing != nil {
-		return existing, nil
+	if _, err := o.o.Store.UpdateDocument(ctx, kindRollout, key, func([]byte) ([]byte, error) { return data, nil }); err != nil {
+		return nil, err
 	}
-	o.o.Logger.Info("rollout started", "rollout", spec.Name, "version", spec.Version, "policy", spec.Policy, "steps", len(schedule.Steps))
+	o.o.Logger.Info("rollout started", "rollout", key, "version", spec.Version, "policy", spec.Policy, "steps", len(schedule.Steps))
 	o.emit(r, r.History[len(r.History)-1])
-	o.schedule(spec.Name, now)
+	o.schedule(key, now)
 	return r, nil
 }
 
@@ -235,14 +327,13 @@ func (o *Orchestrator) emit(r *Rollout, e Event) {
 	}
 }
 
-// target is the run the rollout's analyses belong to, so latches from
-// alerts and the runs API apply to it.
-func target(r *Rollout) runs.Target {
-	ns := r.Spec.Params["namespace"]
-	if ns == "" && r.Traffic != nil {
-		ns = r.Traffic.Namespace
-	}
-	return runs.Target{Namespace: ns, Name: r.Spec.Name, Revision: r.Spec.Version}
+// RunID names the run of the rollout's analyses: namespace/name@version.
+func (r *Rollout) RunID() string { return r.Spec.Key() + "@" + r.Spec.Version }
+
+// ref is the run the rollout's analyses belong to, so latches from alerts
+// and the runs API apply to it.
+func ref(r *Rollout) runs.Ref {
+	return runs.Ref{Namespace: r.Spec.Namespace, Name: r.Spec.Name, Revision: r.Spec.Version}
 }
 
 // Manual actions on a rollout.
@@ -257,34 +348,48 @@ const (
 // Act applies a manual override at once: promote goes to the promotion
 // phase at the top weight, rollback rolls back, pause holds, resume goes on
 // from where the rollout paused (or retries what failed), skip-step moves
-// to the next step now.
-func (o *Orchestrator) Act(ctx context.Context, name, action, reason string) (*Rollout, error) {
-	unlock := o.lock(name)
+// to the next step now. A reason is required; by names who acted.
+func (o *Orchestrator) Act(ctx context.Context, namespace, name, action, reason, by string) (*Rollout, error) {
+	switch action {
+	case ActionPromote, ActionRollback, ActionPause, ActionResume, ActionSkipStep:
+	default:
+		return nil, fmt.Errorf("%w: %q (known: promote, rollback, pause, resume, skip-step)", ErrBadAction, action)
+	}
+	reason = strings.TrimSpace(reason)
+	if err := runs.CheckReason(action, reason); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSpec, err)
+	}
+	key := namespace + "/" + name
+	unlock := o.lock(key)
 	defer unlock()
 	now := o.o.Now()
-	if reason == "" {
-		reason = "manual " + action
+	before, err := o.get(ctx, key)
+	if err != nil {
+		return nil, err
 	}
-	r, err := o.update(ctx, name, func(r *Rollout) error {
+	r, err := o.update(ctx, key, func(r *Rollout) error {
 		if r.Phase.Terminal() {
-			return fmt.Errorf("%w: rollout %s is %s", ErrBadAction, name, r.Phase)
+			return fmt.Errorf("%w: rollout %s is %s", ErrBadAction, key, r.Phase)
 		}
 		switch action {
 		case ActionPromote:
+			if r.Phase == PhaseRollingBack {
+				return fmt.Errorf("%w: rollout %s is rolling back; a rollback is not undone", ErrBadAction, key)
+			}
 			o.enter(r, PhasePromoting, now, reason)
 			r.Step = len(r.Schedule.Steps) - 1
 			r.TargetWeight = r.Schedule.Steps[r.Step].Weight
 		case ActionRollback:
 			o.enterRollback(r, now, reason)
 		case ActionPause:
-			if r.Phase == PhasePaused {
+			if r.Phase == PhasePaused || r.Phase == PhaseRollingBack {
 				return nil
 			}
 			r.ResumeTo = r.Phase
 			o.enter(r, PhasePaused, now, reason)
 		case ActionResume:
 			if r.Phase != PhasePaused && r.Phase != PhaseFailed {
-				return fmt.Errorf("%w: rollout %s is %s, not paused", ErrBadAction, name, r.Phase)
+				return fmt.Errorf("%w: rollout %s is %s, not paused", ErrBadAction, key, r.Phase)
 			}
 			to := r.ResumeTo
 			if to == "" {
@@ -295,21 +400,23 @@ func (o *Orchestrator) Act(ctx context.Context, name, action, reason string) (*R
 			r.PhaseSince = now
 		case ActionSkipStep:
 			if r.Phase != PhaseProgressing && r.Phase != PhaseWarmup {
-				return fmt.Errorf("%w: rollout %s is %s; only a progressing rollout has a step to skip", ErrBadAction, name, r.Phase)
+				return fmt.Errorf("%w: rollout %s is %s; only a progressing rollout has a step to skip", ErrBadAction, key, r.Phase)
 			}
 			o.advance(r, now, reason)
-		default:
-			return fmt.Errorf("%w: %q (known: promote, rollback, pause, resume, skip-step)", ErrBadAction, action)
 		}
+		r.record(Event{At: now, Type: "action", Step: r.Step, Weight: r.TargetWeight, Reason: action + ": " + reason, By: by})
 		r.NextAt = now
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	o.o.Logger.Info("rollout action", "rollout", name, "action", action, "reason", reason, "phase", r.Phase)
+	for _, e := range newEvents(before, r) {
+		o.emit(r, e)
+	}
+	o.o.Logger.Info("rollout action", "rollout", key, "action", action, "by", by, "reason", reason, "phase", r.Phase)
 	r, err = o.applyTraffic(ctx, r)
-	o.schedule(name, now)
+	o.schedule(key, now)
 	return r, err
 }
 
@@ -321,24 +428,13 @@ func (o *Orchestrator) enter(r *Rollout, to Phase, now time.Time, reason string)
 	r.record(Event{At: now, Type: "transition", From: from, To: to, Step: r.Step, Weight: r.TargetWeight, Reason: reason})
 }
 
+// enterRollback moves r to rolling back: the traffic engine lowers its
+// weight from there (applyTraffic), to 0.
 func (o *Orchestrator) enterRollback(r *Rollout, now time.Time, reason string) {
-	o.enter(r, PhaseRollingBack, now, reason)
-	r.StepDownIndex = 0
-	o.stepDown(r, now)
-}
-
-// stepDown sets the rollback's next weight: the next step of a graceful
-// schedule below the current weight, or 0.
-func (o *Orchestrator) stepDown(r *Rollout, now time.Time) {
-	for r.StepDownIndex < len(r.Schedule.StepDown) {
-		w := r.Schedule.StepDown[r.StepDownIndex]
-		r.StepDownIndex++
-		if w < r.TargetWeight {
-			r.TargetWeight = w
-			r.NextAt = now.Add(time.Duration(r.Schedule.StepDownInterval))
-			return
-		}
+	if r.Phase == PhaseRollingBack {
+		return
 	}
+	o.enter(r, PhaseRollingBack, now, reason)
 	r.TargetWeight = 0
 	r.NextAt = now
 }
@@ -361,50 +457,66 @@ func (o *Orchestrator) advance(r *Rollout, now time.Time, reason string) {
 	r.record(Event{At: now, Type: "transition", From: r.Phase, To: r.Phase, Step: r.Step, Weight: r.TargetWeight, Reason: reason})
 }
 
-// router builds the rollout's router from its policy.
-func (o *Orchestrator) router(r *Rollout) (traffic.Router, error) {
+// target renders the rollout's traffic target from its policy.
+func (o *Orchestrator) target(r *Rollout) (routers.Target, error) {
 	set := o.o.Policies()
 	if set == nil {
-		return nil, errors.New("no policies loaded")
+		return routers.Target{}, errors.New("no policies loaded")
 	}
 	pol, err := set.Get(r.Spec.Policy)
 	if err != nil {
-		return nil, err
+		return routers.Target{}, err
 	}
 	if pol.Traffic == nil {
-		return nil, fmt.Errorf("policy %s has no traffic section", pol.Name)
+		return routers.Target{}, fmt.Errorf("policy %s has no traffic section", pol.Name)
 	}
 	resolved, err := pol.ResolveParams(r.Spec.Params)
 	if err != nil {
-		return nil, err
+		return routers.Target{}, err
 	}
 	spec, err := pol.Traffic.Render(resolved)
 	if err != nil {
-		return nil, err
+		return routers.Target{}, err
 	}
-	return o.o.Routers(spec)
+	return Target(spec), nil
 }
 
-// applyTraffic brings the router to the rollout's target weight and
-// records the weight applied. A router that fails puts the rollout in the
-// failed phase, to be resumed by a person; the target stays, so a resume
-// retries the same weight.
+// applyTraffic brings the canary's traffic to what the rollout wants and
+// records the weight applied. A rolling-back rollout hands its traffic to
+// the step-down engine and follows it; otherwise the target weight is set,
+// which the engine refuses to raise while a rollback of the same traffic
+// stands (the rollout then rolls back too). A router that fails puts the
+// rollout in the failed phase, to be resumed by a person; the target stays,
+// so a resume retries the same weight.
 func (o *Orchestrator) applyTraffic(ctx context.Context, r *Rollout) (*Rollout, error) {
+	if r.Phase == PhaseRollingBack {
+		return o.followRollback(ctx, r)
+	}
 	if r.AppliedWeight == r.TargetWeight && r.Phase != PhasePending {
 		return r, nil
 	}
-	rt, err := o.router(r)
+	key := r.Spec.Key()
+	target, err := o.target(r)
 	if err == nil {
-		if r.TargetWeight == 0 {
-			err = rt.Reset(ctx)
-		} else {
-			err = rt.Apply(ctx, traffic.Step{Weight: r.TargetWeight})
-		}
+		err = o.o.Traffic.Set(ctx, target, r.TargetWeight)
 	}
 	now := o.o.Now()
+	if errors.Is(err, ErrRollingBack) {
+		rolled, uerr := o.update(ctx, key, func(cur *Rollout) error {
+			o.enterRollback(cur, now, err.Error())
+			return nil
+		})
+		if uerr != nil {
+			return r, uerr
+		}
+		for _, e := range newEvents(r, rolled) {
+			o.emit(rolled, e)
+		}
+		return o.followRollback(ctx, rolled)
+	}
 	if err != nil {
-		o.o.Logger.Error("rollout traffic change failed", "rollout", r.Spec.Name, "weight", r.TargetWeight, "err", err)
-		failed, uerr := o.update(ctx, r.Spec.Name, func(cur *Rollout) error {
+		o.o.Logger.Error("rollout traffic change failed", "rollout", key, "weight", r.TargetWeight, "err", err)
+		failed, uerr := o.update(ctx, key, func(cur *Rollout) error {
 			if cur.Phase != PhaseFailed {
 				cur.ResumeTo = cur.Phase
 				o.enter(cur, PhaseFailed, now, "traffic: "+err.Error())
@@ -418,13 +530,10 @@ func (o *Orchestrator) applyTraffic(ctx context.Context, r *Rollout) (*Rollout, 
 		return failed, fmt.Errorf("apply weight %d: %w", r.TargetWeight, err)
 	}
 	weight := r.TargetWeight
-	done, err := o.update(ctx, r.Spec.Name, func(cur *Rollout) error {
+	done, err := o.update(ctx, key, func(cur *Rollout) error {
 		cur.AppliedWeight = weight
 		cur.record(Event{At: now, Type: "traffic", Step: cur.Step, Weight: weight, Reason: fmt.Sprintf("canary weight %d%%", weight)})
-		switch {
-		case cur.Phase == PhaseRollingBack && weight == 0 && cur.StepDownIndex >= len(cur.Schedule.StepDown):
-			o.enter(cur, PhaseRolledBack, now, cur.Reason)
-		case cur.Phase == PhasePromoting && weight == 100:
+		if cur.Phase == PhasePromoting && weight == 100 {
 			o.enter(cur, PhaseCompleted, now, promotedReason)
 		}
 		return nil
@@ -432,8 +541,47 @@ func (o *Orchestrator) applyTraffic(ctx context.Context, r *Rollout) (*Rollout, 
 	if err != nil {
 		return r, err
 	}
-	for _, e := range done.History[len(r.History):] {
+	for _, e := range newEvents(r, done) {
 		o.emit(done, e)
 	}
 	return done, nil
+}
+
+// followRollback starts or joins the step-down of the rollout's traffic,
+// advances it when due, and records each weight it applied; the rollout is
+// rolled back once the engine has the weight at 0.
+func (o *Orchestrator) followRollback(ctx context.Context, r *Rollout) (*Rollout, error) {
+	target, err := o.target(r)
+	if err != nil {
+		return r, err
+	}
+	plan := Plan{Weights: r.Schedule.StepDown, Interval: time.Duration(r.Schedule.StepDownInterval), From: r.AppliedWeight}
+	sd, err := o.o.Traffic.RollBack(ctx, target, plan, r.RunID(), r.Reason)
+	if err == nil {
+		sd, err = o.o.Traffic.Advance(ctx, target)
+	}
+	if sd == nil {
+		return r, err
+	}
+	now := o.o.Now()
+	out, uerr := o.update(ctx, r.Spec.Key(), func(cur *Rollout) error {
+		if sd.Weight >= 0 && sd.Weight != cur.AppliedWeight {
+			cur.AppliedWeight = sd.Weight
+			cur.record(Event{At: now, Type: "traffic", Step: cur.Step, Weight: sd.Weight, Reason: fmt.Sprintf("canary weight %d%%", sd.Weight)})
+		}
+		if sd.Done && cur.Phase == PhaseRollingBack {
+			o.enter(cur, PhaseRolledBack, now, cur.Reason)
+		}
+		if !sd.Done {
+			cur.NextAt = sd.NextAt
+		}
+		return nil
+	})
+	if uerr != nil {
+		return r, errors.Join(err, uerr)
+	}
+	for _, e := range newEvents(r, out) {
+		o.emit(out, e)
+	}
+	return out, err
 }

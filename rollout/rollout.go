@@ -39,6 +39,9 @@ const (
 	PhaseFailed      Phase = "failed"
 )
 
+// Key identifies the rollout in the store and the API: namespace/name.
+func (s Spec) Key() string { return s.Namespace + "/" + s.Name }
+
 // Terminal reports whether the rollout is over.
 func (p Phase) Terminal() bool { return p == PhaseCompleted || p == PhaseRolledBack }
 
@@ -57,9 +60,12 @@ var (
 
 // Spec is what a caller starts.
 type Spec struct {
-	// Name identifies the rollout; starting the same name and version
-	// again returns the existing rollout.
-	Name string `json:"name"`
+	// Namespace and Name identify the rollout, as they do the canary
+	// Deployment: two teams' lmp-ingest are two rollouts. Starting the
+	// same namespace, name and version again returns the existing
+	// rollout. An empty Namespace is the policy param "namespace".
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
 	// Version labels the canary version, e.g. an image tag.
 	Version string `json:"version"`
 	// Policy and Params name the analysis; Params must include what the
@@ -239,18 +245,18 @@ type Rollout struct {
 	// Failures and Inconclusives count analyses against the limits.
 	Failures      int `json:"failures"`
 	Inconclusives int `json:"inconclusives"`
-	// StepDownIndex is how far a graceful rollback has gone.
-	StepDownIndex int `json:"stepDownIndex,omitempty"`
 	// Ready marks a lockstep group member waiting for the others to
 	// finish the step.
-	Ready          bool         `json:"ready,omitempty"`
-	LastEvaluation *Evaluation  `json:"lastEvaluation,omitempty"`
-	History        []Event      `json:"history"`
-	Reason         string       `json:"reason,omitempty"`
-	CreatedAt      time.Time    `json:"createdAt"`
-	UpdatedAt      time.Time    `json:"updatedAt"`
-	NextAt         time.Time    `json:"nextAt"`
-	Traffic        *TrafficInfo `json:"traffic,omitempty"`
+	Ready          bool        `json:"ready,omitempty"`
+	LastEvaluation *Evaluation `json:"lastEvaluation,omitempty"`
+	// History keeps the newest maxHistory events; Events counts them all.
+	History   []Event      `json:"history"`
+	Events    uint64       `json:"events"`
+	Reason    string       `json:"reason,omitempty"`
+	CreatedAt time.Time    `json:"createdAt"`
+	UpdatedAt time.Time    `json:"updatedAt"`
+	NextAt    time.Time    `json:"nextAt"`
+	Traffic   *TrafficInfo `json:"traffic,omitempty"`
 }
 
 // TrafficInfo names the objects a rollout moves traffic on.
@@ -276,6 +282,8 @@ type Evaluation struct {
 
 // Event is one thing that happened to a rollout.
 type Event struct {
+	// Seq numbers the rollout's events from 1.
+	Seq     uint64           `json:"seq"`
 	At      time.Time        `json:"at"`
 	Type    string           `json:"type"` // transition, evaluation, traffic, action
 	From    Phase            `json:"from,omitempty"`
@@ -284,6 +292,8 @@ type Event struct {
 	Weight  int              `json:"weight"`
 	Verdict analysis.Verdict `json:"verdict,omitempty"`
 	Reason  string           `json:"reason,omitempty"`
+	// By names who made a manual action.
+	By string `json:"by,omitempty"`
 }
 
 // maxHistory bounds a rollout's events: a long promotion evaluated every
@@ -291,6 +301,8 @@ type Event struct {
 const maxHistory = 300
 
 func (r *Rollout) record(e Event) {
+	r.Events++
+	e.Seq = r.Events
 	r.History = append(r.History, e)
 	if len(r.History) > maxHistory {
 		r.History = slices.Delete(r.History, 0, len(r.History)-maxHistory)

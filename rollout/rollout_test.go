@@ -18,6 +18,7 @@ import (
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs/bolt"
 	"github.com/aurum/canary/traffic"
+	"github.com/aurum/canary/traffic/routers"
 )
 
 const testPolicy = `
@@ -57,9 +58,10 @@ spec:
 
 // fakeRouter records the weights applied, and can be made to fail.
 type fakeRouter struct {
-	mu      sync.Mutex
-	weights []int
-	fail    error
+	mu       sync.Mutex
+	weights  []int
+	fail     error
+	stateErr error
 }
 
 func (f *fakeRouter) Apply(_ context.Context, s traffic.Step) error {
@@ -74,7 +76,18 @@ func (f *fakeRouter) Apply(_ context.Context, s traffic.Step) error {
 
 func (f *fakeRouter) Reset(ctx context.Context) error { return f.Apply(ctx, traffic.Step{}) }
 
-func (f *fakeRouter) State(context.Context) (traffic.State, error) { return traffic.State{}, nil }
+// State reports the last weight applied, as a router reads it back.
+func (f *fakeRouter) State(context.Context) (traffic.State, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stateErr != nil {
+		return traffic.State{}, f.stateErr
+	}
+	if len(f.weights) == 0 {
+		return traffic.State{}, nil
+	}
+	return traffic.State{Step: traffic.Step{Weight: f.weights[len(f.weights)-1]}, Enabled: true}, nil
+}
 
 func (f *fakeRouter) history() []int {
 	f.mu.Lock()
@@ -89,6 +102,7 @@ type world struct {
 	path    string
 	st      *bolt.Bolt
 	o       *Orchestrator
+	traffic *Traffic
 	runs    *runs.Runs
 	set     *rules.Set
 	now     time.Time
@@ -120,9 +134,9 @@ func (w *world) open() {
 	w.t.Cleanup(func() { st.Close() })
 	w.st = st
 	clock := func() time.Time { w.mu.Lock(); defer w.mu.Unlock(); return w.now }
-	runs, err := runs.New(context.Background(), runs.Options{Store: st, Now: clock})
+	rs, err := runs.New(context.Background(), runs.Options{Store: st, Now: clock})
 	require.NoError(w.t, err)
-	w.runs = runs
+	w.runs = rs
 	src := queries.SourceFunc(func(_ context.Context, q queries.Query) (queries.Result, error) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -136,11 +150,8 @@ func (w *world) open() {
 		}
 		return queries.Result{}, nil
 	})
-	w.o = New(Options{
-		Store: st, Runs: runs, Now: clock,
-		Evaluator: analysis.NewEvaluator(analysis.Options{Sources: queries.Registry{{Kind: "prometheus"}: src}, Now: clock}),
-		Policies:  func() *rules.Set { return w.set },
-		Routers: func(spec rules.TrafficSpec) (traffic.Router, error) {
+	w.traffic = NewTraffic(TrafficOptions{Store: st, Now: clock,
+		Routers: func(spec routers.Target) (traffic.Router, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			r := w.routers[spec.Ingress]
@@ -149,7 +160,11 @@ func (w *world) open() {
 				w.routers[spec.Ingress] = r
 			}
 			return r, nil
-		},
+		}})
+	w.o = New(Options{
+		Store: st, Runs: rs, Now: clock, Traffic: w.traffic,
+		Evaluator: analysis.NewEvaluator(analysis.Options{Sources: queries.Registry{{Kind: "prometheus"}: src}, Now: clock}),
+		Policies:  func() *rules.Set { return w.set },
 		Decide: func(r *Rollout, res *analysis.Result) (analysis.Decision, string) {
 			if w.decide != nil {
 				return w.decide(r, res)
@@ -182,11 +197,25 @@ func (w *world) start(name string, edit ...func(*Spec)) *Rollout {
 	return r
 }
 
-func (w *world) tick(name string) *Rollout {
+// tick ticks the rollout key (namespace/name); a bare name is in caiso.
+func (w *world) tick(key string) *Rollout {
 	w.t.Helper()
-	r, err := w.o.Tick(context.Background(), name)
+	ns, name := split(key)
+	r, err := w.o.Tick(context.Background(), ns, name)
 	require.NoError(w.t, err)
 	return r
+}
+
+func split(key string) (ns, name string) {
+	if ns, name, ok := strings.Cut(key, "/"); ok {
+		return ns, name
+	}
+	return "caiso", key
+}
+
+func (w *world) act(key, action, reason string) (*Rollout, error) {
+	ns, name := split(key)
+	return w.o.Act(context.Background(), ns, name, action, reason, "admin/test")
 }
 
 // run ticks every minute for d, returning the rollout at the end.
@@ -244,7 +273,7 @@ func TestHappyPathPromotes(t *testing.T) {
 	require.InDelta(t, 120, *st.AvgLatencyMs, 1e-9)
 
 	// The analyses are the run's history too.
-	run, err := w.runs.Get(context.Background(), "caiso", "lmp")
+	run, err := w.runs.Get("caiso", "lmp", "")
 	require.NoError(t, err)
 	require.Equal(t, "v2", run.Revision)
 	require.Greater(t, run.Evaluations, uint64(5))
@@ -276,7 +305,7 @@ func TestStepDownOnRollback(t *testing.T) {
 		s.Schedule = &Override{Steps: []Step{{Weight: 60}}, StepDown: &StepDownConfig{Weights: []int{40, 20}, Interval: Duration(30 * time.Second)}}
 	})
 	w.run("lmp", 3*time.Minute)
-	_, err := w.o.Act(context.Background(), "lmp", ActionRollback, "bad data")
+	_, err := w.act("lmp", ActionRollback, "bad data")
 	require.NoError(t, err)
 	require.Equal(t, []int{60, 40}, w.weights("lmp"), "the first step down is at once")
 	w.advance(30 * time.Second)
@@ -296,7 +325,7 @@ func TestInconclusivePausesAndResumes(t *testing.T) {
 	require.Equal(t, []int{10}, w.weights("quiet"), "paused: weight held")
 
 	w.setErr("quiet", 0.001)
-	_, err := w.o.Act(context.Background(), "quiet", ActionResume, "data is back")
+	_, err := w.act("quiet", ActionResume, "data is back")
 	require.NoError(t, err)
 	r = w.run("quiet", 30*time.Minute)
 	require.Equal(t, PhaseCompleted, r.Phase)
@@ -318,7 +347,7 @@ func TestLatchesActAtOnce(t *testing.T) {
 			w.setErr("lmp", 0.001)
 			w.start("lmp")
 			w.run("lmp", 3*time.Minute)
-			_, err := w.runs.Act(context.Background(), "caiso", "lmp", tt.action, "by hand")
+			_, err := w.runs.Act(context.Background(), "caiso", "lmp", "", tt.action, "by hand", "admin/test")
 			require.NoError(t, err)
 			w.advance(time.Minute)
 			r := w.tick("lmp")
@@ -328,32 +357,49 @@ func TestLatchesActAtOnce(t *testing.T) {
 	}
 }
 
+// TestRollbackLatchedWhilePaused: a paused rollout is held for a person,
+// not against a rollback latched on its run meanwhile.
+func TestRollbackLatchedWhilePaused(t *testing.T) {
+	w := newWorld(t)
+	w.setErr("lmp", 0.001)
+	w.start("lmp")
+	w.run("lmp", 6*time.Minute)
+	_, err := w.act("lmp", ActionPause, "market open")
+	require.NoError(t, err)
+	_, err = w.runs.Act(context.Background(), "caiso", "lmp", "", runs.ActionRollback, "bad prices", "admin/test")
+	require.NoError(t, err)
+	w.advance(time.Minute)
+	r := w.tick("lmp")
+	require.Equal(t, PhaseRolledBack, r.Phase)
+	require.Equal(t, []int{10, 30, 0}, w.weights("lmp"))
+	require.Contains(t, r.Reason, "rollback latched by manual: bad prices")
+}
+
 func TestManualActions(t *testing.T) {
-	ctx := context.Background()
 	w := newWorld(t)
 	w.setErr("lmp", 0.001)
 	w.start("lmp")
 	w.run("lmp", 3*time.Minute)
 
-	r, err := w.o.Act(ctx, "lmp", ActionSkipStep, "")
+	r, err := w.act("lmp", ActionSkipStep, "step 1 looks fine")
 	require.NoError(t, err)
 	require.Equal(t, 1, r.Step)
 	require.Equal(t, 30, r.AppliedWeight)
-	r, err = w.o.Act(ctx, "lmp", ActionPause, "market open")
+	r, err = w.act("lmp", ActionPause, "market open")
 	require.NoError(t, err)
 	require.Equal(t, PhasePaused, r.Phase)
-	_, err = w.o.Act(ctx, "lmp", ActionSkipStep, "")
+	_, err = w.act("lmp", ActionSkipStep, "again")
 	require.ErrorIs(t, err, ErrBadAction)
-	r, err = w.o.Act(ctx, "lmp", ActionResume, "")
+	r, err = w.act("lmp", ActionResume, "market closed")
 	require.NoError(t, err)
 	require.Equal(t, PhaseProgressing, r.Phase)
-	r, err = w.o.Act(ctx, "lmp", ActionPromote, "looks great")
+	r, err = w.act("lmp", ActionPromote, "looks great")
 	require.NoError(t, err)
 	require.Equal(t, PhasePromoting, r.Phase)
 	require.Equal(t, 50, r.AppliedWeight)
-	_, err = w.o.Act(ctx, "lmp", "explode", "")
+	_, err = w.act("lmp", "explode", "why not")
 	require.ErrorIs(t, err, ErrBadAction)
-	_, err = w.o.Act(ctx, "nope", ActionPause, "")
+	_, err = w.act("nope", ActionPause, "none")
 	require.ErrorIs(t, err, ErrNotFound)
 }
 
@@ -401,7 +447,7 @@ func TestRestartAtEachPhase(t *testing.T) {
 			before := w.run("lmp", stopAfter)
 			w.st.Close()
 			w.open() // a new process over the same file
-			after, err := w.o.Get(context.Background(), "lmp")
+			after, err := w.o.Get(context.Background(), "caiso", "lmp")
 			require.NoError(t, err)
 			require.Equal(t, before.Phase, after.Phase)
 			require.Equal(t, before.AppliedWeight, after.AppliedWeight)
@@ -421,7 +467,7 @@ func TestCrashBetweenDecisionAndTraffic(t *testing.T) {
 	w.start("lmp")
 	w.run("lmp", 6*time.Minute)
 	require.Equal(t, []int{10, 30}, w.weights("lmp"))
-	_, err := w.o.update(context.Background(), "lmp", func(r *Rollout) error {
+	_, err := w.o.update(context.Background(), "caiso/lmp", func(r *Rollout) error {
 		r.Step, r.TargetWeight = 2, 50 // decided, then the process died
 		return nil
 	})
@@ -438,14 +484,14 @@ func TestRouterFailureAndRetry(t *testing.T) {
 	w.setErr("lmp", 0.001)
 	w.start("lmp")
 	w.routers["lmp"] = &fakeRouter{fail: errors.New("ingress webhook denied the patch")}
-	r, err := w.o.Tick(context.Background(), "lmp")
+	r, err := w.o.Tick(context.Background(), "caiso", "lmp")
 	require.Error(t, err)
 	require.Equal(t, PhaseFailed, r.Phase)
 	require.Contains(t, r.Reason, "ingress webhook denied the patch")
 	require.Equal(t, 10, r.TargetWeight)
 
 	w.routers["lmp"].fail = nil
-	r, err = w.o.Act(context.Background(), "lmp", ActionResume, "fixed the webhook")
+	r, err = w.act("lmp", ActionResume, "fixed the webhook")
 	require.NoError(t, err)
 	require.Equal(t, 10, r.AppliedWeight, "resume retries the same weight")
 	require.Equal(t, PhaseWarmup, r.Phase)
@@ -473,7 +519,7 @@ func TestGroups(t *testing.T) {
 		return out
 	}
 	tickAll := func(w *world) {
-		for _, m := range []string{"caiso-lmp", "miso-lmp", "pjm-lmp"} {
+		for _, m := range []string{"caiso/caiso-lmp", "miso/miso-lmp", "pjm/pjm-lmp"} {
 			w.tick(m)
 		}
 	}
@@ -489,13 +535,13 @@ func TestGroups(t *testing.T) {
 			tickAll(w)
 			w.advance(time.Minute)
 		}
-		gs, err := w.o.Group(ctx, "lmp-v2")
+		gs, err := w.o.Group(ctx, "caiso", "lmp-v2")
 		require.NoError(t, err)
 		for _, m := range gs.Members {
 			require.Equal(t, 1, m.Step, "%s moved on without pjm", m.Name)
 		}
 		w.setErr("pjm-lmp", 0.001)
-		_, err = w.o.Act(ctx, "pjm-lmp", ActionResume, "")
+		_, err = w.act("pjm/pjm-lmp", ActionResume, "data is back")
 		if err != nil {
 			require.ErrorIs(t, err, ErrBadAction) // not paused yet: fine
 		}
@@ -503,7 +549,7 @@ func TestGroups(t *testing.T) {
 			tickAll(w)
 			w.advance(time.Minute)
 		}
-		gs, err = w.o.Group(ctx, "lmp-v2")
+		gs, err = w.o.Group(ctx, "caiso", "lmp-v2")
 		require.NoError(t, err)
 		require.Equal(t, PhaseCompleted, gs.Status)
 	})
@@ -524,7 +570,7 @@ func TestGroups(t *testing.T) {
 			tickAll(w)
 			w.advance(time.Minute)
 		}
-		gs, err := w.o.Group(ctx, "lmp-v2")
+		gs, err := w.o.Group(ctx, "caiso", "lmp-v2")
 		require.NoError(t, err)
 		require.Equal(t, PhaseRolledBack, gs.Status)
 		for _, m := range gs.Members {
@@ -544,7 +590,7 @@ func TestGroups(t *testing.T) {
 			tickAll(w)
 			w.advance(time.Minute)
 		}
-		gs, err := w.o.Group(ctx, "lmp-v2")
+		gs, err := w.o.Group(ctx, "caiso", "lmp-v2")
 		require.NoError(t, err)
 		require.Equal(t, PhaseRolledBack, gs.Status, "the group reports its worst member")
 		byName := map[string]Phase{}

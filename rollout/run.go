@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -10,16 +11,26 @@ import (
 // done. At start it resumes every rollout the store holds: a process that
 // was killed picks up where it was. Manual actions and new rollouts wake
 // it at once.
+//
+// Run does not give up: a store it cannot read is retried with backoff
+// (Healthy reports it meanwhile, and /readyz fails), a rollout record that
+// does not decode is skipped and reported, and a tick that panics is
+// recovered, counted and retried later.
 func (o *Orchestrator) Run(ctx context.Context) error {
-	all, err := o.List(ctx)
-	if err != nil {
-		return err
-	}
-	for _, r := range all {
-		if !r.Phase.Terminal() {
-			o.schedule(r.Spec.Name, o.o.Now())
+	for attempt := 1; ; attempt++ {
+		err := o.resume(ctx)
+		if err == nil {
+			break
+		}
+		o.setHealth(fmt.Errorf("the orchestrator cannot read its rollouts: %w", err))
+		o.o.Logger.Error("orchestrator cannot read its rollouts; retrying", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff(attempt)):
 		}
 	}
+	o.setHealth(nil)
 	sem := make(chan struct{}, o.o.Workers)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -30,16 +41,16 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		next := now.Add(time.Minute)
 		var due []string
 		o.mu.Lock()
-		for name, at := range o.due {
+		for key, at := range o.due {
 			if !at.After(now) {
-				due = append(due, name)
-				delete(o.due, name)
+				due = append(due, key)
+				delete(o.due, key)
 			} else if at.Before(next) {
 				next = at
 			}
 		}
 		o.mu.Unlock()
-		for _, name := range due {
+		for _, key := range due {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
@@ -49,15 +60,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				r, err := o.Tick(ctx, name)
-				switch {
-				case err != nil && ctx.Err() == nil:
-					o.o.Logger.Error("rollout tick failed", "rollout", name, "err", err)
-					// Try again later rather than never.
-					o.schedule(name, o.o.Now().Add(10*time.Second))
-				case r != nil && (r.Phase.Terminal() || r.Phase == PhasePaused || r.Phase == PhaseFailed):
-					o.unschedule(name)
-				}
+				o.tickSafely(ctx, key)
 			}()
 		}
 		if len(due) > 0 {
@@ -73,5 +76,53 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 			timer.Stop()
 		case <-timer.C:
 		}
+	}
+}
+
+// heldInterval is how often a paused or failed rollout is looked at for a
+// rollback latched on its run.
+const heldInterval = 5 * time.Second
+
+// resume rekeys old records and schedules every rollout in progress.
+func (o *Orchestrator) resume(ctx context.Context) error {
+	if err := o.migrate(ctx); err != nil {
+		return err
+	}
+	all, _, err := o.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range all {
+		if !r.Phase.Terminal() {
+			o.schedule(r.Spec.Key(), o.o.Now())
+		}
+	}
+	return nil
+}
+
+// tickSafely ticks one rollout, rescheduling it on an error or a panic so
+// that it is retried rather than forgotten.
+func (o *Orchestrator) tickSafely(ctx context.Context, key string) {
+	defer func() {
+		if p := recover(); p != nil {
+			if o.o.Panicked != nil {
+				o.o.Panicked("orchestrator")
+			}
+			o.o.Logger.Error("rollout tick panicked; retrying later", "rollout", key, "panic", fmt.Sprint(p))
+			o.schedule(key, o.o.Now().Add(30*time.Second))
+		}
+	}()
+	r, err := o.tick(ctx, key)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		o.o.Logger.Error("rollout tick failed", "rollout", key, "err", err)
+		// Try again later rather than never.
+		o.schedule(key, o.o.Now().Add(10*time.Second))
+	case r != nil && r.Phase.Terminal():
+		o.unschedule(key)
+	case r != nil && (r.Phase == PhasePaused || r.Phase == PhaseFailed):
+		// Held for a person: looked at again now and then, since a
+		// rollback latched on its run still rolls it back.
+		o.schedule(key, o.o.Now().Add(heldInterval))
 	}
 }

@@ -8,35 +8,60 @@ import (
 
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/runs"
 )
 
 // newEvents returns the events after has that before did not, for
 // callbacks.
 func newEvents(before, after *Rollout) []Event {
-	n := len(after.History) - len(before.History)
-	if n <= 0 {
-		return nil
+	for i, e := range after.History {
+		if e.Seq > before.Events {
+			return after.History[i:]
+		}
 	}
-	return after.History[len(after.History)-n:]
+	return nil
 }
 
 // Tick advances one rollout by what is due now: it finishes a traffic
 // change a crash interrupted, ends the warmup, runs an analysis and acts on
 // it, steps up, promotes, completes or steps down a rollback. It returns
 // the rollout as stored; its NextAt says when to tick again.
-func (o *Orchestrator) Tick(ctx context.Context, name string) (*Rollout, error) {
-	unlock := o.lock(name)
+func (o *Orchestrator) Tick(ctx context.Context, namespace, name string) (*Rollout, error) {
+	return o.tick(ctx, namespace+"/"+name)
+}
+
+func (o *Orchestrator) tick(ctx context.Context, key string) (*Rollout, error) {
+	unlock := o.lock(key)
 	defer unlock()
-	r, err := o.Get(ctx, name)
+	r, err := o.get(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	if r.Phase.Terminal() || r.Phase == PhasePaused || r.Phase == PhaseFailed {
+	if r.Phase.Terminal() {
 		return r, nil
 	}
+	if r.Phase == PhasePaused || r.Phase == PhaseFailed {
+		// Held for a person, but not against a rollback: one latched on
+		// the rollout's run meanwhile (an alert, a manual call) rolls it
+		// back all the same.
+		l, ok := o.o.Runs.RollbackLatch(r.Spec.Namespace, r.Spec.Name, r.Spec.Version)
+		if !ok {
+			return r, nil
+		}
+		before := r
+		if r, err = o.update(ctx, key, func(cur *Rollout) error {
+			o.enterRollback(cur, o.o.Now(), "rollback latched by "+string(l.Source)+": "+l.Reason)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		for _, e := range newEvents(before, r) {
+			o.emit(r, e)
+		}
+	}
 	// A weight decided but perhaps never applied (a crash between the
-	// two writes): apply it now, before anything else.
-	if r.AppliedWeight != r.TargetWeight {
+	// two writes), or a rollback in progress: see to the traffic first.
+	if r.AppliedWeight != r.TargetWeight || r.Phase == PhaseRollingBack {
 		if r, err = o.applyTraffic(ctx, r); err != nil || r.Phase == PhaseFailed {
 			return r, err
 		}
@@ -46,14 +71,14 @@ func (o *Orchestrator) Tick(ctx context.Context, name string) (*Rollout, error) 
 		return r, nil
 	}
 	before := r
-	var analyzed *analysis.Result
+	var analyzed *runs.Answer
 	if r.Phase == PhaseProgressing || r.Phase == PhasePromoting {
 		if analyzed, err = o.analyze(ctx, r); err != nil {
-			o.o.Logger.Warn("rollout analysis did not run", "rollout", name, "err", err)
+			o.o.Logger.Warn("rollout analysis did not run", "rollout", key, "err", err)
 		}
 	}
 	group := o.groupState(ctx, r)
-	r, err = o.update(ctx, name, func(cur *Rollout) error {
+	r, err = o.update(ctx, key, func(cur *Rollout) error {
 		o.step(cur, now, analyzed, group)
 		return nil
 	})
@@ -66,7 +91,7 @@ func (o *Orchestrator) Tick(ctx context.Context, name string) (*Rollout, error) 
 	if r, err = o.applyTraffic(ctx, r); err != nil {
 		return r, err
 	}
-	o.schedule(name, r.NextAt)
+	o.schedule(key, r.NextAt)
 	return r, nil
 }
 
@@ -74,7 +99,7 @@ func (o *Orchestrator) Tick(ctx context.Context, name string) (*Rollout, error) 
 // that just ran (nil when none did) and its group's state, it changes the
 // rollout in place. It does no I/O, so it runs again unchanged if the
 // store retries the write.
-func (o *Orchestrator) step(r *Rollout, now time.Time, res *analysis.Result, g groupState) {
+func (o *Orchestrator) step(r *Rollout, now time.Time, res *runs.Answer, g groupState) {
 	interval := time.Duration(r.Schedule.Interval)
 	switch r.Phase {
 	case PhasePending:
@@ -98,9 +123,7 @@ func (o *Orchestrator) step(r *Rollout, now time.Time, res *analysis.Result, g g
 		r.NextAt = now.Add(interval)
 		return
 	case PhaseRollingBack:
-		if r.AppliedWeight == r.TargetWeight && r.TargetWeight > 0 {
-			o.stepDown(r, now)
-		}
+		// The traffic engine lowers the weight; applyTraffic follows it.
 		return
 	}
 
@@ -154,16 +177,17 @@ func (o *Orchestrator) step(r *Rollout, now time.Time, res *analysis.Result, g g
 
 // judge acts on one analysis: latches first, then the decision, against
 // the failure and inconclusive limits.
-func (o *Orchestrator) judge(r *Rollout, now time.Time, res *analysis.Result) {
+func (o *Orchestrator) judge(r *Rollout, now time.Time, a *runs.Answer) {
+	res := a.Result
 	stepRules := r.Schedule.Steps[r.Step].Rules
-	if r.Phase == PhaseProgressing && len(stepRules) > 0 {
+	if r.Phase == PhaseProgressing && len(stepRules) > 0 && a.Latched == "" {
 		res = gate(res, stepRules)
 	}
 	r.LastEvaluation = summarise(res, o.policy(r))
 	r.record(Event{At: now, Type: "evaluation", Step: r.Step, Weight: r.TargetWeight, Verdict: res.Verdict, Reason: res.Reason})
 
 	decision, why := res.Decision, res.Reason
-	if o.o.Decide != nil {
+	if o.o.Decide != nil && a.Latched == "" {
 		if d, reason := o.o.Decide(r, res); d != "" {
 			decision, why = d, reason
 		}
@@ -175,7 +199,7 @@ func (o *Orchestrator) judge(r *Rollout, now time.Time, res *analysis.Result) {
 			r.TargetWeight = r.Schedule.Steps[r.Step].Weight
 			o.enter(r, PhasePromoting, now, why)
 		}
-	case decision == analysis.DecisionRollback && latched(res):
+	case decision == analysis.DecisionRollback && a.Latched != "":
 		o.enterRollback(r, now, why)
 	case res.Verdict == analysis.VerdictFail || decision == analysis.DecisionRollback:
 		r.Failures++
@@ -189,7 +213,7 @@ func (o *Orchestrator) judge(r *Rollout, now time.Time, res *analysis.Result) {
 		r.ResumeTo = r.Phase
 		o.enter(r, PhasePaused, now, why)
 	case decision == analysis.DecisionPause:
-		if latched(res) || res.Verdict != analysis.VerdictInconclusive {
+		if a.Latched != "" || res.Verdict != analysis.VerdictInconclusive {
 			r.ResumeTo = r.Phase
 			o.enter(r, PhasePaused, now, why)
 			return
@@ -202,15 +226,9 @@ func (o *Orchestrator) judge(r *Rollout, now time.Time, res *analysis.Result) {
 	}
 }
 
-// latched reports whether the analysis was answered by a latch (an alert,
-// a manual call on the runs API), which acts at once whatever the limits.
-func latched(res *analysis.Result) bool { return res.Latched != "" }
-
-// gate re-judges an analysis on the step's own rules only.
+// gate re-judges an analysis on the step's own rules only. A latched
+// answer is never re-judged: a latch acts at once, whatever the limits.
 func gate(res *analysis.Result, names []string) *analysis.Result {
-	if latched(res) {
-		return res
-	}
 	g := *res
 	g.Rules = slices.DeleteFunc(slices.Clone(res.Rules), func(rr analysis.RuleResult) bool { return !slices.Contains(names, rr.Name) })
 	g.Verdict, g.Decision, g.Reason = analysis.VerdictPass, analysis.DecisionContinue, "step rules passed"
@@ -262,16 +280,17 @@ func summarise(res *analysis.Result, pol *rules.Policy) *Evaluation {
 
 // analyze runs the rollout's policy as an analysis of its run, so that
 // latches from alerts and the runs API apply, and the history is kept.
-func (o *Orchestrator) analyze(ctx context.Context, r *Rollout) (*analysis.Result, error) {
+func (o *Orchestrator) analyze(ctx context.Context, r *Rollout) (*runs.Answer, error) {
 	pol := o.policy(r)
 	if pol == nil {
 		return nil, fmt.Errorf("policy %s is not loaded", r.Spec.Policy)
 	}
-	return o.o.Runs.Analyze(ctx, o.o.Evaluator, pol, target(r), r.Spec.Params, time.Time{})
+	return o.o.Runs.Analyze(ctx, o.o.Evaluator, pol, ref(r), r.Spec.Params, time.Time{}, runs.OriginRollout)
 }
 
 // Status is a rollout as the API shows it.
 type Status struct {
+	Namespace          string       `json:"namespace"`
 	Name               string       `json:"name"`
 	Version            string       `json:"version"`
 	Group              string       `json:"group,omitempty"`
@@ -295,7 +314,7 @@ type Status struct {
 // Status renders the rollout for the API: step is 1-based.
 func (r *Rollout) Status() Status {
 	s := Status{
-		Name: r.Spec.Name, Version: r.Spec.Version, Group: r.Spec.Group, Policy: r.Spec.Policy,
+		Namespace: r.Spec.Namespace, Name: r.Spec.Name, Version: r.Spec.Version, Group: r.Spec.Group, Policy: r.Spec.Policy,
 		Status: r.Phase, Step: r.Step + 1, Steps: len(r.Schedule.Steps), CurrentWeight: r.AppliedWeight,
 		TargetWeight: r.TargetWeight, HealthStatus: r.Health(), Reason: r.Reason, LastEvaluation: r.LastEvaluation,
 		History: r.History, Traffic: r.Traffic, UpdatedAt: r.UpdatedAt,

@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/aurum/canary/runs"
 	"net/http"
@@ -91,14 +92,15 @@ func (s *Server) alertmanager(c *gin.Context) {
 		return
 	}
 	report, err := s.runs.Alerts(c.Request.Context(), set, alerts)
-	if err != nil {
-		s.metrics.storeErrors.Inc()
-		s.logger.Error("alerts not recorded", "alerts", len(alerts), "err", err)
-		s.abort(c, http.StatusServiceUnavailable, "alerts not recorded: "+err.Error())
+	if errors.Is(err, runs.ErrReaction) && !errors.Is(err, runs.ErrStore) {
+		// The latches are durable; a reaction (the kill switch) failed.
+		// 503 makes Alertmanager retry, which retries the reaction.
+		s.abort(c, http.StatusServiceUnavailable, "rollback latched, but cutting canary traffic failed: "+err.Error())
 		return
 	}
-	if err := s.cutTraffic(c.Request.Context(), set, report.Rollbacks); err != nil {
-		s.cutFailed(c, err)
+	if err != nil {
+		s.logger.Error("alerts not recorded", "alerts", len(alerts), "err", err)
+		s.abort(c, http.StatusServiceUnavailable, "alerts not recorded: "+err.Error())
 		return
 	}
 	if report.Latched > 0 || report.Lifted > 0 {

@@ -2,16 +2,14 @@ package webhooks
 
 import (
 	"errors"
-	"github.com/aurum/canary/runs"
 	"maps"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/runs"
 )
 
 // Reserved params: they identify the run rather than feed the queries
@@ -49,40 +47,28 @@ func (s *Server) analysis(c *gin.Context) {
 		}
 		maps.Copy(params, req.Params)
 	}
-	res, ok := s.analyze(c, pol, params, params[paramRevision])
+	a, ok := s.analyze(c, pol, params, params[paramRevision], runs.OriginArgo)
 	if !ok {
 		return
 	}
-	c.JSON(http.StatusOK, res)
+	c.JSON(http.StatusOK, a)
 }
 
 // analyze runs one analysis, as part of a run when the params name one
 // (namespace and name), and answers the error itself when it could not run.
-func (s *Server) analyze(c *gin.Context, pol *rules.Policy, params map[string]string, revision string) (*analysis.Result, bool) {
+func (s *Server) analyze(c *gin.Context, pol *rules.Policy, params map[string]string, revision, origin string) (*runs.Answer, bool) {
 	start := time.Now()
-	ns, name := params[paramNamespace], params[paramName]
-	var (
-		res *analysis.Result
-		err error
-	)
-	if ns != "" && name != "" {
-		for _, v := range []string{ns, name, revision} {
-			if v != "" && !rules.IsName(v) {
-				s.abort(c, http.StatusBadRequest, "namespace, name and revision must be Kubernetes-style names, got "+strconv.Quote(v))
-				return nil, false
-			}
-		}
-		res, err = s.runs.Analyze(c.Request.Context(), s.evaluator, pol, runs.Target{Namespace: ns, Name: name, Revision: revision}, params, time.Time{})
-	} else {
-		res, err = s.evaluator.Evaluate(c.Request.Context(), pol, params, time.Time{})
+	ref := runs.Ref{Namespace: params[paramNamespace], Name: params[paramName], Revision: revision}
+	if ref.Namespace == "" || ref.Name == "" {
+		ref = runs.Ref{} // not a run: answered, not recorded
 	}
+	a, err := s.runs.Analyze(c.Request.Context(), s.evaluator, pol, ref, params, time.Time{}, origin)
 	switch {
-	case errors.Is(err, rules.ErrInvalidParams):
+	case errors.Is(err, rules.ErrInvalidParams), errors.Is(err, runs.ErrBadRequest):
 		s.abort(c, http.StatusBadRequest, err.Error())
 		return nil, false
-	case errors.Is(err, runs.ErrStore):
-		s.metrics.storeErrors.Inc()
-		s.logger.Error("analysis not recorded", "policy", pol.Name, "namespace", ns, "name", name, "err", err)
+	case errors.Is(err, runs.ErrStore), errors.Is(err, runs.ErrFull):
+		s.logger.Error("analysis not recorded", "policy", pol.Name, "namespace", ref.Namespace, "name", ref.Name, "err", err)
 		s.abort(c, http.StatusServiceUnavailable, "analysis ran but could not be recorded: "+err.Error())
 		return nil, false
 	case err != nil:
@@ -90,9 +76,7 @@ func (s *Server) analyze(c *gin.Context, pol *rules.Policy, params map[string]st
 		s.abort(c, http.StatusInternalServerError, err.Error())
 		return nil, false
 	}
-	s.metrics.analyses.WithLabelValues(pol.Name, string(res.Verdict)).Inc()
-	s.metrics.analysisDuration.WithLabelValues(pol.Name).Observe(time.Since(start).Seconds())
-	s.logger.Info("analysis", "policy", pol.Name, "run", res.Run, "verdict", res.Verdict,
-		"decision", res.Decision, "reason", res.Reason, "duration", time.Since(start))
-	return res, true
+	s.logger.Info("analysis", "policy", pol.Name, "run", a.Run, "verdict", a.Verdict,
+		"decision", a.Decision, "reason", a.Reason, "duration", time.Since(start))
+	return a, true
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -22,21 +24,36 @@ const (
 // Groups lists the route groups.
 var Groups = []string{GroupAnalysis, GroupFlagger, GroupAlertmanager, GroupAdmin}
 
+// Guarded lists the groups canary serve refuses to leave open unless told
+// to: whoever reaches them can latch a rollback, lift one, or move
+// traffic.
+var Guarded = []string{GroupAlertmanager, GroupAdmin}
+
+// principalKey is the gin context key of the name of the token that
+// authenticated a request.
+const principalKey = "canary.principal"
+
 // Auth maps a route group to the tokens it accepts. A group with no tokens
 // is open.
-type Auth map[string][][sha256.Size]byte
+type Auth map[string][]token
+
+// token is an accepted token, kept as its digest, and the name it
+// authenticates as.
+type token struct {
+	name   string
+	digest [sha256.Size]byte
+}
 
 // LoadAuth reads each group's token files. A file holds one token per line
-// (blank lines ignored), so tokens can be rotated by listing the old and the
-// new one.
+// (blank lines and lines starting with '#' ignored), so tokens can be
+// rotated by listing the old and the new one. A line may name its token,
+// "NAME TOKEN"; a token without a name is known by its file and line
+// (argo-token:2). The name is what manual overrides record as who made
+// them; tokens never appear anywhere.
 func LoadAuth(files map[string][]string) (Auth, error) {
 	a := Auth{}
 	for group, paths := range files {
-		known := false
-		for _, g := range Groups {
-			known = known || g == group
-		}
-		if !known {
+		if !slices.Contains(Groups, group) {
 			return nil, fmt.Errorf("auth: unknown route group %q (known: %s)", group, strings.Join(Groups, ", "))
 		}
 		for _, p := range paths {
@@ -45,11 +62,22 @@ func LoadAuth(files map[string][]string) (Auth, error) {
 				return nil, fmt.Errorf("auth %s: %w", group, err)
 			}
 			n := 0
-			for _, line := range strings.Split(string(data), "\n") {
-				if tok := strings.TrimSpace(line); tok != "" {
-					a[group] = append(a[group], sha256.Sum256([]byte(tok)))
-					n++
+			for i, line := range strings.Split(string(data), "\n") {
+				line = strings.TrimSpace(line)
+				if line == "" || strings.HasPrefix(line, "#") {
+					continue
 				}
+				var name, tok string
+				switch f := strings.Fields(line); len(f) {
+				case 1:
+					name, tok = fmt.Sprintf("%s:%d", filepath.Base(p), i+1), f[0]
+				case 2:
+					name, tok = f[0], f[1]
+				default:
+					return nil, fmt.Errorf("auth %s: %s:%d: want TOKEN or NAME TOKEN", group, p, i+1)
+				}
+				a[group] = append(a[group], token{name: group + "/" + name, digest: sha256.Sum256([]byte(tok))})
+				n++
 			}
 			if n == 0 {
 				return nil, fmt.Errorf("auth %s: token file %s is empty", group, p)
@@ -59,46 +87,64 @@ func LoadAuth(files map[string][]string) (Auth, error) {
 	return a, nil
 }
 
-// check reports whether the token is one of the group's. Tokens are
-// compared as SHA-256 digests in constant time, so neither their content
-// nor their length leaks through timing.
-func (a Auth) check(group, token string) bool {
+// Open returns the groups that accept calls without a token.
+func (a Auth) Open() []string {
+	var open []string
+	for _, g := range Groups {
+		if len(a[g]) == 0 {
+			open = append(open, g)
+		}
+	}
+	return open
+}
+
+// check returns the name of the group's token that matches, and whether
+// one does. An open group lets every call through, as "anonymous". Tokens
+// are compared as SHA-256 digests in constant time, so neither their
+// content nor their length leaks through timing.
+func (a Auth) check(group, tok string) (string, bool) {
 	want := a[group]
 	if len(want) == 0 {
-		return true
+		return "anonymous", true
 	}
-	if token == "" {
-		return false
+	if tok == "" {
+		return "", false
 	}
-	got := sha256.Sum256([]byte(token))
-	ok := 0
+	got := sha256.Sum256([]byte(tok))
+	name := ""
 	for _, w := range want {
-		ok |= subtle.ConstantTimeCompare(got[:], w[:])
+		if subtle.ConstantTimeCompare(got[:], w.digest[:]) == 1 && name == "" {
+			name = w.name
+		}
 	}
-	return ok == 1
+	return name, name != ""
 }
 
 // require returns middleware enforcing the group's tokens. queryToken also
 // accepts ?token=, for Flagger, whose webhooks cannot send headers.
 func (s *Server) require(group string, queryToken bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if len(s.auth[group]) == 0 {
-			return
-		}
-		token := ""
+		tok := ""
 		if h := c.GetHeader("Authorization"); h != "" {
 			scheme, value, _ := strings.Cut(h, " ")
 			if strings.EqualFold(scheme, "Bearer") {
-				token = strings.TrimSpace(value)
+				tok = strings.TrimSpace(value)
 			}
 		}
-		if token == "" && queryToken {
-			token = c.Query("token")
+		if tok == "" && queryToken {
+			tok = c.Query("token")
 		}
-		if !s.auth.check(group, token) {
+		name, ok := s.auth.check(group, tok)
+		if !ok {
 			c.Header("WWW-Authenticate", `Bearer realm="canary"`)
 			s.abort(c, http.StatusUnauthorized, "missing or invalid bearer token")
 			return
 		}
+		c.Set(principalKey, name)
 	}
+}
+
+// principal is who authenticated the request.
+func principal(c *gin.Context) string {
+	return c.GetString(principalKey)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/runs"
 )
 
 // flaggerPayload is what Flagger posts to every webhook. It is decoded
@@ -100,11 +101,14 @@ func (s *Server) flagger(c *gin.Context, gate bool) {
 	if !ok {
 		return
 	}
-	res, ok := s.analyze(c, pol, p.params(), p.Checksum)
+	res, ok := s.analyze(c, pol, p.params(), p.Checksum, runs.OriginFlagger)
 	if !ok {
 		return
 	}
 	answer := string(res.Verdict) + ": " + res.Reason
+	if res.Latch != nil {
+		answer += "; to lift: " + res.Latch.Lift.Command
+	}
 	switch res.Verdict {
 	case analysis.VerdictPass:
 		s.flaggerAnswer(c, http.StatusOK, answer)
@@ -121,8 +125,8 @@ func (s *Server) flagger(c *gin.Context, gate bool) {
 }
 
 // flaggerRollback serves the rollback hook, which Flagger calls on every
-// loop: 200 (roll back now) when a rollback is latched for the run, 403
-// otherwise.
+// loop: 200 (roll back now) when a rollback is latched for the run of the
+// payload's checksum (any revision's when it has none), 403 otherwise.
 func (s *Server) flaggerRollback(c *gin.Context) {
 	p, ok := s.decodeFlagger(c)
 	if !ok {
@@ -137,6 +141,7 @@ func (s *Server) flaggerRollback(c *gin.Context) {
 	if l.Reason != "" {
 		msg += ": " + l.Reason
 	}
+	msg += "; to lift: " + l.Lift.Command
 	s.logger.Info("telling Flagger to roll back", "namespace", p.Namespace, "name", p.Name, "reason", msg)
 	s.flaggerAnswer(c, http.StatusOK, msg)
 }
@@ -148,10 +153,13 @@ func (s *Server) flaggerEvent(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if _, err := s.runs.Event(c.Request.Context(), p.Namespace, p.Name, p.Checksum, p.Phase); err != nil {
-		s.metrics.storeErrors.Inc()
+	if _, err := s.runs.Event(c.Request.Context(), p.Namespace, p.Name, p.Checksum, p.Phase); err != nil && !errors.Is(err, runs.ErrReaction) {
+		code := http.StatusServiceUnavailable
+		if errors.Is(err, runs.ErrBadRequest) {
+			code = http.StatusBadRequest
+		}
 		s.logger.Error("flagger event not recorded", "namespace", p.Namespace, "name", p.Name, "err", err)
-		s.flaggerAnswer(c, http.StatusServiceUnavailable, "event not recorded: "+err.Error())
+		s.flaggerAnswer(c, code, "event not recorded: "+err.Error())
 		return
 	}
 	if msg := p.Metadata["eventMessage"]; msg != "" {

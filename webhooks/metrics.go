@@ -2,7 +2,6 @@ package webhooks
 
 import (
 	"context"
-	"github.com/aurum/canary/runs"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,39 +12,27 @@ import (
 
 const namespace = "canary"
 
-// Metrics are the engine's own metrics. Labels are bounded: policy names
-// come from the loaded policies, sources from the configuration, and error
-// classes from queries.Classify; never a raw query or error text.
+// Metrics are the HTTP service's own metrics: requests, the policies in
+// service, queries sent to sources, and alerts received. What happens to
+// runs (analyses, latches) is counted by runs.Metrics, from the runs'
+// events. Labels are bounded: policy names come from the loaded policies,
+// sources from the configuration, and error classes from
+// queries.Classify; never a raw query or error text.
 type Metrics struct {
-	analyses         *prometheus.CounterVec
-	analysisDuration *prometheus.HistogramVec
-	queryDuration    *prometheus.HistogramVec
-	queryErrors      *prometheus.CounterVec
-	policiesLoaded   prometheus.Gauge
-	reloadErrors     prometheus.Counter
-	lastReload       prometheus.Gauge
-	httpRequests     *prometheus.CounterVec
-	httpDuration     *prometheus.HistogramVec
-	storeErrors      prometheus.Counter
-	alerts           *prometheus.CounterVec
-	trafficCuts      *prometheus.CounterVec
-	reg              prometheus.Registerer
+	queryDuration  *prometheus.HistogramVec
+	queryErrors    *prometheus.CounterVec
+	policiesLoaded prometheus.Gauge
+	reloadErrors   prometheus.Counter
+	lastReload     prometheus.Gauge
+	httpRequests   *prometheus.CounterVec
+	httpDuration   *prometheus.HistogramVec
+	alerts         *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
 	m := &Metrics{
-		reg: reg,
-		analyses: f.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "analysis_total",
-			Help: "Analyses answered, by policy and verdict.",
-		}, []string{"policy", "verdict"}),
-		analysisDuration: f.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "analysis_duration_seconds",
-			Help:    "Time to answer an analysis, queries and the store write included.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"policy"}),
 		queryDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "query_duration_seconds",
 			Help:    "Duration of queries sent to a source (cache hits are not queries).",
@@ -53,7 +40,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"source"}),
 		queryErrors: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "query_errors_total",
-			Help: "Failed queries, by source and error class (timeout, unavailable, bad_query, canceled, other).",
+			Help: "Failed queries, by source and error class (timeout, unavailable, bad_query, canceled, unknown_source, panic, other).",
 		}, []string{"source", "class"}),
 		policiesLoaded: f.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "policies_loaded",
@@ -76,38 +63,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "HTTP request latency, by route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"handler"}),
-		storeErrors: f.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "store_errors_total",
-			Help: "Failed writes or reads of the run store.",
-		}),
 		alerts: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "alertmanager_alerts_total",
 			Help: "Alerts received from Alertmanager, by status.",
 		}, []string{"status"}),
 	}
-	m.trafficCuts = f.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "traffic_cuts_total",
-		Help: "Kill-switch traffic cuts after a latched rollback, by result (ok, error).",
-	}, []string{"result"})
-	m.trafficCuts.WithLabelValues("ok")
-	m.trafficCuts.WithLabelValues("error")
 	m.alerts.WithLabelValues("firing")
 	m.alerts.WithLabelValues("resolved")
 	return m
-}
-
-// watchLatches exposes canary_latches{kind}, read from the runs on scrape.
-func (m *Metrics) watchLatches(rs *runs.Runs) {
-	if m.reg == nil || rs == nil {
-		return
-	}
-	for _, kind := range []runs.LatchKind{runs.LatchRollback, runs.LatchPause, runs.LatchPromote} {
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "latches",
-			Help:        "Active latches on current runs, by kind.",
-			ConstLabels: prometheus.Labels{"kind": string(kind)},
-		}, func() float64 { return float64(rs.LatchCounts()[kind]) }))
-	}
 }
 
 // InstrumentSource wraps a source so that every query it runs is timed and
@@ -118,7 +81,7 @@ func (m *Metrics) InstrumentSource(kind, name string, src queries.Source) querie
 		label += "/" + name
 	}
 	dur := m.queryDuration.WithLabelValues(label)
-	for _, class := range []string{"timeout", "unavailable", "bad_query", "canceled", "other"} {
+	for _, class := range []string{"timeout", "unavailable", "bad_query", "canceled", "unknown_source", "panic", "other"} {
 		m.queryErrors.WithLabelValues(label, class)
 	}
 	return queries.SourceFunc(func(ctx context.Context, q queries.Query) (queries.Result, error) {

@@ -36,6 +36,7 @@ import (
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs/bolt"
 	"github.com/aurum/canary/traffic"
+	"github.com/aurum/canary/traffic/routers"
 )
 
 // The tests below hold docs/openapi.yaml to the server: every route is
@@ -579,8 +580,8 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		"POST /v1/flagger/rollback", "POST /v1/flagger/events", "POST /v1/alertmanager",
 		"GET /v1/runs", "GET /v1/runs/{namespace}/{name}", "POST /v1/runs/{namespace}/{name}/{action}",
 		"GET /v1/policies", "POST /-/reload", "GET /metrics", "GET /healthz", "GET /readyz", "GET " + openAPIPath,
-		"POST /v1/rollouts", "GET /v1/rollouts", "GET /v1/rollouts/{name}", "POST /v1/rollouts/{name}/{action}",
-		"POST /v1/groups", "GET /v1/groups/{name}",
+		"POST /v1/rollouts", "GET /v1/rollouts", "GET /v1/rollouts/{namespace}/{name}", "POST /v1/rollouts/{namespace}/{name}/{action}",
+		"POST /v1/groups", "GET /v1/groups/{namespace}/{name}",
 	} {
 		require.True(t, documented[want], "%s is not documented", want)
 	}
@@ -747,39 +748,48 @@ type faultyStore struct {
 
 var errDisk = errors.New("write canary.db: input/output error")
 
-func (s *faultyStore) Run(ctx context.Context, namespace, name string) (*runs.Run, error) {
+func (s *faultyStore) Commit(ctx context.Context, c runs.Change) error {
+	if s.fail.Load() {
+		return errDisk
+	}
+	return s.Store.Commit(ctx, c)
+}
+
+func (s *faultyStore) Append(c runs.Change, done func(error)) {
+	if s.fail.Load() {
+		if done != nil {
+			done(errDisk)
+		}
+		return
+	}
+	s.Store.Append(c, done)
+}
+
+func (s *faultyStore) History(ctx context.Context, namespace, name, revision string, limit int) ([]runs.Evaluation, error) {
 	if s.fail.Load() {
 		return nil, errDisk
 	}
-	return s.Store.Run(ctx, namespace, name)
+	return s.Store.History(ctx, namespace, name, revision, limit)
 }
 
-func (s *faultyStore) Runs(ctx context.Context) ([]*runs.Run, error) {
-	if s.fail.Load() {
-		return nil, errDisk
-	}
-	return s.Store.Runs(ctx)
+// brokenDocs is a document store that can be neither read nor written, as
+// the orchestrator sees a broken disk.
+type brokenDocs struct{}
+
+func (brokenDocs) Document(context.Context, string, string) ([]byte, error) { return nil, errDisk }
+func (brokenDocs) DocumentsOf(context.Context, string) (map[string][]byte, error) {
+	return nil, errDisk
 }
-
-func (s *faultyStore) Update(ctx context.Context, namespace, name string, keep int, fn func(*runs.Run) (*runs.Run, *runs.Evaluation, error)) (*runs.Run, error) {
-	if s.fail.Load() {
-		return nil, errDisk
-	}
-	return s.Store.Update(ctx, namespace, name, keep, fn)
+func (brokenDocs) UpdateDocument(context.Context, string, string, func([]byte) ([]byte, error)) ([]byte, error) {
+	return nil, errDisk
 }
+func (brokenDocs) DeleteDocument(context.Context, string, string) error { return errDisk }
 
-func (s *faultyStore) History(ctx context.Context, namespace, name string, limit int) ([]runs.Evaluation, error) {
-	if s.fail.Load() {
-		return nil, errDisk
-	}
-	return s.Store.History(ctx, namespace, name, limit)
-}
+// brokenRouter is a traffic router whose every change fails, as one
+// without RBAC on the Ingress would.
+type brokenRouter struct{ nopRouter }
 
-// brokenSwitch is a kill switch whose every cut fails, as one without
-// RBAC on the Ingress would.
-type brokenSwitch struct{}
-
-func (brokenSwitch) Cut(context.Context, *rules.Policy, map[string]string) error {
+func (brokenRouter) Reset(context.Context) error {
 	return errors.New(`ingresses.networking.k8s.io "good-canary" is forbidden`)
 }
 
@@ -791,19 +801,23 @@ func (nopRouter) State(context.Context) (traffic.State, error) { return traffic.
 func (nopRouter) Reset(context.Context) error                  { return nil }
 
 // withOrchestrator runs the orchestrator's API over a real store, with a
-// router that moves nothing. Rollouts are started and acted on, never
-// ticked.
-func withOrchestrator(t *testing.T) envOption {
+// router that moves nothing, and sets *store to that store when store is
+// not nil. Rollouts are started and acted on, never ticked.
+func withOrchestrator(t *testing.T, store **bolt.Bolt) envOption {
 	return func(o *Options) {
 		st, err := bolt.Open(filepath.Join(t.TempDir(), "canary.db"), bolt.Options{})
 		require.NoError(t, err)
 		t.Cleanup(func() { st.Close() })
-		runs, err := runs.New(context.Background(), runs.Options{Store: st})
+		if store != nil {
+			*store = st
+		}
+		rs, err := runs.New(context.Background(), runs.Options{Store: st})
 		require.NoError(t, err)
-		o.Runs = runs
+		o.Runs = rs
 		o.Rollouts = rollout.New(rollout.Options{
-			Store: st, Runs: runs, Evaluator: o.Evaluator, Policies: o.Policies.Set,
-			Routers: func(rules.TrafficSpec) (traffic.Router, error) { return nopRouter{}, nil },
+			Store: st, Runs: rs, Evaluator: o.Evaluator, Policies: o.Policies.Set,
+			Traffic: rollout.NewTraffic(rollout.TrafficOptions{Store: st,
+				Routers: func(routers.Target) (traffic.Router, error) { return nopRouter{}, nil }}),
 		})
 	}
 }
@@ -911,6 +925,7 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "POST without body", method: "POST", path: "/v1/analysis/ingest?namespace=caiso&name=bad", code: 200},
 			{name: "missing param", method: "GET", path: "/v1/analysis/ingest?namespace=caiso", code: 400},
 			{name: "injection", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=x%22%7D%20or%20vector(1)", code: 400},
+			{name: "revision not a name", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=good&revision=r1%2F..", code: 400},
 			{name: "strict body", method: "POST", path: "/v1/analysis/ingest", body: `{"parms":{}}`, code: 400, badBody: true},
 			{name: "unknown policy GET", method: "GET", path: "/v1/analysis/nope?namespace=caiso&name=good", code: 404},
 			{name: "unknown policy POST", method: "POST", path: "/v1/analysis/nope", body: map[string]any{"params": map[string]string{}}, code: 404},
@@ -930,6 +945,7 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "event", method: "POST", path: "/v1/flagger/events", body: flagger("good", "r1",
 				map[string]string{"eventMessage": "Advance good.caiso canary weight 10", "eventType": "Normal", "timestamp": "1764165600000"}), code: 202},
 			{name: "event no name", method: "POST", path: "/v1/flagger/events", body: `{"namespace":"caiso"}`, code: 400, badBody: true},
+			{name: "event checksum not a name", method: "POST", path: "/v1/flagger/events", body: flagger("good", "r1 r2", nil), code: 400},
 
 			{name: "alert latches", method: "POST", path: "/v1/alertmanager", body: amPayload4("firing", "good", "critical", "a1b2c3d4e5f6a7b8"), code: 200},
 			{name: "alert redelivered", method: "POST", path: "/v1/alertmanager", body: amPayload4("firing", "good", "critical", "a1b2c3d4e5f6a7b8"), code: 200},
@@ -941,21 +957,81 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "latched analysis", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=good&revision=r1", code: 200},
 			{name: "latched gate", method: "POST", path: "/v1/flagger/ingest/gate", body: flagger("good", "r1", nil), code: 403},
 
+			// A new revision starts clean, but r1 keeps its rollback: a
+			// call that names no revision is answered from it.
+			{name: "new revision", method: "POST", path: "/v1/flagger/events", body: flagger("good", "r2", nil), code: 202},
+			{name: "new revision passes", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=good&revision=r2", code: 200},
+			{name: "no revision, another's rollback", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=good", code: 200},
+			{name: "gate without checksum", method: "POST", path: "/v1/flagger/ingest/gate", body: flagger("good", "", nil), code: 403},
+			{name: "rollback of any revision", method: "POST", path: "/v1/flagger/rollback", body: flagger("good", "", nil), code: 200},
+
 			{name: "runs", method: "GET", path: "/v1/runs", code: 200},
+			{name: "runs first page", method: "GET", path: "/v1/runs?limit=1", code: 200},
+			{name: "runs next page", method: "GET", path: "/v1/runs?limit=1&after=caiso/bad", code: 200},
+			{name: "runs last page", method: "GET", path: "/v1/runs?limit=1000&after=caiso/good", code: 200},
+			{name: "runs zero limit", method: "GET", path: "/v1/runs?limit=0", code: 400},
+			{name: "runs limit too high", method: "GET", path: "/v1/runs?limit=1001", code: 400},
+			{name: "runs bad limit", method: "GET", path: "/v1/runs?limit=-1", code: 400},
 			{name: "run", method: "GET", path: "/v1/runs/caiso/good", code: 200},
+			{name: "run of a revision", method: "GET", path: "/v1/runs/caiso/good?revision=r1&limit=0", code: 200},
+			{name: "run of no such revision", method: "GET", path: "/v1/runs/caiso/good?revision=r9", code: 404},
 			{name: "run limit", method: "GET", path: "/v1/runs/caiso/bad?limit=1", code: 200},
 			{name: "run bad limit", method: "GET", path: "/v1/runs/caiso/good?limit=x", code: 400},
 			{name: "no such run", method: "GET", path: "/v1/runs/caiso/nope", code: 404},
 			{name: "pause", method: "POST", path: "/v1/runs/caiso/bad/pause", body: map[string]string{"reason": "market hours"}, code: 200},
 			{name: "paused analysis", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=bad", code: 200},
-			{name: "resume", method: "POST", path: "/v1/runs/caiso/bad/resume", code: 200},
+			{name: "resume", method: "POST", path: "/v1/runs/caiso/bad/resume", body: map[string]string{"reason": "market closed"}, code: 200},
 			{name: "promote", method: "POST", path: "/v1/runs/caiso/bad/promote", body: map[string]string{"reason": "checked by hand"}, code: 200},
 			{name: "promoted analysis", method: "POST", path: "/v1/analysis/ingest", body: map[string]any{"params": map[string]string{"namespace": "caiso", "name": "bad"}}, code: 200},
-			{name: "rollback", method: "POST", path: "/v1/runs/caiso/quiet/rollback", code: 200},
-			{name: "unknown action", method: "POST", path: "/v1/runs/caiso/good/explode", code: 404},
+			{name: "rollback of a revision", method: "POST", path: "/v1/runs/caiso/quiet/rollback", body: map[string]string{"reason": "no traffic", "revision": "q1"}, code: 200},
+			{name: "pause of an older revision", method: "POST", path: "/v1/runs/caiso/good/pause?revision=r1", body: map[string]string{"reason": "look at r1 first"}, code: 200},
+			{name: "unknown action", method: "POST", path: "/v1/runs/caiso/good/explode", body: map[string]string{"reason": "x"}, code: 404},
+			{name: "unknown action, no body", method: "POST", path: "/v1/runs/caiso/nope/explode", code: 404},
 			{name: "action on no run", method: "POST", path: "/v1/runs/caiso/nope/pause", code: 404},
+			{name: "action on no such revision", method: "POST", path: "/v1/runs/caiso/good/pause?revision=r9", body: map[string]string{"reason": "x"}, code: 404},
+			{name: "action body names no such revision", method: "POST", path: "/v1/runs/caiso/good/pause", body: map[string]string{"reason": "x", "revision": "r9"}, code: 404},
+			{name: "action without body", method: "POST", path: "/v1/runs/caiso/good/pause", code: 400},
 			{name: "strict action body", method: "POST", path: "/v1/runs/caiso/good/pause", body: `{"why":"x"}`, code: 400, badBody: true},
+			{name: "unknown action field", method: "POST", path: "/v1/runs/caiso/good/pause", body: `{"reason":"x","by":"me"}`, code: 400, badBody: true},
+			{name: "blank reason", method: "POST", path: "/v1/runs/caiso/good/pause", body: map[string]string{"reason": " "}, code: 400},
+			{name: "reason too long", method: "POST", path: "/v1/runs/caiso/good/pause", body: map[string]string{"reason": strings.Repeat("x", runs.MaxReason+1)}, code: 400, badBody: true},
+			{name: "revision not a name", method: "POST", path: "/v1/runs/caiso/good/pause", body: map[string]string{"reason": "x", "revision": "r1 r2"}, code: 400, badBody: true},
 		})
+
+		// A run holds at most runs.MaxLatches of a kind: one more is
+		// refused and counted, never made room for.
+		crowd := []apiCall{{name: "crowded run", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=crowded&revision=c1", code: 200}}
+		for i := range runs.MaxLatches + 1 {
+			crowd = append(crowd, apiCall{name: fmt.Sprintf("pause %d", i+1), method: "POST", path: "/v1/runs/caiso/crowded/pause",
+				body: map[string]string{"reason": fmt.Sprintf("pause %d", i+1)}, code: 200})
+		}
+		crowd = append(crowd, apiCall{name: "refused latches", method: "GET", path: "/v1/runs/caiso/crowded", code: 200})
+		c.run(t, e, crowd)
+
+		// The new fields reached the answers, so their schemas were
+		// checked.
+		for _, check := range []struct{ path, want string }{
+			{"/v1/runs/caiso/crowded", `"refusedLatches":1`},
+			{"/v1/runs/caiso/crowded", `"overrides":[{"action":"pause"`},
+			{"/v1/runs/caiso/good?revision=r1", `"by":"anonymous"`},
+			{"/v1/runs/caiso/good", `"revisions":[{`},
+			{"/v1/runs/caiso/good", `"current":true`},
+			{"/v1/runs?limit=1", `"next":"caiso/bad"`},
+			{"/v1/analysis/ingest?namespace=caiso&name=good", `"latch":{"kind":"rollback","source":"alert"`},
+			{"/v1/analysis/ingest?namespace=caiso&name=good", `"revision":"r1","lift":{"command":"canary runs resume caiso/good --revision r1`},
+			{"/v1/analysis/ingest?namespace=caiso&name=good", `"run":"caiso/good@r2"`},
+			{"/v1/policies", `"openRoutes":["analysis","flagger","alertmanager","admin"]`},
+		} {
+			code, out := e.call("GET", check.path, nil)
+			require.Equal(t, 200, code, out)
+			require.Contains(t, out, check.want, check.path)
+		}
+		code, out := e.call("GET", "/v1/runs?limit=1000", nil)
+		require.Equal(t, 200, code, out)
+		require.NotContains(t, out, `"next"`, "the last page has no next")
+		code, out = e.call("POST", "/v1/flagger/ingest/gate", flagger("good", "r1", nil))
+		require.Equal(t, 403, code, out)
+		require.True(t, strings.HasSuffix(out, `; to lift: canary runs resume caiso/good --revision r1 --reason "…"`+"\n"), out)
 
 		// A policy whose queries cannot render: the analysis cannot run.
 		require.NoError(t, os.WriteFile(filepath.Join(e.policies, "render.yaml"), []byte(renderFails), 0o644))
@@ -979,10 +1055,10 @@ func TestOpenAPIResponses(t *testing.T) {
 		c.run(t, e, []apiCall{
 			{name: "no orchestrator: start", method: "POST", path: "/v1/rollouts", body: start, code: 503},
 			{name: "no orchestrator: list", method: "GET", path: "/v1/rollouts", code: 503},
-			{name: "no orchestrator: get", method: "GET", path: "/v1/rollouts/good", code: 503},
-			{name: "no orchestrator: act", method: "POST", path: "/v1/rollouts/good/pause", code: 503},
+			{name: "no orchestrator: get", method: "GET", path: "/v1/rollouts/caiso/good", code: 503},
+			{name: "no orchestrator: act", method: "POST", path: "/v1/rollouts/caiso/good/pause", body: map[string]string{"reason": "x"}, code: 503},
 			{name: "no orchestrator: group", method: "POST", path: "/v1/groups", body: map[string]any{"name": "g", "members": []any{start}}, code: 503},
-			{name: "no orchestrator: get group", method: "GET", path: "/v1/groups/g", code: 503},
+			{name: "no orchestrator: get group", method: "GET", path: "/v1/groups/caiso/g", code: 503},
 		})
 
 		e.srv.Drain()
@@ -1024,10 +1100,10 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "reload admin", method: "POST", path: "/-/reload", headers: admin, code: 200},
 			{name: "start rollout", method: "POST", path: "/v1/rollouts", body: map[string]any{"name": "good", "version": "v1", "policy": "ingest"}, code: 401},
 			{name: "rollouts", method: "GET", path: "/v1/rollouts", code: 401},
-			{name: "rollout", method: "GET", path: "/v1/rollouts/good", code: 401},
-			{name: "rollout action", method: "POST", path: "/v1/rollouts/good/pause", code: 401},
+			{name: "rollout", method: "GET", path: "/v1/rollouts/caiso/good", code: 401},
+			{name: "rollout action", method: "POST", path: "/v1/rollouts/caiso/good/pause", code: 401},
 			{name: "start group", method: "POST", path: "/v1/groups", body: map[string]any{"name": "g", "members": []any{}}, code: 401},
-			{name: "group", method: "GET", path: "/v1/groups/g", code: 401},
+			{name: "group", method: "GET", path: "/v1/groups/caiso/g", code: 401},
 			{name: "healthz open", method: "GET", path: "/healthz", code: 200},
 			{name: "readyz open", method: "GET", path: "/readyz", code: 200},
 			{name: "metrics open", method: "GET", path: "/metrics", code: 200},
@@ -1048,47 +1124,121 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "alertmanager", method: "POST", path: "/v1/alertmanager", body: amPayload4("firing", "good", "critical", "1"), code: 413},
 			{name: "action", method: "POST", path: "/v1/runs/caiso/good/pause", body: map[string]string{"reason": long}, code: 413},
 			{name: "start rollout", method: "POST", path: "/v1/rollouts", body: map[string]any{"name": "good", "version": long, "policy": "ingest"}, code: 413},
-			{name: "rollout action", method: "POST", path: "/v1/rollouts/good/pause", body: map[string]string{"reason": long}, code: 413},
+			{name: "rollout action", method: "POST", path: "/v1/rollouts/caiso/good/pause", body: map[string]string{"reason": long}, code: 413},
 			{name: "start group", method: "POST", path: "/v1/groups", body: map[string]any{"name": long, "members": []any{}}, code: 413},
 		})
 	})
 
 	t.Run("rollouts", func(t *testing.T) {
-		e := newEnv(t, withOrchestrator(t))
+		var st *bolt.Bolt
+		e := newEnv(t, withOrchestrator(t, &st))
 		spec := func(name, version string) map[string]any {
 			return map[string]any{"name": name, "version": version, "policy": "ingest",
 				"params": map[string]string{"namespace": "caiso", "name": name}}
 		}
+		// Another team's good, in its own namespace: another rollout.
+		pjm := spec("good", "v7")
+		pjm["namespace"] = "pjm"
+		pjm["params"] = map[string]string{"namespace": "pjm", "name": "good"}
 		tuned := spec("bad", "v1")
 		tuned["schedule"] = map[string]any{"stepWeight": 25, "interval": "30s", "warmup": 60, "failureLimit": 1,
 			"steps":    []any{map[string]any{"weight": 10, "duration": "2m", "rules": []string{"error-rate"}}, map[string]any{"weight": 50}},
 			"stepDown": map[string]any{"weights": []int{20}, "interval": "10s"}}
+		badName := spec("x", "v1")
+		badName["namespace"] = "Not A Name"
+		// A stored rollout that no longer decodes is listed as a problem;
+		// the others are served all the same.
+		_, err := st.UpdateDocument(context.Background(), "rollout", "caiso/broken", func([]byte) ([]byte, error) { return []byte(`{"spec":`), nil })
+		require.NoError(t, err)
+		reason := func(r string) map[string]string { return map[string]string{"reason": r} }
 		c.run(t, e, []apiCall{
 			{name: "start", method: "POST", path: "/v1/rollouts", body: spec("good", "v1"), code: 201},
 			{name: "start again", method: "POST", path: "/v1/rollouts", body: spec("good", "v1"), code: 200},
 			{name: "another version", method: "POST", path: "/v1/rollouts", body: spec("good", "v2"), code: 409},
+			{name: "same name, another namespace", method: "POST", path: "/v1/rollouts", body: pjm, code: 201},
 			{name: "with a schedule", method: "POST", path: "/v1/rollouts", body: tuned, code: 201},
 			{name: "unknown policy", method: "POST", path: "/v1/rollouts", body: map[string]any{"name": "x", "version": "v1", "policy": "nope"}, code: 400},
 			{name: "no traffic section", method: "POST", path: "/v1/rollouts", body: map[string]any{"name": "x", "version": "v1", "policy": "ingest-latching",
 				"params": map[string]string{"namespace": "caiso", "name": "x"}}, code: 400},
+			{name: "version not a name", method: "POST", path: "/v1/rollouts", body: spec("x", "v1 final"), code: 400, badBody: true},
+			{name: "namespace not a name", method: "POST", path: "/v1/rollouts", body: badName, code: 400, badBody: true},
 			{name: "strict body", method: "POST", path: "/v1/rollouts", body: `{"name":"x","version":"v1","policy":"ingest","weight":5}`, code: 400, badBody: true},
 			{name: "list", method: "GET", path: "/v1/rollouts", code: 200},
-			{name: "get", method: "GET", path: "/v1/rollouts/good", code: 200},
-			{name: "get unknown", method: "GET", path: "/v1/rollouts/nope", code: 404},
-			{name: "pause", method: "POST", path: "/v1/rollouts/good/pause", body: map[string]string{"reason": "market open"}, code: 200},
-			{name: "resume", method: "POST", path: "/v1/rollouts/good/resume", code: 200},
-			{name: "resume again", method: "POST", path: "/v1/rollouts/good/resume", code: 409},
-			{name: "unknown action", method: "POST", path: "/v1/rollouts/good/explode", code: 409},
-			{name: "act on unknown", method: "POST", path: "/v1/rollouts/nope/pause", code: 404},
-			{name: "strict action body", method: "POST", path: "/v1/rollouts/good/pause", body: `{"why":"x"}`, code: 400, badBody: true},
-			{name: "rollback", method: "POST", path: "/v1/rollouts/bad/rollback", body: map[string]string{"reason": "by hand"}, code: 200},
+			{name: "get", method: "GET", path: "/v1/rollouts/caiso/good", code: 200},
+			{name: "get in another namespace", method: "GET", path: "/v1/rollouts/pjm/good", code: 200},
+			{name: "get unknown", method: "GET", path: "/v1/rollouts/caiso/nope", code: 404},
+			{name: "get in no such namespace", method: "GET", path: "/v1/rollouts/miso/good", code: 404},
+			{name: "pause", method: "POST", path: "/v1/rollouts/caiso/good/pause", body: reason("market open"), code: 200},
+			{name: "resume", method: "POST", path: "/v1/rollouts/caiso/good/resume", body: reason("market closed"), code: 200},
+			{name: "resume again", method: "POST", path: "/v1/rollouts/caiso/good/resume", body: reason("again"), code: 409},
+			{name: "unknown action", method: "POST", path: "/v1/rollouts/caiso/good/explode", body: reason("x"), code: 409},
+			{name: "act on unknown", method: "POST", path: "/v1/rollouts/caiso/nope/pause", body: reason("x"), code: 404},
+			{name: "action without body", method: "POST", path: "/v1/rollouts/caiso/good/pause", code: 400},
+			{name: "action without reason", method: "POST", path: "/v1/rollouts/caiso/good/pause", body: map[string]string{}, code: 400, badBody: true},
+			{name: "strict action body", method: "POST", path: "/v1/rollouts/caiso/good/pause", body: `{"why":"x"}`, code: 400, badBody: true},
+			{name: "action names a revision", method: "POST", path: "/v1/rollouts/caiso/good/pause", body: `{"reason":"x","revision":"v1"}`, code: 400, badBody: true},
+			{name: "rollback", method: "POST", path: "/v1/rollouts/caiso/bad/rollback", body: reason("by hand"), code: 200},
 			{name: "group", method: "POST", path: "/v1/groups", body: map[string]any{"name": "isos", "mode": "lockstep",
 				"members": []any{spec("caiso-lmp", "v3"), spec("pjm-lmp", "v3")}}, code: 200},
-			{name: "group status", method: "GET", path: "/v1/groups/isos", code: 200},
+			{name: "group status", method: "GET", path: "/v1/groups/caiso/isos", code: 200},
+			{name: "group in a namespace", method: "POST", path: "/v1/groups", body: map[string]any{"namespace": "ops", "name": "isos", "mode": "independent",
+				"members": []any{spec("miso-lmp", "v3")}}, code: 200},
+			{name: "group in a namespace status", method: "GET", path: "/v1/groups/ops/isos", code: 200},
 			{name: "group conflict", method: "POST", path: "/v1/groups", body: map[string]any{"name": "again", "members": []any{spec("good", "v9")}}, code: 409},
 			{name: "bad group", method: "POST", path: "/v1/groups", body: map[string]any{"name": "empty", "mode": "chaos", "members": []any{spec("x", "v1")}}, code: 400, badBody: true},
-			{name: "unknown group", method: "GET", path: "/v1/groups/nope", code: 404},
+			{name: "unknown group", method: "GET", path: "/v1/groups/caiso/nope", code: 404},
+			{name: "group in another namespace", method: "GET", path: "/v1/groups/pjm/isos", code: 404},
 		})
+		// The new fields reached the answers, so their schemas were
+		// checked.
+		for _, check := range []struct{ path, want string }{
+			{"/v1/rollouts", `"problems":["rollout caiso/broken does not decode`},
+			{"/v1/rollouts/pjm/good", `"namespace":"pjm","name":"good"`},
+			{"/v1/rollouts/caiso/good", `"seq":1,`},
+			{"/v1/rollouts/caiso/good", `"by":"anonymous"`},
+			{"/v1/groups/caiso/isos", `"namespace":"caiso","name":"isos"`},
+			{"/v1/groups/caiso/isos", `"group":"caiso/isos"`},
+		} {
+			code, out := e.call("GET", check.path, nil)
+			require.Equal(t, 200, code, out)
+			require.Contains(t, out, check.want, check.path)
+		}
+	})
+
+	t.Run("rollouts store fails", func(t *testing.T) {
+		var orch *rollout.Orchestrator
+		e := newEnv(t, func(o *Options) {
+			orch = rollout.New(rollout.Options{Store: brokenDocs{}, Runs: o.Runs, Evaluator: o.Evaluator, Policies: o.Policies.Set,
+				Traffic: rollout.NewTraffic(rollout.TrafficOptions{Store: brokenDocs{},
+					Routers: func(routers.Target) (traffic.Router, error) { return nopRouter{}, nil }})})
+			o.Rollouts = orch
+		})
+		// Run cannot read its rollouts: it keeps retrying, and /readyz
+		// says why meanwhile.
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = orch.Run(ctx)
+		}()
+		t.Cleanup(func() {
+			cancel()
+			<-done
+		})
+		require.Eventually(t, func() bool { return orch.Healthy() != nil }, 10*time.Second, 5*time.Millisecond)
+		start := map[string]any{"name": "good", "version": "v1", "policy": "ingest", "params": map[string]string{"namespace": "caiso", "name": "good"}}
+		c.run(t, e, []apiCall{
+			{name: "not ready", method: "GET", path: "/readyz", code: 503},
+			{name: "start", method: "POST", path: "/v1/rollouts", body: start, code: 503},
+			{name: "list", method: "GET", path: "/v1/rollouts", code: 503},
+			{name: "get", method: "GET", path: "/v1/rollouts/caiso/good", code: 503},
+			{name: "act", method: "POST", path: "/v1/rollouts/caiso/good/pause", body: map[string]string{"reason": "x"}, code: 503},
+			{name: "group", method: "POST", path: "/v1/groups", body: map[string]any{"name": "g", "members": []any{start}}, code: 503},
+			{name: "get group", method: "GET", path: "/v1/groups/caiso/g", code: 503},
+		})
+		code, out := e.call("GET", "/readyz", nil)
+		require.Equal(t, 503, code)
+		require.Equal(t, "the orchestrator cannot read its rollouts: "+errDisk.Error()+"\n", out)
 	})
 
 	t.Run("every result shape", func(t *testing.T) {
@@ -1119,28 +1269,54 @@ func TestOpenAPIResponses(t *testing.T) {
 			require.NoError(t, err)
 			t.Cleanup(func() { st.Close() })
 			faulty.Store = st
-			runs, err := runs.New(context.Background(), runs.Options{Store: faulty})
+			rs, err := runs.New(context.Background(), runs.Options{Store: faulty})
 			require.NoError(t, err)
-			o.Runs = runs
-			o.Switch = brokenSwitch{}
+			tr := rollout.NewTraffic(rollout.TrafficOptions{Store: st,
+				Routers: func(routers.Target) (traffic.Router, error) { return brokenRouter{}, nil }})
+			rs.Subscribe(rollout.NewKillSwitch(tr, o.Policies.Set, nil))
+			o.Runs = rs
 		})
 		c.run(t, e, []apiCall{
 			{name: "a run", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=good&revision=r1", code: 200},
 			{name: "cut fails", method: "POST", path: "/v1/runs/caiso/good/rollback", body: map[string]string{"reason": "by hand"}, code: 503},
 			{name: "alert cut fails", method: "POST", path: "/v1/alertmanager", body: amPayload4("firing", "good", "critical", "f1"), code: 503},
-			{name: "resume", method: "POST", path: "/v1/runs/caiso/good/resume", code: 200},
+			{name: "resume", method: "POST", path: "/v1/runs/caiso/good/resume", body: map[string]string{"reason": "cut by hand"}, code: 200},
 		})
 		faulty.fail.Store(true)
+		// An analysis of a kept run does not wait for the store (its record
+		// is written later); one that starts a run must, and cannot.
 		c.run(t, e, []apiCall{
-			{name: "analysis GET", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=good&revision=r1", code: 503},
-			{name: "analysis POST", method: "POST", path: "/v1/analysis/ingest", body: map[string]any{"params": map[string]string{"namespace": "caiso", "name": "good"}}, code: 503},
-			{name: "check", method: "POST", path: "/v1/flagger/ingest/check", body: flagger("good", "r1", nil), code: 503},
-			{name: "gate", method: "POST", path: "/v1/flagger/ingest/gate", body: flagger("good", "r1", nil), code: 503},
+			{name: "analysis GET of a kept run", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=good&revision=r1", code: 200},
+			{name: "analysis POST of the current run", method: "POST", path: "/v1/analysis/ingest", body: map[string]any{"params": map[string]string{"namespace": "caiso", "name": "good"}}, code: 200},
+			{name: "analysis GET of a new revision", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=good&revision=r9", code: 503},
+			{name: "analysis POST of a new canary", method: "POST", path: "/v1/analysis/ingest", body: map[string]any{"params": map[string]string{"namespace": "caiso", "name": "bad"}}, code: 503},
+			{name: "check of a kept run", method: "POST", path: "/v1/flagger/ingest/check", body: flagger("good", "r1", nil), code: 200},
+			{name: "check of a new revision", method: "POST", path: "/v1/flagger/ingest/check", body: flagger("good", "r3", nil), code: 503},
+			{name: "gate of a kept run", method: "POST", path: "/v1/flagger/ingest/gate", body: flagger("good", "r1", nil), code: 200},
+			{name: "gate of a new revision", method: "POST", path: "/v1/flagger/ingest/gate", body: flagger("good", "r4", nil), code: 503},
 			{name: "events", method: "POST", path: "/v1/flagger/events", body: flagger("good", "r2", nil), code: 503},
 			{name: "alertmanager", method: "POST", path: "/v1/alertmanager", body: amPayload4("firing", "good", "warning", "f2"), code: 503},
-			{name: "runs", method: "GET", path: "/v1/runs", code: 503},
+			{name: "runs from memory", method: "GET", path: "/v1/runs", code: 200},
 			{name: "run", method: "GET", path: "/v1/runs/caiso/good", code: 503},
-			{name: "action", method: "POST", path: "/v1/runs/caiso/good/pause", code: 503},
+			{name: "action", method: "POST", path: "/v1/runs/caiso/good/pause", body: map[string]string{"reason": "store down"}, code: 503},
+		})
+	})
+
+	t.Run("store full", func(t *testing.T) {
+		e := newEnv(t, func(o *Options) {
+			st, err := bolt.Open(filepath.Join(t.TempDir(), "canary.db"), bolt.Options{})
+			require.NoError(t, err)
+			t.Cleanup(func() { st.Close() })
+			rs, err := runs.New(context.Background(), runs.Options{Store: st, MaxCanaries: 1})
+			require.NoError(t, err)
+			o.Runs = rs
+		})
+		c.run(t, e, []apiCall{
+			{name: "the one canary", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=good&revision=r1", code: 200},
+			{name: "another canary", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=bad&revision=r1", code: 503},
+			{name: "another canary's check", method: "POST", path: "/v1/flagger/ingest/check", body: flagger("bad", "r1", nil), code: 503},
+			{name: "another canary's event", method: "POST", path: "/v1/flagger/events", body: flagger("bad", "r1", nil), code: 503},
+			{name: "a new revision of the one canary", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=good&revision=r2", code: 200},
 		})
 	})
 

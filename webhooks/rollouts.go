@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
 
@@ -12,6 +13,9 @@ import (
 
 type rolloutsResponse struct {
 	Rollouts []rollout.Status `json:"rollouts"`
+	// Problems are stored rollouts that could not be read; the others are
+	// served all the same.
+	Problems []string `json:"problems"`
 }
 
 // rolloutError maps the orchestrator's errors to statuses.
@@ -47,7 +51,7 @@ func (s *Server) startRollout(c *gin.Context) {
 	if !s.readJSON(c, &spec, false) {
 		return
 	}
-	before, _ := o.Get(c.Request.Context(), spec.Name)
+	before, _ := o.Get(c.Request.Context(), cmp.Or(spec.Namespace, spec.Params["namespace"]), spec.Name)
 	r, err := o.Start(c.Request.Context(), spec)
 	if err != nil {
 		s.rolloutError(c, err)
@@ -65,12 +69,15 @@ func (s *Server) listRollouts(c *gin.Context) {
 	if !ok {
 		return
 	}
-	all, err := o.List(c.Request.Context())
+	all, problems, err := o.List(c.Request.Context())
 	if err != nil {
 		s.rolloutError(c, err)
 		return
 	}
-	resp := rolloutsResponse{Rollouts: []rollout.Status{}}
+	resp := rolloutsResponse{Rollouts: []rollout.Status{}, Problems: []string{}}
+	for _, p := range problems {
+		resp.Problems = append(resp.Problems, p.Error())
+	}
 	for _, r := range all {
 		resp.Rollouts = append(resp.Rollouts, r.Status())
 	}
@@ -82,7 +89,7 @@ func (s *Server) getRollout(c *gin.Context) {
 	if !ok {
 		return
 	}
-	r, err := o.Get(c.Request.Context(), c.Param("name"))
+	r, err := o.Get(c.Request.Context(), c.Param("namespace"), c.Param("name"))
 	if err != nil {
 		s.rolloutError(c, err)
 		return
@@ -96,11 +103,13 @@ func (s *Server) actOnRollout(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var req actionRequest
-	if !s.readJSON(c, &req, true) {
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if !s.readJSON(c, &req, false) {
 		return
 	}
-	r, err := o.Act(c.Request.Context(), c.Param("name"), c.Param("action"), req.Reason)
+	r, err := o.Act(c.Request.Context(), c.Param("namespace"), c.Param("name"), c.Param("action"), req.Reason, principal(c))
 	if err != nil && r == nil {
 		s.rolloutError(c, err)
 		return
@@ -108,7 +117,7 @@ func (s *Server) actOnRollout(c *gin.Context) {
 	if err != nil {
 		// The action was recorded but its traffic change failed: the
 		// rollout is in the failed phase, which the status shows.
-		s.logger.Error("rollout action's traffic change failed", "rollout", c.Param("name"), "err", err)
+		s.logger.Error("rollout action's traffic change failed", "rollout", c.Param("namespace")+"/"+c.Param("name"), "err", err)
 	}
 	c.JSON(http.StatusOK, r.Status())
 }
@@ -135,7 +144,7 @@ func (s *Server) getGroup(c *gin.Context) {
 	if !ok {
 		return
 	}
-	st, err := o.Group(c.Request.Context(), c.Param("name"))
+	st, err := o.Group(c.Request.Context(), c.Param("namespace"), c.Param("name"))
 	if err != nil {
 		s.rolloutError(c, err)
 		return

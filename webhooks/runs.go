@@ -1,8 +1,8 @@
 package webhooks
 
 import (
+	"cmp"
 	"errors"
-	"github.com/aurum/canary/runs"
 	"net/http"
 	"strconv"
 	"time"
@@ -10,98 +10,128 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/runs"
 )
 
-// defaultHistoryLimit is how many evaluations GET /v1/runs/{ns}/{name}
-// returns unless ?limit= says otherwise.
-const defaultHistoryLimit = 20
+// Defaults and bounds of the runs API's pages.
+const (
+	// defaultHistoryLimit is how many evaluations GET
+	// /v1/runs/{ns}/{name} returns unless ?limit= says otherwise.
+	defaultHistoryLimit = 20
+	// defaultRunsLimit and maxRunsLimit bound a page of GET /v1/runs, in
+	// canaries (every revision of each is listed).
+	defaultRunsLimit = 100
+	maxRunsLimit     = 1000
+)
 
 type runsResponse struct {
 	Runs []*runs.Run `json:"runs"`
+	// Next is the ?after= of the next page; empty on the last.
+	Next string `json:"next,omitempty"`
 }
 
 type runResponse struct {
 	Run     *runs.Run         `json:"run"`
 	History []runs.Evaluation `json:"history,omitempty"`
+	// Revisions are every kept run of the canary, the current one marked:
+	// a rollback latched on an older revision shows here.
+	Revisions []*runs.Run `json:"revisions,omitempty"`
 }
 
-// actionRequest is the optional body of a manual action.
+// actionRequest is the body of a manual action. A reason is required; the
+// revision defaults to ?revision=, then to the current one.
 type actionRequest struct {
-	Reason string `json:"reason"`
+	Reason   string `json:"reason"`
+	Revision string `json:"revision"`
+}
+
+// intParam reads a non-negative integer query parameter.
+func intParam(c *gin.Context, name string, def, limit int) (int, bool) {
+	v := c.Query(name)
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || (limit > 0 && n > limit) {
+		return 0, false
+	}
+	return n, true
 }
 
 func (s *Server) listRuns(c *gin.Context) {
-	all, err := s.runs.List(c.Request.Context())
-	if err != nil {
-		s.storeFault(c, err)
+	limit, ok := intParam(c, "limit", defaultRunsLimit, maxRunsLimit)
+	if !ok || limit == 0 {
+		s.abort(c, http.StatusBadRequest, "limit must be an integer from 1 to "+strconv.Itoa(maxRunsLimit))
 		return
 	}
-	if all == nil {
-		all = []*runs.Run{}
-	}
-	c.JSON(http.StatusOK, runsResponse{Runs: all})
+	all, next := s.runs.List(c.Query("after"), limit)
+	c.JSON(http.StatusOK, runsResponse{Runs: all, Next: next})
 }
 
 func (s *Server) getRun(c *gin.Context) {
-	ns, name := c.Param("namespace"), c.Param("name")
-	limit := defaultHistoryLimit
-	if l := c.Query("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 0 {
-			s.abort(c, http.StatusBadRequest, "limit must be a non-negative integer")
-			return
-		}
-		limit = n
+	ns, name, rev := c.Param("namespace"), c.Param("name"), c.Query("revision")
+	limit, ok := intParam(c, "limit", defaultHistoryLimit, 0)
+	if !ok {
+		s.abort(c, http.StatusBadRequest, "limit must be a non-negative integer")
+		return
 	}
-	run, err := s.runs.Get(c.Request.Context(), ns, name)
+	run, err := s.runs.Get(ns, name, rev)
 	if errors.Is(err, runs.ErrRunNotFound) {
-		s.abort(c, http.StatusNotFound, "no run for "+ns+"/"+name)
+		s.abort(c, http.StatusNotFound, err.Error())
 		return
 	}
 	if err != nil {
 		s.storeFault(c, err)
 		return
 	}
-	hist, err := s.runs.History(c.Request.Context(), ns, name, limit)
+	hist, err := s.runs.History(c.Request.Context(), ns, name, run.Revision, limit)
 	if err != nil {
 		s.storeFault(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, runResponse{Run: run, History: hist})
+	revs, _ := s.runs.Revisions(ns, name)
+	c.JSON(http.StatusOK, runResponse{Run: run, History: hist, Revisions: revs})
 }
 
 // actOnRun applies rollback, promote, pause or resume, durably, before
-// answering.
+// answering, and records who did it: the name of the token that
+// authenticated the call.
 func (s *Server) actOnRun(c *gin.Context) {
 	ns, name, action := c.Param("namespace"), c.Param("name"), c.Param("action")
-	var req actionRequest
-	if !s.readJSON(c, &req, true) {
+	switch action {
+	case runs.ActionRollback, runs.ActionPromote, runs.ActionPause, runs.ActionResume:
+	default:
+		s.abort(c, http.StatusNotFound, "unknown action "+strconv.Quote(action)+": want rollback, promote, pause or resume")
 		return
 	}
-	run, err := s.runs.Act(c.Request.Context(), ns, name, action, req.Reason)
-	switch {
-	case errors.Is(err, runs.ErrUnknownAction):
+	if _, err := s.runs.Get(ns, name, c.Query("revision")); err != nil {
 		s.abort(c, http.StatusNotFound, err.Error())
 		return
-	case errors.Is(err, runs.ErrRunNotFound):
-		s.abort(c, http.StatusNotFound, "no run for "+ns+"/"+name)
+	}
+	var req actionRequest
+	if !s.readJSON(c, &req, false) {
+		return
+	}
+	rev := cmp.Or(req.Revision, c.Query("revision"))
+	run, err := s.runs.Act(c.Request.Context(), ns, name, rev, action, req.Reason, principal(c))
+	switch {
+	case errors.Is(err, runs.ErrReaction):
+		s.abort(c, http.StatusServiceUnavailable, "rollback latched, but cutting canary traffic failed: "+err.Error())
+		return
+	case errors.Is(err, runs.ErrUnknownAction), errors.Is(err, runs.ErrRunNotFound):
+		s.abort(c, http.StatusNotFound, err.Error())
+		return
+	case errors.Is(err, runs.ErrBadRequest):
+		s.abort(c, http.StatusBadRequest, err.Error())
 		return
 	case err != nil:
 		s.storeFault(c, err)
 		return
 	}
-	s.logger.Info("manual action", "action", action, "run", run.ID(), "reason", req.Reason)
-	if action == runs.ActionRollback {
-		if err := s.cutTraffic(c.Request.Context(), s.policies.Set(), []*runs.Run{run}); err != nil {
-			s.cutFailed(c, err)
-			return
-		}
-	}
 	c.JSON(http.StatusOK, runResponse{Run: run})
 }
 
 func (s *Server) storeFault(c *gin.Context, err error) {
-	s.metrics.storeErrors.Inc()
 	s.logger.Error("store", "route", c.FullPath(), "err", err)
 	s.abort(c, http.StatusServiceUnavailable, "store unavailable: "+err.Error())
 }
@@ -119,6 +149,8 @@ type policyInfo struct {
 type policiesResponse struct {
 	Policies []policyInfo `json:"policies"`
 	Status   loadStatus   `json:"status"`
+	// OpenRoutes lists the route groups that take calls without a token.
+	OpenRoutes []string `json:"openRoutes"`
 }
 
 type loadStatus struct {
@@ -145,7 +177,10 @@ func (s *Server) status() loadStatus {
 }
 
 func (s *Server) listPolicies(c *gin.Context) {
-	resp := policiesResponse{Policies: []policyInfo{}, Status: s.status()}
+	resp := policiesResponse{Policies: []policyInfo{}, Status: s.status(), OpenRoutes: s.auth.Open()}
+	if resp.OpenRoutes == nil {
+		resp.OpenRoutes = []string{}
+	}
 	if set := s.policies.Set(); set != nil {
 		for _, p := range set.Policies {
 			info := policyInfo{Name: p.Name, Description: p.Description, File: p.File, Line: p.Line,

@@ -2,8 +2,11 @@
 // metric provider endpoint, Flagger's webhooks, the Alertmanager receiver,
 // the runs API, the policy status and reload, /metrics and health checks.
 //
-// Handlers are thin: they decode a request, call the analysis package, and
-// encode the answer in the status codes each caller expects. Argo Rollouts
+// Handlers are thin: they decode a request, call package runs (or the
+// orchestrator), and encode the answer in the status codes each caller
+// expects. Reactions to what happens to a run (metrics, the kill switch)
+// are not here: they subscribe to the runs' events, so every path that
+// latches or analyses gets them alike. Argo Rollouts
 // treats any non-2xx answer as an error, so an analysis that ran is always a
 // 200 with the verdict in the body; Flagger reads any status above 202 as
 // "no", with the body as the reason; Alertmanager retries 5xx and never
@@ -49,17 +52,18 @@ type Options struct {
 	// Gatherer serves /metrics; nil serves nothing there.
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
-	Auth     Auth
+	// Auth holds each route group's tokens; a group without tokens is
+	// open (canary serve only allows that when told to).
+	Auth Auth
+	// Panicked, when set, counts a handler's recovered panic.
+	Panicked func(component string)
 	// BodyLimit caps request bodies in bytes; default DefaultBodyLimit.
 	BodyLimit int64
 	// FlaggerInconclusiveFails makes an inconclusive check answer Flagger
 	// with a failure; by default it answers 200 and logs.
 	FlaggerInconclusiveFails bool
-	// Switch, when set, cuts canary traffic when an alert or a manual
-	// call latches a rollback on a run whose policy has a traffic section.
-	Switch Switch
 	// Rollouts, when set, serves the orchestrator's API under
-	// /v1/rollouts and /v1/groups.
+	// /v1/rollouts and /v1/groups, and its health is part of /readyz.
 	Rollouts *rollout.Orchestrator
 }
 
@@ -74,8 +78,8 @@ type Server struct {
 	auth         Auth
 	bodyLimit    int64
 	inconclFails bool
-	killSwitch   Switch
 	rollouts     *rollout.Orchestrator
+	panicked     func(string)
 
 	router   *gin.Engine
 	draining atomic.Bool
@@ -95,8 +99,8 @@ func New(o Options) (*Server, error) {
 		auth:         o.Auth,
 		bodyLimit:    o.BodyLimit,
 		inconclFails: o.FlaggerInconclusiveFails,
-		killSwitch:   o.Switch,
 		rollouts:     o.Rollouts,
+		panicked:     o.Panicked,
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -107,7 +111,6 @@ func New(o Options) (*Server, error) {
 	if s.bodyLimit <= 0 {
 		s.bodyLimit = DefaultBodyLimit
 	}
-	s.metrics.watchLatches(o.Runs)
 	if set := o.Policies.Set(); set != nil {
 		s.metrics.policiesLoaded.Set(float64(len(set.Policies)))
 		s.metrics.lastReload.Set(float64(o.Policies.Status().LastSuccess.Unix()))
@@ -148,10 +151,10 @@ func New(o Options) (*Server, error) {
 	admin.GET("/v1/policies", s.listPolicies)
 	admin.POST("/v1/rollouts", s.startRollout)
 	admin.GET("/v1/rollouts", s.listRollouts)
-	admin.GET("/v1/rollouts/:name", s.getRollout)
-	admin.POST("/v1/rollouts/:name/:action", s.actOnRollout)
+	admin.GET("/v1/rollouts/:namespace/:name", s.getRollout)
+	admin.POST("/v1/rollouts/:namespace/:name/:action", s.actOnRollout)
 	admin.POST("/v1/groups", s.startGroup)
-	admin.GET("/v1/groups/:name", s.getGroup)
+	admin.GET("/v1/groups/:namespace/:name", s.getGroup)
 	admin.POST("/-/reload", s.reload)
 
 	s.router = r
@@ -210,6 +213,9 @@ func oneLine(s string) string {
 func (s *Server) recover(c *gin.Context) {
 	defer func() {
 		if r := recover(); r != nil {
+			if s.panicked != nil {
+				s.panicked("http")
+			}
 			s.logger.Error("handler panicked", "route", c.FullPath(), "panic", fmt.Sprint(r))
 			s.abort(c, http.StatusInternalServerError, "internal error")
 		}
@@ -295,6 +301,8 @@ func (s *Server) ready(c *gin.Context) {
 		c.String(http.StatusServiceUnavailable, "shutting down\n")
 	case s.policies.Set() == nil:
 		c.String(http.StatusServiceUnavailable, "no policies loaded\n")
+	case s.rollouts != nil && s.rollouts.Healthy() != nil:
+		c.String(http.StatusServiceUnavailable, "%s\n", oneLine(s.rollouts.Healthy().Error()))
 	default:
 		c.String(http.StatusOK, "ready\n")
 	}

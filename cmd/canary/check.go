@@ -11,6 +11,7 @@ import (
 // problem printed as file:line:col otherwise.
 func runCheck(_ context.Context, c *cli, args []string) int {
 	fs := c.newFlags("check")
+	config := fs.String("config", "", "a canary serve config file: policies are also checked against the sources it configures, as serve does")
 	paths, err := parseArgs(fs, args)
 	if err != nil {
 		return flagExit(err)
@@ -19,7 +20,16 @@ func runCheck(_ context.Context, c *cli, args []string) int {
 		fs.Usage()
 		return exitError
 	}
-	set, err := rules.Load(paths...)
+	var opts rules.Options
+	if *config != "" {
+		cfg := defaultServeConfig()
+		if err := loadServeConfig(*config, &cfg); err != nil {
+			fmt.Fprintf(c.stderr, "canary check: %v\n", err)
+			return exitError
+		}
+		opts.Sources = cfg.sourceNames()
+	}
+	set, err := rules.LoadWith(opts, paths...)
 	if err != nil {
 		fmt.Fprintln(c.stderr, err)
 		if es, ok := err.(rules.Errors); ok {

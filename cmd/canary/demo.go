@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +24,7 @@ import (
 	"github.com/aurum/canary/rollout"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/traffic/routers"
+	"github.com/aurum/canary/webhooks"
 )
 
 // demoPolicy is the policy the demo rolls out with; it is written into the
@@ -65,7 +68,13 @@ var scenarios = []scenario{
 			body := `{"version":"4","status":"firing","receiver":"canary","groupKey":"{}:{alertname=\"IngestErrorsHigh\"}",
  "alerts":[{"status":"firing","labels":{"alertname":"IngestErrorsHigh","severity":"critical","namespace":"demo","app":"lmp-ingest"},
  "annotations":{"summary":"CAISO LMP ingestion errors above 2%"},"startsAt":"` + time.Now().UTC().Format(time.RFC3339) + `","fingerprint":"c4n4ry00demo0001"}]}`
-			resp, err := http.Post(d.url+"/v1/alertmanager", "application/json", strings.NewReader(body))
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url+"/v1/alertmanager", strings.NewReader(body))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+d.tokens[webhooks.GroupAlertmanager])
+			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				return err
 			}
@@ -127,7 +136,11 @@ type demoRun struct {
 	url     string
 	name    string
 	started time.Time
-	mu      sync.Mutex
+	// tokens are the demo's own bearer tokens by route group: the service
+	// is closed by default, the demo too.
+	tokens map[string]string
+	dir    string
+	mu     sync.Mutex
 }
 
 func (d *demoRun) say(msg string) {
@@ -209,9 +222,13 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 	}
 	wc := world.Config()
 
-	d := &demoRun{c: c, world: world, name: "lmp-ingest", started: time.Now()}
+	d := &demoRun{c: c, world: world, name: "lmp-ingest", started: time.Now(), dir: dir}
 	cfg := defaultServeConfig()
 	cfg.Listen, cfg.Policies, cfg.DataDir = opts.listen, []string{dir}, filepath.Join(dir, "data")
+	if cfg.Auth, d.tokens, err = demoTokens(dir); err != nil {
+		fmt.Fprintf(c.stderr, "canary demo: %v\n", err)
+		return res, exitError
+	}
 	cfg.Prometheus = []prometheusConfig{{URL: world.Prometheus(), HTTPClient: config.DefaultHTTPClientConfig}}
 	cfg.Kafka = defaultKafka(nil, strings.Join(world.KafkaBrokers(), ","))
 	cfg.Cache.TTL = 0
@@ -257,7 +274,7 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 	for world.Scrapes() < 3 && runCtx.Err() == nil {
 		time.Sleep(200 * time.Millisecond)
 	}
-	spec := rollout.Spec{Name: d.name, Version: "v2", Policy: "lmp-demo",
+	spec := rollout.Spec{Namespace: wc.Namespace, Name: d.name, Version: "v2", Policy: "lmp-demo",
 		Params: map[string]string{"namespace": wc.Namespace, "name": wc.App}}
 	if opts.window != "" {
 		spec.Params["window"] = opts.window
@@ -279,7 +296,7 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 	acted := sc.act == nil
 	var st rollout.Status
 	for {
-		r, err := svc.orchestrator.Get(runCtx, d.name)
+		r, err := svc.orchestrator.Get(runCtx, wc.Namespace, d.name)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "canary demo: %v\n", err)
 			return res, exitError
@@ -324,8 +341,9 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 		return res, exitError
 	}
 	if keepServing {
-		fmt.Fprintf(c.stdout, "\nThe webhook API stays up at %s (Ctrl-C to stop). Try:\n  curl %s/v1/rollouts/%s\n  curl %s/v1/runs\n",
-			d.url, d.url, d.name, d.url)
+		auth := "-H \"Authorization: Bearer " + d.tokens[webhooks.GroupAdmin] + "\""
+		fmt.Fprintf(c.stdout, "\nThe webhook API stays up at %s (Ctrl-C to stop). Its admin token is this demo's own. Try:\n  curl %s %s/v1/rollouts/%s/%s\n  curl %s %s/v1/runs\n",
+			d.url, auth, d.url, wc.Namespace, d.name, auth, d.url)
 		<-runCtx.Done()
 	}
 	return res, exitOK
@@ -361,6 +379,26 @@ func outcomeMarks(rs []analysis.RuleResult) string {
 		b.WriteByte(' ')
 	}
 	return b.String()
+}
+
+// demoTokens writes a random bearer token for every route group into dir,
+// for the demo's canary serve, which is closed by default like any other.
+func demoTokens(dir string) (authConfig, map[string]string, error) {
+	auth := authConfig{Groups: map[string]groupAuth{}}
+	tokens := map[string]string{}
+	for _, g := range webhooks.Groups {
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			return auth, nil, err
+		}
+		tokens[g] = hex.EncodeToString(b)
+		file := filepath.Join(dir, g+"-token")
+		if err := os.WriteFile(file, []byte("demo "+tokens[g]+"\n"), 0o600); err != nil {
+			return auth, nil, err
+		}
+		auth.Groups[g] = groupAuth{TokenFiles: []string{file}}
+	}
+	return auth, tokens, nil
 }
 
 // lockedWriter serialises writes from the orchestrator and the narrator.

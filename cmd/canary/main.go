@@ -50,6 +50,7 @@ func commands() []command {
 		{"test", "test [--run REGEX] [--junit FILE] FILE...", "run policy unit tests over recorded series", runTest},
 		{"demo", "demo [--scenario healthy,errors,lag,alert|all] [--serve]", "run a whole canary rollout on this machine: no Kubernetes, no Prometheus", runDemo},
 		{"rollout", "rollout start|status|list|promote|rollback|pause|resume|skip-step ...", "drive a rollout through canary serve's orchestrator", runRollout},
+		{"runs", "runs list|status|rollback|promote|pause|resume [NAMESPACE/NAME] ...", "show runs and their latches; latch or lift one by hand", runRuns},
 		{"traffic", "traffic set|reset|status --router nginx|gatewayapi ...", "move canary traffic: weights, headers, user shares, cookies, countries", runTraffic},
 		{"version", "version", "print the version", runVersion},
 	}

@@ -58,8 +58,10 @@ func TestRolloutAgainstRealPrometheus(t *testing.T) {
 		"CANARY_KUBECONFIG": kubeconfig(t, c), "CANARY_CACHE_TTL": "0s",
 	})
 
+	tokenFile := filepath.Join(t.TempDir(), "admin-token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("tester "+testToken+"\n"), 0o600))
 	start := func(app string) (int, string) {
-		code, stdout, stderr := canary(t, "rollout", "start", "--server", srv.url, "--name", app, "--version", "v2",
+		code, stdout, stderr := canary(t, "rollout", "start", "--server", srv.url, "--token-file", tokenFile, "-n", ns, "--name", app, "--version", "v2",
 			"--policy", "lmp-rollout", "--param", "namespace="+ns, "--param", "name="+app, "--watch")
 		return code, stdout + stderr
 	}
@@ -77,13 +79,13 @@ func TestRolloutAgainstRealPrometheus(t *testing.T) {
 	// Starting the same version again is the same rollout.
 	code, out = start("good")
 	require.Equal(t, exitOK, code, out)
-	code, stdout, _ := canary(t, "rollout", "list", "--server", srv.url)
+	code, stdout, _ := canary(t, "rollout", "list", "--server", srv.url, "--token-file", tokenFile)
 	require.Equal(t, exitOK, code)
 	require.Contains(t, stdout, "good")
 	require.Contains(t, stdout, "completed")
 
 	// The status API carries what a deployment dashboard shows.
-	code, body := srv.call(t, "GET", "/v1/rollouts/bad", "")
+	code, body := srv.call(t, "GET", "/v1/rollouts/"+ns+"/bad", "")
 	require.Equal(t, 200, code, body)
 	var st rollout.Status
 	require.NoError(t, json.Unmarshal([]byte(body), &st))
@@ -92,6 +94,8 @@ func TestRolloutAgainstRealPrometheus(t *testing.T) {
 	require.InDelta(t, 5, *st.ErrorRatePercent, 0.01)
 	require.InDelta(t, 95, *st.SuccessRatePercent, 0.01)
 	require.NotEmpty(t, st.LastEvaluation.Rules)
-	code, body = srv.call(t, "POST", "/v1/rollouts/bad/resume", "")
+	code, body = srv.call(t, "POST", "/v1/rollouts/"+ns+"/bad/resume", `{"reason":"try again"}`)
 	require.Equal(t, 409, code, body)
+	code, body = srv.call(t, "POST", "/v1/rollouts/"+ns+"/bad/resume", "")
+	require.Equal(t, 400, code, "a manual action needs a reason: %s", body)
 }

@@ -16,13 +16,36 @@ import (
 	"github.com/aurum/canary/rollout"
 )
 
-// rolloutClient talks to a canary serve's rollouts API.
-type rolloutClient struct {
+// apiClient talks to a canary serve's admin API (rollouts and runs).
+type apiClient struct {
 	server, token string
 	http          *http.Client
 }
 
-func (rc *rolloutClient) do(ctx context.Context, method, path string, body, out any) error {
+// newAPIClient is a client of the server, authenticated with the token in
+// tokenFile when given: the file's first token, in the format canary
+// serve reads (TOKEN, or NAME TOKEN).
+func newAPIClient(server, tokenFile string) (*apiClient, error) {
+	rc := &apiClient{server: server, http: &http.Client{Timeout: 30 * time.Second}}
+	if tokenFile == "" {
+		return rc, nil
+	}
+	data, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		rc.token = f[len(f)-1]
+		return rc, nil
+	}
+	return nil, fmt.Errorf("token file %s holds no token", tokenFile)
+}
+
+func (rc *apiClient) do(ctx context.Context, method, path string, body, out any) error {
 	var r io.Reader
 	if body != nil {
 		data, err := json.Marshal(body)
@@ -68,13 +91,15 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 	fs := c.newFlags("rollout")
 	fs.Usage = func() {
 		fmt.Fprintf(c.stderr, "Usage: canary rollout start --name N --version V --policy P --param k=v ... [flags]\n"+
-			"       canary rollout status|promote|rollback|pause|resume|skip-step NAME [flags]\n       canary rollout list\n\nFlags:\n")
+			"       canary rollout status|promote|rollback|pause|resume|skip-step [NAMESPACE/]NAME [-n NAMESPACE] [flags]\n       canary rollout list\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	server := fs.String("server", envOr("CANARY_SERVER", "http://127.0.0.1:8080"), "canary serve's URL (env CANARY_SERVER)")
 	tokenFile := fs.String("token-file", os.Getenv("CANARY_TOKEN_FILE"), "file holding the admin bearer token (env CANARY_TOKEN_FILE)")
 	watch := fs.Bool("watch", false, "follow the rollout live until it ends")
-	reason := fs.String("reason", "", "why, for a manual action")
+	reason := fs.String("reason", "", "why, for a manual action (required; recorded with who acted)")
+	namespace := fs.String("n", envOr("CANARY_NAMESPACE", "default"), "the rollout's namespace (env CANARY_NAMESPACE)")
+	fs.StringVar(namespace, "namespace", *namespace, "the rollout's namespace (same as -n)")
 	var (
 		spec   = rollout.Spec{Params: map[string]string{}}
 		steps  string
@@ -97,14 +122,10 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 	if err != nil {
 		return flagExit(err)
 	}
-	rc := &rolloutClient{server: *server, http: &http.Client{Timeout: 30 * time.Second}}
-	if *tokenFile != "" {
-		data, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			fmt.Fprintf(c.stderr, "canary rollout: %v\n", err)
-			return exitError
-		}
-		rc.token = strings.TrimSpace(string(data))
+	rc, err := newAPIClient(*server, *tokenFile)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "canary rollout: %v\n", err)
+		return exitError
 	}
 
 	var name string
@@ -133,12 +154,13 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 		set(&over.StepDuration, durs["step-duration"])
 		set(&over.Promotion, durs["promotion"])
 		spec.Schedule = &over
+		spec.Namespace = *namespace
 		var st rollout.Status
 		if err := rc.do(ctx, http.MethodPost, "/v1/rollouts", spec, &st); err != nil {
 			fmt.Fprintf(c.stderr, "canary rollout start: %v\n", err)
 			return exitError
 		}
-		name = st.Name
+		name, *namespace = st.Name, st.Namespace
 		if !*watch {
 			c.printStatus(c.stdout, st)
 			return exitOK
@@ -150,7 +172,7 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 			return exitError
 		}
 		for _, st := range list.Rollouts {
-			fmt.Fprintf(c.stdout, "%-20s %-10s %-13s step %d/%d  %s  %s\n", st.Name, st.Version, st.Status, st.Step, st.Steps, weightBar(st.CurrentWeight), st.HealthStatus)
+			fmt.Fprintf(c.stdout, "%-28s %-10s %-13s step %d/%d  %s  %s\n", st.Namespace+"/"+st.Name, st.Version, st.Status, st.Step, st.Steps, weightBar(st.CurrentWeight), st.HealthStatus)
 		}
 		return exitOK
 	default:
@@ -158,9 +180,15 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 			return c.usageError(fs, "%s needs the rollout's name", action)
 		}
 		name = rest[0]
+		if ns, n, ok := strings.Cut(name, "/"); ok {
+			*namespace, name = ns, n
+		}
 		if action != "status" {
+			if strings.TrimSpace(*reason) == "" {
+				return c.usageError(fs, "%s needs --reason: manual overrides are recorded with why and by whom", action)
+			}
 			var st rollout.Status
-			if err := rc.do(ctx, http.MethodPost, "/v1/rollouts/"+name+"/"+action, map[string]string{"reason": *reason}, &st); err != nil {
+			if err := rc.do(ctx, http.MethodPost, "/v1/rollouts/"+*namespace+"/"+name+"/"+action, map[string]string{"reason": *reason}, &st); err != nil {
 				fmt.Fprintf(c.stderr, "canary rollout %s: %v\n", action, err)
 				return exitError
 			}
@@ -170,17 +198,17 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 			}
 		}
 	}
-	return c.followRollout(ctx, rc, name, *watch)
+	return c.followRollout(ctx, rc, *namespace+"/"+name, *watch)
 }
 
-// followRollout prints a rollout's status, and with watch its events as
-// they happen until it ends.
-func (c *cli) followRollout(ctx context.Context, rc *rolloutClient, name string, watch bool) int {
+// followRollout prints a rollout's status (key is namespace/name), and with
+// watch its events as they happen until it ends.
+func (c *cli) followRollout(ctx context.Context, rc *apiClient, key string, watch bool) int {
 	started := time.Now()
 	seen := 0
 	for {
 		var st rollout.Status
-		if err := rc.do(ctx, http.MethodGet, "/v1/rollouts/"+name, nil, &st); err != nil {
+		if err := rc.do(ctx, http.MethodGet, "/v1/rollouts/"+key, nil, &st); err != nil {
 			fmt.Fprintf(c.stderr, "canary rollout: %v\n", err)
 			return exitError
 		}

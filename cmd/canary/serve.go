@@ -3,10 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/aurum/canary/runs"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,6 +32,7 @@ import (
 	"github.com/aurum/canary/queries/cache"
 	"github.com/aurum/canary/rollout"
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/runs"
 	"github.com/aurum/canary/runs/bolt"
 	"github.com/aurum/canary/traffic"
 	"github.com/aurum/canary/traffic/routers"
@@ -41,10 +43,24 @@ import (
 // flag and a CANARY_* variable; a file (--config) sets the rest, such as
 // several Prometheus servers with their own auth and TLS.
 type serveConfig struct {
-	Listen          string         `yaml:"listen"`
-	Policies        []string       `yaml:"policies"`
-	DataDir         string         `yaml:"dataDir"`
-	History         int            `yaml:"history"`
+	Listen   string   `yaml:"listen"`
+	Policies []string `yaml:"policies"`
+	DataDir  string   `yaml:"dataDir"`
+	History  int      `yaml:"history"`
+	// HistoryFlush bounds how long an analysis record waits to share a
+	// commit: what a crash may lose of plain analysis records (never a
+	// latch or a transition).
+	HistoryFlush model.Duration `yaml:"historyFlush"`
+	// RunRetention is how long an idle canary's runs are kept;
+	// LatchedRunRetention the same for one holding a rollback latch.
+	RunRetention        model.Duration `yaml:"runRetention"`
+	LatchedRunRetention model.Duration `yaml:"latchedRunRetention"`
+	// MaxRuns bounds the canaries kept.
+	MaxRuns int `yaml:"maxRuns"`
+	TLS     struct {
+		CertFile string `yaml:"certFile"`
+		KeyFile  string `yaml:"keyFile"`
+	} `yaml:"tls"`
 	BodyLimit       int64          `yaml:"bodyLimit"`
 	ShutdownTimeout model.Duration `yaml:"shutdownTimeout"`
 	ReloadInterval  model.Duration `yaml:"reloadInterval"`
@@ -59,17 +75,65 @@ type serveConfig struct {
 	Flagger struct {
 		InconclusiveFails bool `yaml:"inconclusiveFails"`
 	} `yaml:"flagger"`
-	// Auth maps a route group (analysis, flagger, alertmanager, admin) to
-	// files of accepted bearer tokens.
-	Auth map[string]authConfig `yaml:"auth"`
+	// Auth holds each route group's token files and whether groups may
+	// be left open.
+	Auth authConfig `yaml:"auth"`
 	// Kubeconfig gives the kill switch its Kubernetes access; empty means
 	// in-cluster, then $KUBECONFIG or ~/.kube/config.
 	Kubeconfig    string `yaml:"kubeconfig"`
 	sourcesConfig `yaml:",inline"`
 }
 
+// authConfig maps a route group (analysis, flagger, alertmanager, admin)
+// to files of accepted bearer tokens. AllowOpen lets canary serve start
+// with the alertmanager or admin group open, which it otherwise refuses.
 type authConfig struct {
+	AllowOpen bool
+	Groups    map[string]groupAuth
+}
+
+type groupAuth struct {
 	TokenFiles []string `yaml:"tokenFiles"`
+}
+
+// UnmarshalYAML reads `auth: {allowOpen: true, admin: {tokenFiles: [...]}, ...}`.
+func (a *authConfig) UnmarshalYAML(n *yaml.Node) error {
+	var raw map[string]yaml.Node
+	if err := n.Decode(&raw); err != nil {
+		return err
+	}
+	for k, v := range raw {
+		if k == "allowOpen" {
+			if err := v.Decode(&a.AllowOpen); err != nil {
+				return fmt.Errorf("auth.allowOpen: %w", err)
+			}
+			continue
+		}
+		if !slices.Contains(webhooks.Groups, k) {
+			return fmt.Errorf("line %d: auth: unknown route group %q (known: allowOpen, %s)", v.Line, k, strings.Join(webhooks.Groups, ", "))
+		}
+		var g groupAuth
+		dec := v
+		if err := decodeStrictNode(&dec, &g); err != nil {
+			return fmt.Errorf("auth.%s: %w", k, err)
+		}
+		if a.Groups == nil {
+			a.Groups = map[string]groupAuth{}
+		}
+		a.Groups[k] = g
+	}
+	return nil
+}
+
+// decodeStrictNode decodes a node, refusing unknown fields.
+func decodeStrictNode(n *yaml.Node, v any) error {
+	data, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	return dec.Decode(v)
 }
 
 func defaultServeConfig() serveConfig {
@@ -103,6 +167,11 @@ type serveFlags struct {
 	logLevel    string
 	logFormat   string
 	history     int
+	flush       time.Duration
+	retention   time.Duration
+	allowOpen   bool
+	tlsCert     string
+	tlsKey      string
 	cacheTTL    time.Duration
 	evalTimeout time.Duration
 	shutdown    time.Duration
@@ -127,6 +196,11 @@ func newServeFlags(c *cli) *serveFlags {
 	fs.StringVar(&f.logLevel, "log-level", d.Log.Level, "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", d.Log.Format, "log format: logfmt or json")
 	fs.IntVar(&f.history, "history", d.History, "evaluations kept per run")
+	fs.DurationVar(&f.flush, "history-flush", time.Duration(d.HistoryFlush), "how long an analysis record may wait to share a commit (a crash may lose this much of them; latches are always synced first)")
+	fs.DurationVar(&f.retention, "run-retention", time.Duration(d.RunRetention), "how long an idle canary's runs and history are kept (one with a rollback latch: until it is lifted, at most latchedRunRetention)")
+	fs.BoolVar(&f.allowOpen, "allow-open-routes", false, "start even when the alertmanager or admin routes have no token (they are then open to anyone who reaches the service)")
+	fs.StringVar(&f.tlsCert, "tls-cert-file", "", "serve HTTPS with this certificate (PEM); reloaded when it changes")
+	fs.StringVar(&f.tlsKey, "tls-key-file", "", "the certificate's private key (PEM)")
 	fs.DurationVar(&f.cacheTTL, "cache-ttl", time.Duration(d.Cache.TTL), "how long query results are reused (0 disables)")
 	fs.DurationVar(&f.evalTimeout, "evaluation-timeout", time.Duration(d.Evaluation.Timeout), "deadline of one analysis, all queries included")
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", time.Duration(d.ShutdownTimeout), "how long in-flight requests may finish on shutdown")
@@ -201,6 +275,16 @@ func (f *serveFlags) parse(args []string) (serveConfig, error) {
 			cfg.Log.Format = f.logFormat
 		case "history":
 			cfg.History = f.history
+		case "history-flush":
+			cfg.HistoryFlush = model.Duration(f.flush)
+		case "run-retention":
+			cfg.RunRetention = model.Duration(f.retention)
+		case "allow-open-routes":
+			cfg.Auth.AllowOpen = f.allowOpen
+		case "tls-cert-file":
+			cfg.TLS.CertFile = f.tlsCert
+		case "tls-key-file":
+			cfg.TLS.KeyFile = f.tlsKey
 		case "cache-ttl":
 			cfg.Cache.TTL = model.Duration(f.cacheTTL)
 		case "evaluation-timeout":
@@ -216,10 +300,10 @@ func (f *serveFlags) parse(args []string) (serveConfig, error) {
 		}
 		if g, ok := strings.CutPrefix(name, "auth-"); ok {
 			g = strings.TrimSuffix(g, "-token-file")
-			if cfg.Auth == nil {
-				cfg.Auth = map[string]authConfig{}
+			if cfg.Auth.Groups == nil {
+				cfg.Auth.Groups = map[string]groupAuth{}
 			}
-			cfg.Auth[g] = authConfig{TokenFiles: *f.tokenFiles[g]}
+			cfg.Auth.Groups[g] = groupAuth{TokenFiles: *f.tokenFiles[g]}
 		}
 	}
 	if len(cfg.Prometheus) == 0 {
@@ -277,12 +361,13 @@ func loadServeConfig(path string, cfg *serveConfig) error {
 	}
 	cfg.DataDir = rel(cfg.DataDir)
 	cfg.Kubeconfig = rel(cfg.Kubeconfig)
-	for g, a := range cfg.Auth {
+	for g, a := range cfg.Auth.Groups {
 		for i, f := range a.TokenFiles {
 			a.TokenFiles[i] = rel(f)
 		}
-		cfg.Auth[g] = a
+		cfg.Auth.Groups[g] = a
 	}
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = rel(cfg.TLS.CertFile), rel(cfg.TLS.KeyFile)
 	for i := range cfg.Prometheus {
 		cfg.Prometheus[i].HTTPClient.SetDirectory(dir)
 		if err := cfg.Prometheus[i].HTTPClient.Validate(); err != nil {
@@ -364,20 +449,61 @@ type service struct {
 	loader       *rules.Loader
 	store        *bolt.Bolt
 	closeSources func()
-	killSwitch   *rollout.Switch
+	traffic      *rollout.Traffic
 	orchestrator *rollout.Orchestrator
 	server       *webhooks.Server
 	runs         *runs.Runs
+	auth         webhooks.Auth
 }
 
-func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts serviceOptions) (svc *service, err error) {
-	svc = &service{cfg: cfg, logger: logger}
+// errOpenRoutes refuses a start with routes that would be open to anyone.
+var errOpenRoutes = errors.New("refusing to start with open routes")
+
+// checkAuth refuses to serve the alertmanager and admin routes without a
+// token unless the configuration allows it, and warns of every open group:
+// anyone who can reach an open alertmanager route can latch a rollback and
+// cut traffic, and an open admin route can lift one.
+func checkAuth(auth webhooks.Auth, allowOpen bool, logger *slog.Logger) error {
+	open := auth.Open()
+	var refused []string
+	for _, g := range open {
+		if slices.Contains(webhooks.Guarded, g) && !allowOpen {
+			refused = append(refused, g)
+		}
+	}
+	if len(refused) > 0 {
+		return fmt.Errorf("%w: the %s routes have no token: give --auth-%s-token-file (auth.%s.tokenFiles), or --allow-open-routes (auth.allowOpen: true) to serve them to anyone who can reach this service",
+			errOpenRoutes, strings.Join(refused, " and "), refused[0], refused[0])
+	}
+	for _, g := range open {
+		logger.Warn("route group is open: any caller that reaches the service may use it", "group", g)
+	}
+	return nil
+}
+
+func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts serviceOptions) (_ *service, err error) {
+	svc := &service{cfg: cfg, logger: logger}
 	defer func() {
 		if err != nil {
-			svc.close()
+			svc.close() // what was opened before the error
 		}
 	}()
-	svc.loader = rules.NewLoader(cfg.Policies...)
+	tokenFiles := map[string][]string{}
+	for g, a := range cfg.Auth.Groups {
+		if len(a.TokenFiles) > 0 {
+			tokenFiles[g] = a.TokenFiles
+		}
+	}
+	if svc.auth, err = webhooks.LoadAuth(tokenFiles); err != nil {
+		return nil, err
+	}
+	if err := checkAuth(svc.auth, cfg.Auth.AllowOpen, logger); err != nil {
+		return nil, err
+	}
+
+	// A policy that names a source this server lacks does not load: its
+	// rules would only ever be errors.
+	svc.loader = rules.NewLoaderWith(rules.Options{Sources: cfg.sourceNames()}, cfg.Policies...)
 	if err := svc.loader.Reload(); err != nil {
 		// Start anyway, not ready: the watcher picks up a fix, and the
 		// errors are at /v1/policies.
@@ -387,13 +513,18 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	if svc.store, err = bolt.Open(filepath.Join(cfg.DataDir, "canary.db"), bolt.Options{Logger: logger}); err != nil {
+	flush := time.Duration(cfg.HistoryFlush)
+	if flush == 0 {
+		flush = -1 // bolt reads 0 as "default"; ours means at once
+	}
+	if svc.store, err = bolt.Open(filepath.Join(cfg.DataDir, "canary.db"), bolt.Options{Logger: logger, FlushInterval: flush}); err != nil {
 		return nil, err
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := webhooks.NewMetrics(reg)
+	runMetrics := runs.NewMetrics(reg)
 
 	sources, closeSources, err := buildSources(cfg.sourcesConfig, logger, metrics.InstrumentSource)
 	if err != nil {
@@ -404,17 +535,8 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 		Sources: sources, Timeout: time.Duration(cfg.Evaluation.Timeout),
 		Concurrency: cfg.Evaluation.Concurrency, Logger: logger,
 	})
-	if svc.runs, err = runs.New(ctx, runs.Options{Store: svc.store, History: cfg.History, Logger: logger}); err != nil {
-		return nil, err
-	}
-	tokenFiles := map[string][]string{}
-	for g, a := range cfg.Auth {
-		if len(a.TokenFiles) > 0 {
-			tokenFiles[g] = a.TokenFiles
-		}
-	}
-	auth, err := webhooks.LoadAuth(tokenFiles)
-	if err != nil {
+	if svc.runs, err = runs.New(ctx, runs.Options{Store: svc.store, History: cfg.History, Logger: logger, Metrics: runMetrics,
+		Retention: time.Duration(cfg.RunRetention), LatchedRetention: time.Duration(cfg.LatchedRunRetention), MaxCanaries: cfg.MaxRuns}); err != nil {
 		return nil, err
 	}
 	clients := opts.Clients
@@ -422,21 +544,21 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 		clients = kubeAccess(cfg, svc.loader, logger)
 	}
 	if clients != nil {
-		svc.killSwitch = rollout.NewSwitch(*clients, logger)
+		svc.traffic = rollout.NewTraffic(rollout.TrafficOptions{
+			Store: svc.store, Registerer: reg, Panicked: runMetrics.Panicked, Logger: logger,
+			Routers: func(t routers.Target) (traffic.Router, error) { return routers.New(t, *clients, logger) },
+		})
+		svc.runs.Subscribe(rollout.NewKillSwitch(svc.traffic, svc.loader.Set, logger))
 		svc.orchestrator = rollout.New(rollout.Options{
-			Store: svc.store, Runs: svc.runs, Evaluator: ev, Policies: svc.loader.Set, Logger: logger,
-			Routers: func(spec rules.TrafficSpec) (traffic.Router, error) {
-				return routers.New(rollout.Target(spec), *clients, logger)
-			},
-			OnEvent: opts.OnEvent,
+			Store: svc.store, Runs: svc.runs, Evaluator: ev, Traffic: svc.traffic, Policies: svc.loader.Set,
+			Logger: logger, OnEvent: opts.OnEvent, Panicked: runMetrics.Panicked,
 		})
 	}
 	gin.SetMode(gin.ReleaseMode)
 	svc.server, err = webhooks.New(webhooks.Options{
 		Policies: svc.loader, Evaluator: ev, Runs: svc.runs, Metrics: metrics, Gatherer: reg,
-		Logger: logger, Auth: auth, BodyLimit: cfg.BodyLimit,
+		Logger: logger, Auth: svc.auth, BodyLimit: cfg.BodyLimit, Panicked: runMetrics.Panicked,
 		FlaggerInconclusiveFails: cfg.Flagger.InconclusiveFails,
-		Switch:                   switchOrNil(svc.killSwitch),
 		Rollouts:                 svc.orchestrator,
 	})
 	if err != nil {
@@ -446,9 +568,6 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 }
 
 func (svc *service) close() {
-	if svc.killSwitch != nil {
-		svc.killSwitch.Close()
-	}
 	if svc.closeSources != nil {
 		svc.closeSources()
 	}
@@ -457,8 +576,9 @@ func (svc *service) close() {
 	}
 }
 
-// run serves HTTP, runs the orchestrator and reloads policies until ctx
-// is done, then drains.
+// run serves HTTP (HTTPS with a certificate), runs the orchestrator, the
+// step-down engine and retention, and reloads policies until ctx is done,
+// then drains.
 func (svc *service) run(ctx context.Context, ready chan<- string) error {
 	cfg, logger, srv := svc.cfg, svc.logger, svc.server
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -475,10 +595,21 @@ func (svc *service) run(ctx context.Context, ready chan<- string) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	scheme := "http"
+	if cfg.TLS.CertFile != "" || cfg.TLS.KeyFile != "" {
+		certs, err := newCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile, logger)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
+		ln = tls.NewListener(ln, hs.TLSConfig)
+		scheme = "https"
+	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	logger.Info("canary serving", "address", ln.Addr().String(), "policies", strings.Join(cfg.Policies, ","),
-		"data_dir", cfg.DataDir, "version", buildVersion())
+	logger.Info("canary serving", "address", ln.Addr().String(), "scheme", scheme, "policies", strings.Join(cfg.Policies, ","),
+		"data_dir", cfg.DataDir, "version", buildVersion(), "open_routes", strings.Join(svc.auth.Open(), ","))
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -488,6 +619,10 @@ func (svc *service) run(ctx context.Context, ready chan<- string) error {
 	defer wg.Wait()
 	defer stopBackground()
 	wg.Go(func() { svc.loader.Watch(bg, time.Duration(cfg.ReloadInterval), srv.OnReload) })
+	wg.Go(func() { svc.runs.Janitor(bg, time.Hour) })
+	if svc.traffic != nil {
+		wg.Go(func() { svc.traffic.Run(bg, time.Duration(cfg.RunRetention)) })
+	}
 	if svc.orchestrator != nil {
 		wg.Go(func() {
 			if err := svc.orchestrator.Run(bg); err != nil {
@@ -541,12 +676,4 @@ func kubeAccess(cfg serveConfig, loader *rules.Loader, logger *slog.Logger) *rou
 		logger.Warn("kill switch and orchestrator off: no Kubernetes access", "err", err)
 	}
 	return nil
-}
-
-// switchOrNil keeps a nil *Switch from becoming a non-nil interface.
-func switchOrNil(s *rollout.Switch) webhooks.Switch {
-	if s == nil {
-		return nil
-	}
-	return s
 }

@@ -2,9 +2,16 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
-	"github.com/aurum/canary/runs"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +29,7 @@ import (
 	"github.com/aurum/canary/internal/testkube"
 	"github.com/aurum/canary/internal/testproc"
 	"github.com/aurum/canary/internal/testprom"
+	"github.com/aurum/canary/runs"
 )
 
 // childEnv marks the re-executed test binary that runs `canary serve`.
@@ -45,25 +53,54 @@ type child struct {
 	cmd  *exec.Cmd
 	url  string
 	done chan error
+	// token is the admin and alertmanager token the child accepts; call
+	// sends it.
+	token  string
+	client *http.Client
 }
 
 func (c *child) output() string { return c.proc.Output() }
 
+// testToken is the admin and alertmanager token of the children.
+const testToken = "t0ken-for-tests"
+
 // startServe starts `canary serve` in a child process configured by env
 // (CANARY_* variables, as a deployment would) and waits until it is ready.
+// Unless env says otherwise, its admin and alertmanager routes take
+// testToken, as canary serve requires.
 func startServe(t *testing.T, env map[string]string) *child {
+	t.Helper()
+	c := spawnServe(t, env)
+	if err := c.proc.WaitHTTP(t.Context(), c.url+"/readyz", 30*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, c.output())
+	}
+	return c
+}
+
+// spawnServe starts the child without waiting for it.
+func spawnServe(t *testing.T, env map[string]string) *child {
 	t.Helper()
 	port, err := testproc.FreePort()
 	require.NoError(t, err)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), childEnv+"=1", "CANARY_LISTEN="+addr)
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	require.NoError(t, os.WriteFile(tokens, []byte("tester "+testToken+"\n"), 0o600))
+	defaults := map[string]string{"CANARY_AUTH_ADMIN_TOKEN_FILE": tokens, "CANARY_AUTH_ALERTMANAGER_TOKEN_FILE": tokens}
+	for k, v := range defaults {
+		if _, ok := env[k]; !ok {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
 	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		if v != "" {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
 	}
 	proc, err := testproc.Start("canary serve", cmd)
 	require.NoError(t, err)
-	c := &child{proc: proc, cmd: cmd, url: "http://" + addr, done: make(chan error, 1)}
+	c := &child{proc: proc, cmd: cmd, url: "http://" + addr, done: make(chan error, 1), token: testToken, client: http.DefaultClient}
 	go func() { c.done <- proc.Wait() }()
 	t.Cleanup(func() {
 		proc.Stop()
@@ -71,9 +108,6 @@ func startServe(t *testing.T, env map[string]string) *child {
 			t.Logf("canary serve output:\n%s", c.output())
 		}
 	})
-	if err := proc.WaitHTTP(t.Context(), c.url+"/readyz", 30*time.Second); err != nil {
-		t.Fatalf("%v\n%s", err, c.output())
-	}
 	return c
 }
 
@@ -82,7 +116,10 @@ func (c *child) call(t *testing.T, method, path, body string) (int, string) {
 	req, err := http.NewRequest(method, c.url+path, strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
@@ -135,7 +172,8 @@ func TestServeSurvivesKill(t *testing.T) {
 		require.Equal(t, "error-rate", got.History[0].Rules[0].Name)
 		code, out = srv.call(t, "POST", "/v1/flagger/rollback", `{"name":"good","namespace":"caiso","checksum":"rs-1"}`)
 		require.Equal(t, 200, code)
-		require.Equal(t, "rollback latched by manual: PJM prices look wrong\n", out)
+		require.Equal(t, "rollback latched by manual: PJM prices look wrong; to lift: canary runs resume caiso/good --revision rs-1 --reason \"…\"\n", out)
+		require.Equal(t, "admin/tester", got.Run.Latches[0].By, "who latched it is on record")
 	}
 	check(2)
 	code, out = srv.call(t, "GET", analyze, "")
@@ -220,7 +258,10 @@ prometheus:
       authorization: {credentials_file: eu-token}
       tls_config: {ca_file: ca.pem}
 auth:
+  allowOpen: true
   admin: {tokenFiles: [admin-token]}
+tls: {certFile: tls.crt, keyFile: tls.key}
+runRetention: 30d
 `), 0o644))
 	tests := []struct {
 		name  string
@@ -245,7 +286,10 @@ auth:
 			require.Equal(t, "eu", c.Prometheus[1].Name)
 			require.Equal(t, filepath.Join(dir, "eu-token"), c.Prometheus[1].HTTPClient.Authorization.CredentialsFile)
 			require.Equal(t, filepath.Join(dir, "ca.pem"), c.Prometheus[1].HTTPClient.TLSConfig.CAFile)
-			require.Equal(t, []string{filepath.Join(dir, "admin-token")}, c.Auth["admin"].TokenFiles)
+			require.Equal(t, []string{filepath.Join(dir, "admin-token")}, c.Auth.Groups["admin"].TokenFiles)
+			require.True(t, c.Auth.AllowOpen)
+			require.Equal(t, filepath.Join(dir, "tls.crt"), c.TLS.CertFile)
+			require.Equal(t, model.Duration(30*24*time.Hour), c.RunRetention)
 		}},
 		{name: "env over file", args: []string{"--config", cfgFile},
 			env: map[string]string{"CANARY_LISTEN": ":7000", "CANARY_POLICIES": "a,b", "CANARY_PROMETHEUS": "http://other:9090"},
@@ -259,12 +303,14 @@ auth:
 			env: map[string]string{"CANARY_LISTEN": ":7000", "CANARY_CONFIG": "/nonexistent"},
 			check: func(t *testing.T, c serveConfig) {
 				require.Equal(t, ":6000", c.Listen)
-				require.Equal(t, []string{"/run/secrets/flagger"}, c.Auth["flagger"].TokenFiles)
+				require.Equal(t, []string{"/run/secrets/flagger"}, c.Auth.Groups["flagger"].TokenFiles)
 			}},
 		{name: "config from env", env: map[string]string{"CANARY_CONFIG": cfgFile}, check: func(t *testing.T, c serveConfig) {
 			require.Equal(t, 50, c.History)
 		}},
 		{name: "strict file", args: []string{"--config", writeFile(t, dir, "bad.yml", "listn: :80\n")}, err: "field listn not found"},
+		{name: "unknown auth group", args: []string{"--config", writeFile(t, dir, "auth.yml", "auth: {argo: {tokenFiles: [x]}}\n")}, err: `unknown route group "argo"`},
+		{name: "strict auth group", args: []string{"--config", writeFile(t, dir, "auth2.yml", "auth: {admin: {tokenFile: x}}\n")}, err: "field tokenFile not found"},
 		{name: "bad env value", env: map[string]string{"CANARY_HISTORY": "many"}, err: "CANARY_HISTORY"},
 	}
 	for _, tt := range tests {
@@ -300,4 +346,100 @@ func TestBadSourceIsAnError(t *testing.T) {
 	require.Equal(t, exitError, code)
 	require.Contains(t, stderr, `postgres database ""`)
 	require.NotContains(t, stderr, "s3cret")
+}
+
+// TestServeClosedByDefault: every route used to be open by default, with
+// nothing in the log. canary serve now refuses to start with the
+// alertmanager or admin routes open, unless told to, and then says so.
+func TestServeClosedByDefault(t *testing.T) {
+	noTokens := map[string]string{
+		"CANARY_DATA_DIR": t.TempDir(), "CANARY_POLICIES": "testdata/live.yaml",
+		"CANARY_AUTH_ADMIN_TOKEN_FILE": "", "CANARY_AUTH_ALERTMANAGER_TOKEN_FILE": "",
+	}
+	c := spawnServe(t, noTokens)
+	select {
+	case err := <-c.done:
+		require.Error(t, err, "it must not start")
+		require.Contains(t, c.output(), "refusing to start with open routes: the alertmanager and admin routes have no token")
+	case <-time.After(30 * time.Second):
+		t.Fatalf("canary serve started with open routes:\n%s", c.output())
+	}
+
+	noTokens["CANARY_ALLOW_OPEN_ROUTES"] = "true"
+	c = startServe(t, noTokens)
+	c.token = ""
+	for _, g := range []string{"analysis", "flagger", "alertmanager", "admin"} {
+		require.Contains(t, c.output(), `msg="route group is open: any caller that reaches the service may use it" group=`+g)
+	}
+	code, out := c.call(t, "GET", "/v1/policies", "")
+	require.Equal(t, 200, code)
+	require.Contains(t, out, `"openRoutes":["analysis","flagger","alertmanager","admin"]`)
+}
+
+// TestServeTLS: with a certificate, canary serve speaks HTTPS only, so
+// Flagger's ?token= never crosses the network in clear text, and a
+// rotated certificate is served without a restart.
+func TestServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	pool := x509.NewCertPool()
+	first := writeCert(t, certFile, keyFile, "canary-1", pool)
+	c := spawnServe(t, map[string]string{
+		"CANARY_DATA_DIR": t.TempDir(), "CANARY_POLICIES": "testdata/live.yaml",
+		"CANARY_TLS_CERT_FILE": certFile, "CANARY_TLS_KEY_FILE": keyFile,
+	})
+	c.url = strings.Replace(c.url, "http://", "https://", 1)
+	c.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
+	require.Eventually(t, func() bool {
+		resp, err := c.client.Get(c.url + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 30*time.Second, 50*time.Millisecond, c.output())
+	served := func() string {
+		resp, err := c.client.Get(c.url + "/healthz")
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.TLS.PeerCertificates[0].Subject.CommonName
+	}
+	require.Equal(t, first, served())
+
+	// Plain HTTP is not served.
+	resp, err := http.Get(strings.Replace(c.url, "https://", "http://", 1) + "/healthz")
+	if err == nil {
+		resp.Body.Close()
+		require.NotEqual(t, 200, resp.StatusCode)
+	}
+
+	second := writeCert(t, certFile, keyFile, "canary-2", pool)
+	require.Eventually(t, func() bool {
+		c.client.CloseIdleConnections()
+		return served() == second
+	}, 10*time.Second, 100*time.Millisecond, "the rotated certificate is served")
+}
+
+// writeCert writes a self-signed certificate for localhost, adds it to
+// pool, and returns its common name.
+func writeCert(t *testing.T, certFile, keyFile, cn string, pool *x509.CertPool) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	pool.AddCert(cert)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
+	return cn
 }

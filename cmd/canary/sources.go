@@ -36,6 +36,10 @@ type sourcesConfig struct {
 		TCP struct {
 			Timeout model.Duration `yaml:"timeout"`
 		} `yaml:"tcp"`
+		// Allow restricts every policy's HTTP and TCP probes to these
+		// hosts and Kubernetes namespaces; a policy's own probes section
+		// can only narrow it.
+		Allow queries.Allowlist `yaml:"allow"`
 	} `yaml:"probes"`
 	Cache struct {
 		// TTL of cached query results; 0 turns caching off (identical
@@ -46,10 +50,12 @@ type sourcesConfig struct {
 
 type prometheusConfig struct {
 	// Name is what policies write as `source:`; empty is the default.
-	Name       string                  `yaml:"name"`
-	URL        string                  `yaml:"url"`
-	Timeout    model.Duration          `yaml:"timeout"`
-	Retries    int                     `yaml:"retries"`
+	Name    string         `yaml:"name"`
+	URL     string         `yaml:"url"`
+	Timeout model.Duration `yaml:"timeout"`
+	Retries int            `yaml:"retries"`
+	// MaxBytes caps an answer; a larger one is a query error.
+	MaxBytes   int64                   `yaml:"maxBytes"`
 	HTTPClient config.HTTPClientConfig `yaml:"http"`
 }
 
@@ -61,6 +67,27 @@ type kafkaConfig struct {
 type postgresConfig struct {
 	Name            string `yaml:"name"`
 	postgres.Config `yaml:",inline"`
+}
+
+// sourceNames lists the configured sources by query kind, for the
+// policies' source names to be checked at load. The probes' default
+// sources always exist; a Prometheus is always configured (serve adds the
+// local one when none is given).
+func (c sourcesConfig) sourceNames() rules.Sources {
+	s := rules.Sources{}
+	for _, p := range c.Prometheus {
+		s[rules.KindPrometheus] = append(s[rules.KindPrometheus], p.Name)
+	}
+	for _, k := range c.Kafka {
+		s[rules.KindKafka] = append(s[rules.KindKafka], k.Name)
+	}
+	for _, p := range c.Postgres {
+		s[rules.KindPostgres] = append(s[rules.KindPostgres], p.Name)
+	}
+	if len(s[rules.KindPrometheus]) == 0 {
+		s[rules.KindPrometheus] = []string{""}
+	}
+	return s
 }
 
 // postgresDSNEnv is where a database's DSN may come from instead of the
@@ -105,7 +132,7 @@ func buildSources(cfg sourcesConfig, logger *slog.Logger, instrument instrumente
 	}
 	for _, pc := range cfg.Prometheus {
 		ps, err := promsource.New(promsource.Config{
-			URL: pc.URL, HTTPClient: pc.HTTPClient, Timeout: time.Duration(pc.Timeout), Retries: pc.Retries,
+			URL: pc.URL, HTTPClient: pc.HTTPClient, Timeout: time.Duration(pc.Timeout), Retries: pc.Retries, MaxBytes: pc.MaxBytes,
 		}, logger.With("source", "prometheus/"+pc.Name))
 		if err != nil {
 			return nil, nil, fmt.Errorf("prometheus %q: %w", pc.Name, err)
@@ -135,8 +162,11 @@ func buildSources(cfg sourcesConfig, logger *slog.Logger, instrument instrumente
 		add(rules.KindPostgres, pc.Name, ps)
 	}
 	// Probes need no configuration: their targets are in the policies.
-	add(rules.KindHTTP, "", httpprobe.New(httpprobe.Config{Timeout: time.Duration(cfg.Probes.HTTP.Timeout)}))
-	add(rules.KindTCP, "", tcpprobe.New(tcpprobe.Config{Timeout: time.Duration(cfg.Probes.TCP.Timeout)}))
+	if err := cfg.Probes.Allow.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("probes.allow: %w", err)
+	}
+	add(rules.KindHTTP, "", httpprobe.New(httpprobe.Config{Timeout: time.Duration(cfg.Probes.HTTP.Timeout), Allow: cfg.Probes.Allow}))
+	add(rules.KindTCP, "", tcpprobe.New(tcpprobe.Config{Timeout: time.Duration(cfg.Probes.TCP.Timeout), Allow: cfg.Probes.Allow}))
 	return reg, closeAll, nil
 }
 

@@ -146,7 +146,7 @@ spec:
 	code, out = srv.call(t, "GET", "/v1/analysis/lmp?namespace="+ns+"&name=lmp&revision=r1", "")
 	require.Equal(t, 200, code, out)
 
-	am := testam.Start(t, testam.Config{WebhookURL: srv.url + "/v1/alertmanager"})
+	am := testam.Start(t, testam.Config{WebhookURL: srv.url + "/v1/alertmanager", BearerToken: testToken})
 	am.Fire(t, map[string]string{"alertname": "IngestErrors", "severity": "critical", "namespace": ns, "app": "lmp"}, nil)
 	require.Eventually(t, func() bool {
 		return canaryIngressAnnotations(t, c, ns, "lmp")["nginx.ingress.kubernetes.io/canary-weight"] == "0"

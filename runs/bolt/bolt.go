@@ -1,17 +1,23 @@
-// Package bolt keeps canary runs, their latches and their analysis history
-// on disk, behind runs.Store.
+// Package bolt keeps canaries, their runs and the runs' analysis history on
+// disk, behind runs.Store and runs.Documents.
 //
-// Bolt is the embedded store: one bbolt file, no server to run. Writes are
-// durable before they return, because callers acknowledge them to Argo
-// Rollouts, Flagger or Alertmanager right after, and concurrent writes share
-// one commit (one fsync), so the disk's fsync rate bounds commits, not
-// writes. Nothing from bbolt leaves the package: callers see only
-// runs.Store, so a PostgreSQL store can take its place.
+// Bolt is the embedded store: one bbolt file, no server to run. Commit is
+// durable before it returns, because callers acknowledge latches and
+// transitions to Argo Rollouts, Flagger or Alertmanager right after, and
+// concurrent writes share one commit (one fsync), so the disk's fsync rate
+// bounds commits, not writes. Append queues a write that only records
+// what was answered (an analysis): it goes with the next durable commit,
+// or after the flush interval, so a plain analysis never waits for an
+// fsync. Nothing from bbolt leaves the package: callers see only the runs
+// interfaces, so a PostgreSQL store can take its place.
 //
-// On disk, the bucket "runs" maps "namespace/name" to the run as JSON; the
-// bucket "history" holds one nested bucket per run, under the same key,
-// mapping each evaluation's big-endian Seq to the evaluation as JSON, so a
-// cursor walks it in order. The bucket "meta" holds the schema version.
+// On disk (schema 2), the bucket "canaries" maps "namespace/name" to the
+// canary and its runs as JSON; the bucket "history" holds one nested bucket
+// per run, keyed "namespace/name@revision", mapping each evaluation's
+// big-endian Seq to the evaluation as JSON, so a cursor walks it in order;
+// the bucket "docs" holds one nested bucket per document kind. The bucket
+// "meta" holds the schema version. Schema 1 (one run per canary, in
+// "runs") is migrated when opened.
 package bolt
 
 import (
@@ -22,7 +28,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/aurum/canary/runs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -32,16 +37,19 @@ import (
 
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/aurum/canary/runs"
 )
 
-// Defaults applied by Open and Update for zero values.
+// Defaults applied by Open for zero Options.
 const (
 	// DefaultMaxBatchSize caps the writes in one commit (bbolt's default),
 	// so one commit's transaction stays small.
 	DefaultMaxBatchSize = 1000
-	// DefaultKeep is how many evaluations a run keeps when Update is given
-	// keep <= 0.
-	DefaultKeep = 100
+	// DefaultFlushInterval is how long an appended analysis record may
+	// wait for a durable commit to carry it before it is committed on its
+	// own: what a crash may lose of plain analysis records.
+	DefaultFlushInterval = 100 * time.Millisecond
 )
 
 // openTimeout bounds the wait for the file lock: long enough to ride out a
@@ -51,13 +59,15 @@ const openTimeout = time.Second
 
 // schemaVersion is the layout this code reads and writes. Bump it with any
 // incompatible change, and migrate or refuse older files in Open.
-const schemaVersion = 1
+const schemaVersion = 2
 
 var (
-	bucketMeta    = []byte("meta")
-	bucketRuns    = []byte("runs")
-	bucketHistory = []byte("history")
-	keySchema     = []byte("schema")
+	bucketMeta     = []byte("meta")
+	bucketCanaries = []byte("canaries")
+	bucketHistory  = []byte("history")
+	keySchema      = []byte("schema")
+	// bucketRunsV1 is schema 1's bucket of one run per canary.
+	bucketRunsV1 = []byte("runs")
 )
 
 // ErrInUse marks an Open that could not lock the file because another
@@ -72,17 +82,22 @@ type Options struct {
 	// MaxBatchSize is the most writes one commit takes (default
 	// DefaultMaxBatchSize).
 	MaxBatchSize int
+	// FlushInterval bounds how long an appended write waits (default
+	// DefaultFlushInterval; negative commits appended writes at once,
+	// still without the caller waiting).
+	FlushInterval time.Duration
 	// NoSync skips fsync on commit. UNSAFE: a machine crash or power loss
 	// then loses or corrupts acknowledged writes, which breaks the
 	// runs.Store contract. For tests and benchmarks only.
 	NoSync bool
 }
 
-// Bolt is an runs.Store in one bbolt file. It is safe for concurrent
-// use by the goroutines of one process; the file is locked against other
+// Bolt is a runs.Store in one bbolt file. It is safe for concurrent use by
+// the goroutines of one process; the file is locked against other
 // processes.
 type Bolt struct {
 	db      *bbolt.DB
+	path    string
 	log     *slog.Logger
 	commits *committer
 }
@@ -90,8 +105,9 @@ type Bolt struct {
 var _ runs.Store = (*Bolt)(nil)
 
 // Open opens the store at path, creating the file and its directory if
-// missing. It fails with an error wrapping ErrInUse when another process
-// holds the file, and refuses a file written by a newer schema.
+// missing, and migrating a schema 1 file. It fails with an error wrapping
+// ErrInUse when another process holds the file, and refuses a file
+// written by a newer schema.
 func Open(path string, opts Options) (*Bolt, error) {
 	log := opts.Logger
 	if log == nil {
@@ -113,50 +129,112 @@ func Open(path string, opts Options) (*Bolt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	if err := db.Update(initSchema); err != nil {
+	var migrated int
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		var err error
+		migrated, err = initSchema(tx)
+		return err
+	}); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	log.Info("store opened", "path", path, "schema", schemaVersion, "no_sync", opts.NoSync)
-	return &Bolt{db: db, log: log, commits: newCommitter(db, cmp.Or(opts.MaxBatchSize, DefaultMaxBatchSize))}, nil
+	if migrated > 0 {
+		log.Info("store migrated from schema 1", "path", path, "canaries", migrated)
+	}
+	flush := cmp.Or(opts.FlushInterval, DefaultFlushInterval)
+	log.Info("store opened", "path", path, "schema", schemaVersion, "no_sync", opts.NoSync, "flush_interval", max(flush, 0))
+	return &Bolt{db: db, path: path, log: log, commits: newCommitter(db, cmp.Or(opts.MaxBatchSize, DefaultMaxBatchSize), max(flush, 0))}, nil
 }
 
-// initSchema stamps a new file with the schema version and checks that an
-// existing one carries a version this code understands.
-func initSchema(tx *bbolt.Tx) error {
+// initSchema stamps a new file with the schema version, migrates a schema
+// 1 file, and checks that an existing one carries a version this code
+// understands. It returns how many canaries it migrated.
+func initSchema(tx *bbolt.Tx) (int, error) {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
-		if tx.Bucket(bucketRuns) != nil {
-			return errors.New("file has runs but no schema version: not a canary store?")
+		if tx.Bucket(bucketRunsV1) != nil || tx.Bucket(bucketCanaries) != nil {
+			return 0, errors.New("file has runs but no schema version: not a canary store?")
 		}
 		var err error
 		if meta, err = tx.CreateBucket(bucketMeta); err != nil {
-			return err
+			return 0, err
 		}
 		if err := meta.Put(keySchema, seqKey(schemaVersion)); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	v := meta.Get(keySchema)
 	if len(v) != 8 {
-		return fmt.Errorf("schema version is %d bytes, want 8: not a canary store?", len(v))
+		return 0, fmt.Errorf("schema version is %d bytes, want 8: not a canary store?", len(v))
 	}
-	switch version := binary.BigEndian.Uint64(v); {
-	case version > schemaVersion:
-		return fmt.Errorf("schema version %d is newer than this canary supports (%d): downgrade is not supported", version, schemaVersion)
-	case version < schemaVersion:
-		return fmt.Errorf("schema version %d is older than %d and has no migration", version, schemaVersion)
-	}
-	for _, name := range [][]byte{bucketRuns, bucketHistory} {
+	for _, name := range [][]byte{bucketCanaries, bucketHistory} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	migrated := 0
+	switch version := binary.BigEndian.Uint64(v); {
+	case version > schemaVersion:
+		return 0, fmt.Errorf("schema version %d is newer than this canary supports (%d): downgrade is not supported", version, schemaVersion)
+	case version == 1:
+		var err error
+		if migrated, err = migrateV1(tx); err != nil {
+			return 0, fmt.Errorf("migrate schema 1: %w", err)
+		}
+		if err := meta.Put(keySchema, seqKey(schemaVersion)); err != nil {
+			return 0, err
+		}
+	case version < schemaVersion:
+		return 0, fmt.Errorf("schema version %d is older than %d and has no migration", version, schemaVersion)
+	}
+	return migrated, nil
 }
 
-// Close waits for transactions in flight and releases the file. Closing
-// twice is harmless.
+// migrateV1 turns schema 1's one run per canary into a canary whose only
+// run is that one, and moves its history under the run's key.
+func migrateV1(tx *bbolt.Tx) (int, error) {
+	old := tx.Bucket(bucketRunsV1)
+	if old == nil {
+		return 0, nil
+	}
+	canaries, history := tx.Bucket(bucketCanaries), tx.Bucket(bucketHistory)
+	n := 0
+	err := old.ForEach(func(k, v []byte) error {
+		var run runs.Run
+		if err := json.Unmarshal(v, &run); err != nil {
+			return fmt.Errorf("run %s: %w", k, err)
+		}
+		c := runs.Canary{Namespace: run.Namespace, Name: run.Name, Current: run.Revision, Runs: []*runs.Run{&run}, UpdatedAt: run.UpdatedAt}
+		data, err := json.Marshal(&c)
+		if err != nil {
+			return err
+		}
+		if err := canaries.Put(bytes.Clone(k), data); err != nil {
+			return err
+		}
+		if h := history.Bucket(k); h != nil {
+			moved, err := history.CreateBucket(historyKey(run.Namespace, run.Name, run.Revision))
+			if err != nil {
+				return err
+			}
+			if err := h.ForEach(func(sk, sv []byte) error { return moved.Put(bytes.Clone(sk), bytes.Clone(sv)) }); err != nil {
+				return err
+			}
+			if err := history.DeleteBucket(k); err != nil {
+				return err
+			}
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, tx.DeleteBucket(bucketRunsV1)
+}
+
+// Close commits what is queued, waits for transactions in flight and
+// releases the file. Closing twice is harmless.
 func (s *Bolt) Close() error {
 	s.commits.close()
 	if err := s.db.Close(); err != nil {
@@ -166,77 +244,52 @@ func (s *Bolt) Close() error {
 	return nil
 }
 
-// Run returns the run of namespace/name, or an error wrapping
-// runs.ErrRunNotFound.
-func (s *Bolt) Run(ctx context.Context, namespace, name string) (*runs.Run, error) {
+// Canaries returns every canary, ordered by namespace, then name.
+func (s *Bolt) Canaries(ctx context.Context) ([]*runs.Canary, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	key, err := runKey(namespace, name)
-	if err != nil {
-		return nil, err
-	}
-	var run *runs.Run
-	err = s.db.View(func(tx *bbolt.Tx) error {
-		run, err = getRun(tx, key)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read run %s: %w", key, err)
-	}
-	if run == nil {
-		return nil, fmt.Errorf("%s: %w", key, runs.ErrRunNotFound)
-	}
-	return run, nil
-}
-
-// Runs returns every run, ordered by namespace, then name.
-func (s *Bolt) Runs(ctx context.Context) ([]*runs.Run, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	var all []*runs.Run
+	var all []*runs.Canary
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
-			run := new(runs.Run)
-			if err := json.Unmarshal(v, run); err != nil {
-				return fmt.Errorf("run %s: %w", k, err)
+		return tx.Bucket(bucketCanaries).ForEach(func(k, v []byte) error {
+			c := new(runs.Canary)
+			if err := json.Unmarshal(v, c); err != nil {
+				return fmt.Errorf("canary %s: %w", k, err)
 			}
-			all = append(all, run)
+			all = append(all, c)
 			return nil
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read runs: %w", err)
+		return nil, fmt.Errorf("read canaries: %w", err)
 	}
 	// Key order is not quite namespace order: '-' sorts before '/', so
 	// "a-b/x" comes before "a/x" in the file but after it here.
-	slices.SortFunc(all, func(a, b *runs.Run) int {
+	slices.SortFunc(all, func(a, b *runs.Canary) int {
 		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 	})
 	return all, nil
 }
 
 // History returns up to limit of the run's latest evaluations, oldest
-// first, or all of them when limit <= 0. A run that does not exist is an
-// error wrapping runs.ErrRunNotFound; one without evaluations yields
-// an empty slice.
-func (s *Bolt) History(ctx context.Context, namespace, name string, limit int) ([]runs.Evaluation, error) {
+// first, or all of them when limit <= 0; an empty slice for a run without
+// any.
+func (s *Bolt) History(ctx context.Context, namespace, name, revision string, limit int) ([]runs.Evaluation, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	key, err := runKey(namespace, name)
-	if err != nil {
+	if err := checkNames(namespace, name, revision); err != nil {
 		return nil, err
 	}
+	// Read what was written before: records still queued are committed
+	// first.
+	if err := s.commits.barrier(); err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	hk := historyKey(namespace, name, revision)
 	evs := []runs.Evaluation{}
-	found := true
-	err = s.db.View(func(tx *bbolt.Tx) error {
-		if tx.Bucket(bucketRuns).Get(key) == nil {
-			found = false
-			return nil
-		}
-		hist := tx.Bucket(bucketHistory).Bucket(key)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		hist := tx.Bucket(bucketHistory).Bucket(hk)
 		if hist == nil {
 			return nil
 		}
@@ -253,185 +306,150 @@ func (s *Bolt) History(ctx context.Context, namespace, name string, limit int) (
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read history of %s: %w", key, err)
-	}
-	if !found {
-		return nil, fmt.Errorf("%s: %w", key, runs.ErrRunNotFound)
+		return nil, fmt.Errorf("read history of %s: %w", hk, err)
 	}
 	slices.Reverse(evs)
 	return evs, nil
 }
 
-// Update reads the run of namespace/name (nil when there is none), calls
-// fn, and durably stores the run fn returns and ev, appended to the run's
-// history, in one commit shared with concurrent Updates. A run with a new
-// revision starts an empty history; the history keeps the keep newest
-// evaluations (DefaultKeep when keep <= 0), keyed by ev.Seq. When fn
-// returns a nil run nothing is written and Update returns the run fn was
-// given, nil if there is none: fn should change its argument only to
-// return it. An error from fn is returned as it is.
-//
-// fn is called at least twice when it changes something: once against a
-// snapshot, to skip the write transaction altogether when there is nothing
-// to write, then inside the commit against the run as it is then, so that
-// concurrent Updates never lose one another's changes. It must not have
-// side effects.
-func (s *Bolt) Update(ctx context.Context, namespace, name string, keep int, fn func(*runs.Run) (*runs.Run, *runs.Evaluation, error)) (*runs.Run, error) {
+// Commit stores the change in a shared, synced commit.
+func (s *Bolt) Commit(ctx context.Context, c runs.Change) error {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	key, err := runKey(namespace, name)
+	rec, err := encode(c)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if keep <= 0 {
-		keep = DefaultKeep
+	if err := s.commits.do(rec.write); err != nil {
+		return fmt.Errorf("commit %s: %w", rec.key, err)
 	}
-
-	// A redelivered alert or a latch already set changes nothing: answer
-	// from a read transaction, which neither waits for the writer nor
-	// costs an fsync. Otherwise the change is computed and encoded here,
-	// outside the commit: the commit is serialized, and it only has to
-	// write when the run is still as it was read.
-	var snapshot []byte
-	err = s.db.View(func(tx *bbolt.Tx) error {
-		if v := tx.Bucket(bucketRuns).Get(key); v != nil {
-			snapshot = bytes.Clone(v)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("update %s: %w", key, err)
-	}
-	prior, err := decodeRun(snapshot)
-	if err != nil {
-		return nil, fmt.Errorf("update %s: %w", key, err)
-	}
-	priorRev := revisionOf(prior)
-	run, ev, err := fn(prior)
-	if err != nil {
-		return nil, err
-	}
-	if run == nil {
-		return prior, nil
-	}
-	rec, err := encode(namespace, name, run, ev)
-	if err != nil {
-		return nil, fmt.Errorf("update %s: %w", key, err)
-	}
-	// A new revision is a new run: none of the old history applies.
-	rec.fresh = prior == nil || run.Revision != priorRev
-
-	// failed carries errors that leave this call's writes undone without
-	// failing the shared commit: an error returned from the write function
-	// rolls back every write committed with it.
-	var (
-		out    *runs.Run
-		failed error
-	)
-	err = s.commits.do(func(tx *bbolt.Tx) error {
-		// A shared commit that fails is retried write by write, so this
-		// may run more than once: start from scratch.
-		out, failed = nil, nil
-		if err := ctx.Err(); err != nil {
-			failed = err
-			return nil
-		}
-		current := tx.Bucket(bucketRuns).Get(key)
-		if bytes.Equal(current, snapshot) && (current == nil) == (snapshot == nil) {
-			out = run
-			return rec.write(tx, key, keep)
-		}
-		// Another write changed the run since it was read: apply fn to
-		// the run as it is now.
-		prior, err := decodeRun(current)
-		if err != nil {
-			return err
-		}
-		// fn may change prior in place and return it: note its revision
-		// first.
-		priorRev := revisionOf(prior)
-		run, ev, err := fn(prior)
-		if err != nil {
-			failed = err
-			return nil
-		}
-		if run == nil {
-			out = prior
-			return nil
-		}
-		rec, err := encode(namespace, name, run, ev)
-		if err != nil {
-			failed = fmt.Errorf("update %s: %w", key, err)
-			return nil
-		}
-		rec.fresh = prior == nil || run.Revision != priorRev
-		if err := rec.write(tx, key, keep); err != nil {
-			return err
-		}
-		out = run
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("update %s: %w", key, err)
-	}
-	if failed != nil {
-		return nil, failed
-	}
-	return out, nil
+	return nil
 }
 
-// record is a run and its new evaluation, encoded before anything is
-// written so that an encoding error leaves the transaction untouched.
+// Append queues the change; done, when set, gets the outcome.
+func (s *Bolt) Append(c runs.Change, done func(error)) {
+	rec, err := encode(c)
+	if err != nil {
+		if done != nil {
+			done(err)
+		}
+		return
+	}
+	s.commits.queue(rec.write, done)
+}
+
+// Delete removes a canary and the history of every run it had.
+func (s *Bolt) Delete(ctx context.Context, namespace, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkNames(namespace, name, ""); err != nil {
+		return err
+	}
+	k := []byte(namespace + "/" + name)
+	return s.commits.do(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bucketCanaries).Delete(k); err != nil {
+			return err
+		}
+		return dropHistory(tx, namespace, name, nil)
+	})
+}
+
+// Size is the size of the file's data.
+func (s *Bolt) Size() int64 {
+	var n int64
+	_ = s.db.View(func(tx *bbolt.Tx) error {
+		n = tx.Size()
+		return nil
+	})
+	return n
+}
+
+// record is a change encoded before anything is written, so that an
+// encoding error leaves the transaction untouched.
 type record struct {
-	run []byte
-	ev  []byte
-	seq uint64
-	// fresh drops the run's old history: it is a new revision.
-	fresh bool
+	key       []byte
+	namespace string
+	name      string
+	canary    []byte
+	keep      []string // the revisions whose history stays
+	ev        []byte
+	evKey     []byte
+	seq       uint64
+	maxHist   int
 }
 
-func encode(namespace, name string, run *runs.Run, ev *runs.Evaluation) (record, error) {
-	if run.Namespace != namespace || run.Name != name {
-		return record{}, fmt.Errorf("fn returned run %s/%s", run.Namespace, run.Name)
+func encode(c runs.Change) (*record, error) {
+	if c.Canary == nil {
+		return nil, errors.New("change without a canary")
 	}
-	var rec record
+	ns, name := c.Canary.Namespace, c.Canary.Name
+	if err := checkNames(ns, name, c.Revision); err != nil {
+		return nil, err
+	}
+	rec := &record{key: []byte(ns + "/" + name), namespace: ns, name: name, maxHist: c.Keep}
+	if rec.maxHist <= 0 {
+		rec.maxHist = runs.DefaultHistory
+	}
 	var err error
-	if rec.run, err = json.Marshal(run); err != nil {
-		return record{}, fmt.Errorf("encode run: %w", err)
+	if rec.canary, err = json.Marshal(c.Canary); err != nil {
+		return nil, fmt.Errorf("encode canary %s: %w", rec.key, err)
 	}
-	if ev != nil {
-		if rec.ev, err = json.Marshal(ev); err != nil {
-			return record{}, fmt.Errorf("encode evaluation %d: %w", ev.Seq, err)
+	for _, r := range c.Canary.Runs {
+		rec.keep = append(rec.keep, r.Revision)
+	}
+	if c.Evaluation != nil {
+		if rec.ev, err = json.Marshal(c.Evaluation); err != nil {
+			return nil, fmt.Errorf("encode evaluation %d: %w", c.Evaluation.Seq, err)
 		}
-		rec.seq = ev.Seq
+		rec.evKey, rec.seq = historyKey(ns, name, c.Revision), c.Evaluation.Seq
 	}
 	return rec, nil
 }
 
-// write stores the record, first dropping the run's history when fresh,
-// and trims the history to keep.
-func (rec record) write(tx *bbolt.Tx, key []byte, keep int) error {
-	if err := tx.Bucket(bucketRuns).Put(key, rec.run); err != nil {
+// write stores the record: the canary, the history of the runs it dropped
+// dropped too, the new evaluation appended and the history trimmed.
+func (rec *record) write(tx *bbolt.Tx) error {
+	if err := tx.Bucket(bucketCanaries).Put(rec.key, rec.canary); err != nil {
 		return err
 	}
-	history := tx.Bucket(bucketHistory)
-	if rec.fresh && history.Bucket(key) != nil {
-		if err := history.DeleteBucket(key); err != nil {
-			return err
-		}
+	if err := dropHistory(tx, rec.namespace, rec.name, rec.keep); err != nil {
+		return err
 	}
 	if rec.ev == nil {
 		return nil
 	}
-	evs, err := history.CreateBucketIfNotExists(key)
+	evs, err := tx.Bucket(bucketHistory).CreateBucketIfNotExists(rec.evKey)
 	if err != nil {
 		return err
 	}
 	if err := evs.Put(seqKey(rec.seq), rec.ev); err != nil {
 		return err
 	}
-	return trim(evs, keep)
+	return trim(evs, rec.maxHist)
+}
+
+// dropHistory deletes the history buckets of namespace/name's runs whose
+// revision is not in keep. History keys of one canary share the prefix
+// "namespace/name@", and a name holds no '@', so a cursor finds them
+// without decoding anything.
+func dropHistory(tx *bbolt.Tx, namespace, name string, keep []string) error {
+	hist := tx.Bucket(bucketHistory)
+	prefix := []byte(namespace + "/" + name + "@")
+	var drop [][]byte
+	c := hist.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if !slices.Contains(keep, string(k[len(prefix):])) {
+			drop = append(drop, bytes.Clone(k))
+		}
+	}
+	for _, k := range drop {
+		if err := hist.DeleteBucket(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // trim deletes all but the keep newest evaluations. It walks back keep
@@ -455,38 +473,25 @@ func trim(evs *bbolt.Bucket, keep int) error {
 	return nil
 }
 
-// getRun decodes the stored run, or returns nil when there is none. The
-// result is a fresh copy that fn may change freely.
-func getRun(tx *bbolt.Tx, key []byte) (*runs.Run, error) {
-	return decodeRun(tx.Bucket(bucketRuns).Get(key))
+// checkNames keeps keys unambiguous: Kubernetes names hold neither '/' nor
+// '@', but a caller of the store might not have checked.
+func checkNames(namespace, name, revision string) error {
+	switch {
+	case namespace == "" || name == "":
+		return errors.New("a canary needs a namespace and a name")
+	case strings.ContainsAny(namespace, "/@"):
+		return fmt.Errorf("namespace %q: must not contain '/' or '@'", namespace)
+	case strings.ContainsAny(name, "/@"):
+		return fmt.Errorf("name %q: must not contain '/' or '@'", name)
+	case strings.ContainsAny(revision, "/@"):
+		return fmt.Errorf("revision %q: must not contain '/' or '@'", revision)
+	}
+	return nil
 }
 
-// decodeRun decodes a stored run; nil data is no run.
-func decodeRun(v []byte) (*runs.Run, error) {
-	if v == nil {
-		return nil, nil
-	}
-	run := new(runs.Run)
-	if err := json.Unmarshal(v, run); err != nil {
-		return nil, fmt.Errorf("decode run: %w", err)
-	}
-	return run, nil
-}
-
-func revisionOf(run *runs.Run) string {
-	if run == nil {
-		return ""
-	}
-	return run.Revision
-}
-
-// runKey is the run's key in the file. Kubernetes names cannot contain a
-// '/'; a namespace that did could make two runs share a key.
-func runKey(namespace, name string) ([]byte, error) {
-	if strings.Contains(namespace, "/") {
-		return nil, fmt.Errorf("namespace %q: must not contain '/'", namespace)
-	}
-	return []byte(namespace + "/" + name), nil
+// historyKey is the key of a run's history bucket.
+func historyKey(namespace, name, revision string) []byte {
+	return []byte(namespace + "/" + name + "@" + revision)
 }
 
 // seqKey encodes a sequence number so that byte order is numeric order.

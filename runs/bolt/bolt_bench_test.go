@@ -8,69 +8,37 @@ import (
 	"testing"
 )
 
-// Measured on the 2-core development machine (virtual disk, fsync about
-// 0.1-0.5ms, sync on), go test -run '^$' -bench . -benchtime 2s
-// ./runs/bolt/:
+// Measured with go test -run '^$' -bench . -benchtime 2s ./runs/bolt/ on
+// the 2-core development machine (virtual disk, sync on); the figures are
+// in the README.
 //
-//	BenchmarkUpdateParallel           15,000 ops/s   16 updates/commit  ~10.7 KB, 99 allocs/op
-//	BenchmarkGroupCommit/writers=1     2,500 ops/s    1 update/commit
-//	BenchmarkGroupCommit/writers=4     5,400 ops/s    2 updates/commit
-//	BenchmarkGroupCommit/writers=16   12,400 ops/s    8 updates/commit
-//	BenchmarkGroupCommit/writers=64   20,600 ops/s   32 updates/commit
-//
-// Commits are not delayed by a batch window: a lone writer pays one commit
-// per update, and writers that arrive while a commit is syncing share the
-// next one. Each write is decoded, changed and encoded before it queues,
-// so the serialized commit only copies bytes unless the run changed in
-// between. With bbolt's Batch and a 1ms window the same runs gave 620,
-// 2,300, 6,300 and 9,000-12,900 ops/s: the window cost every lone call
-// its full length and still batched less.
+// Commits are not delayed by a batch window: a lone durable writer pays one
+// commit per write, and writers that arrive while a commit is syncing share
+// the next one. Appended writes (analysis records) wait for the flush
+// interval or the next durable commit, so they cost no fsync of their own.
 
-// benchRuns is how many runs the benchmarks spread their updates over.
-const benchRuns = 100
+// benchCanaries is how many canaries the benchmarks spread their writes
+// over.
+const benchCanaries = 100
 
 var benchNames = func() []string {
-	names := make([]string, benchRuns)
+	names := make([]string, benchCanaries)
 	for i := range names {
 		names[i] = fmt.Sprintf("service-%03d", i)
 	}
 	return names
 }()
 
-// reportCommits adds the figures the store is tuned for: updates per
-// second and updates per commit (one commit is one fsync).
+// reportCommits adds the figures the store is tuned for: writes per second
+// and writes per commit (one commit is one fsync).
 func reportCommits(b *testing.B, s *Bolt, firstTx int) {
 	commits := txID(b, s) - firstTx
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
-	b.ReportMetric(float64(b.N)/float64(max(commits, 1)), "updates/commit")
+	b.ReportMetric(float64(b.N)/float64(max(commits, 1)), "writes/commit")
 }
 
-// BenchmarkUpdateParallel appends an evaluation to one of 100 runs per
-// operation, from 16 writers per core, with sync on: many webhook calls in
-// flight at once.
-func BenchmarkUpdateParallel(b *testing.B) {
-	ctx := context.Background()
-	s := openTest(b, Options{})
-	var next atomic.Uint64
-	first := txID(b, s)
-	b.ReportAllocs()
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			name := benchNames[next.Add(1)%benchRuns]
-			if _, err := s.Update(ctx, "bench", name, 0, evaluate("bench", name, "r1")); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.StopTimer()
-	reportCommits(b, s, first)
-}
-
-// BenchmarkGroupCommit runs the same updates from 1 to 64 concurrent
-// writers: updates/commit shows how many share one fsync.
+// BenchmarkGroupCommit commits durable writes (latches, transitions) from 1
+// to 64 concurrent writers: writes/commit shows how many share one fsync.
 func BenchmarkGroupCommit(b *testing.B) {
 	for _, writers := range []int{1, 4, 16, 64} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
@@ -84,8 +52,8 @@ func BenchmarkGroupCommit(b *testing.B) {
 			for range writers {
 				wg.Go(func() {
 					for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
-						name := benchNames[i%benchRuns]
-						if _, err := s.Update(ctx, "bench", name, 0, evaluate("bench", name, "r1")); err != nil {
+						name := benchNames[i%benchCanaries]
+						if err := s.Commit(ctx, analysed("bench", name, "r1", uint64(i), 0)); err != nil {
 							b.Error(err)
 							return
 						}
@@ -97,4 +65,24 @@ func BenchmarkGroupCommit(b *testing.B) {
 			reportCommits(b, s, first)
 		})
 	}
+}
+
+// BenchmarkAppend queues analysis records from 16 writers per core: the
+// cost a plain analysis pays, and how many records share one commit.
+func BenchmarkAppend(b *testing.B) {
+	s := openTest(b, Options{})
+	var next atomic.Uint64
+	first := txID(b, s)
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			s.Append(analysed("bench", benchNames[i%benchCanaries], "r1", i, 0), nil)
+		}
+	})
+	b.StopTimer()
+	s.commits.close() // wait for the queue to drain, then count
+	reportCommits(b, s, first)
 }

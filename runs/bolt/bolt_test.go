@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/aurum/canary/runs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -21,14 +21,10 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/aurum/canary/analysis"
+	"github.com/aurum/canary/runs"
 )
 
-type updateFn = func(*runs.Run) (*runs.Run, *runs.Evaluation, error)
-
-var (
-	t0      = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	errBoom = errors.New("boom")
-)
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // openTest opens a store in a fresh directory, closed when the test ends.
 func openTest(t testing.TB, opts Options) *Bolt {
@@ -51,472 +47,202 @@ func txID(t testing.TB, s *Bolt) int {
 	return id
 }
 
-// evaluate records one analysis of revision rev of namespace/name, starting
-// a new run when the revision changes, as the analysis package does.
-func evaluate(namespace, name, rev string) updateFn {
-	return func(run *runs.Run) (*runs.Run, *runs.Evaluation, error) {
-		if run == nil || run.Revision != rev {
-			run = &runs.Run{Namespace: namespace, Name: name, Revision: rev, StartedAt: t0}
-		}
-		run.Evaluations++
-		value := analysis.Float(0.25)
-		ev := &runs.Evaluation{
-			Seq:      run.Evaluations,
-			At:       t0.Add(time.Duration(run.Evaluations) * time.Minute),
-			Policy:   "checkout",
-			Verdict:  analysis.VerdictPass,
-			Decision: analysis.DecisionContinue,
-			Score:    1,
-			Reason:   "all rules pass",
-			Rules: []runs.RuleRecord{
-				{Name: "error-rate", Verdict: "pass", Value: &value, Reason: "0.25 < 1"},
-				{Name: "latency", Verdict: "pass", Reason: "no data"},
-			},
-		}
-		run.Policy = ev.Policy
-		run.Params = map[string]string{"service": name}
-		run.UpdatedAt = ev.At
-		run.LastVerdict, run.LastDecision, run.LastReason = ev.Verdict, ev.Decision, ev.Reason
-		return run, ev, nil
+// canary is namespace/name with one run per revision, the last current,
+// each having seen evaluations analyses.
+func canary(namespace, name string, evaluations uint64, revisions ...string) *runs.Canary {
+	c := &runs.Canary{Namespace: namespace, Name: name, UpdatedAt: t0}
+	for _, rev := range revisions {
+		c.Runs = append(c.Runs, &runs.Run{Namespace: namespace, Name: name, Revision: rev, StartedAt: t0, UpdatedAt: t0,
+			Policy: "checkout", Params: map[string]string{"service": name}, Latches: []runs.Latch{}, Evaluations: evaluations})
+		c.Current = rev
+	}
+	return c
+}
+
+// eval is the evaluation numbered seq.
+func eval(seq uint64) *runs.Evaluation {
+	value := analysis.Float(0.25)
+	return &runs.Evaluation{
+		Seq: seq, At: t0.Add(time.Duration(seq) * time.Minute), Policy: "checkout",
+		Verdict: analysis.VerdictPass, Decision: analysis.DecisionContinue, Score: 1, Reason: "all rules pass",
+		Rules: []runs.RuleRecord{
+			{Name: "error-rate", Verdict: "pass", Value: &value, Reason: "0.25 < 1"},
+			{Name: "latency", Verdict: "pass", Reason: "no data"},
+		},
 	}
 }
 
-// web is evaluate for the run most tests use.
-func web(rev string) updateFn { return evaluate("default", "web", rev) }
-
-// latch sets a latch on an existing run and ignores a missing one.
-func latch(kind runs.LatchKind) updateFn {
-	return func(run *runs.Run) (*runs.Run, *runs.Evaluation, error) {
-		if run == nil {
-			return nil, nil, nil
-		}
-		run.Latches = append(run.Latches, runs.Latch{Kind: kind, Source: runs.SourceManual, Reason: "test", At: t0})
-		return run, nil, nil
-	}
+// analysed is the change that records analysis seq of revision rev.
+func analysed(namespace, name, rev string, seq uint64, keep int) runs.Change {
+	return runs.Change{Canary: canary(namespace, name, seq, rev), Evaluation: eval(seq), Revision: rev, Keep: keep}
 }
 
-// revise moves the run to revision rev without an evaluation.
-func revise(rev string) updateFn {
-	return func(run *runs.Run) (*runs.Run, *runs.Evaluation, error) {
-		run.Revision = rev
-		return run, nil, nil
+func historySeqs(t *testing.T, s *Bolt, namespace, name, rev string) []uint64 {
+	t.Helper()
+	evs, err := s.History(context.Background(), namespace, name, rev, 0)
+	require.NoError(t, err)
+	seqs := []uint64{}
+	for _, e := range evs {
+		seqs = append(seqs, e.Seq)
 	}
-}
-
-func noop(*runs.Run) (*runs.Run, *runs.Evaluation, error) { return nil, nil, nil }
-
-func fail(*runs.Run) (*runs.Run, *runs.Evaluation, error) { return nil, nil, errBoom }
-
-// onCall calls fns[i] on the i-th call and the last one after that, to play
-// a run that changes between Update's snapshot and its commit.
-func onCall(fns ...updateFn) updateFn {
-	var calls int
-	return func(run *runs.Run) (*runs.Run, *runs.Evaluation, error) {
-		fn := fns[min(calls, len(fns)-1)]
-		calls++
-		return fn(run)
-	}
-}
-
-func repeat(n int, fn updateFn) []updateFn {
-	fns := make([]updateFn, n)
-	for i := range fns {
-		fns[i] = fn
-	}
-	return fns
+	return seqs
 }
 
 func seqs(from, to uint64) []uint64 {
-	var s []uint64
+	out := []uint64{}
 	for i := from; i <= to; i++ {
-		s = append(s, i)
+		out = append(out, i)
 	}
-	return s
+	return out
 }
 
-func historySeqs(t *testing.T, s *Bolt, namespace, name string) []uint64 {
-	t.Helper()
-	evs, err := s.History(context.Background(), namespace, name, 0)
+func TestCommitAndHistory(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, Options{})
+
+	// Five analyses of r1, keeping three.
+	for seq := uint64(1); seq <= 5; seq++ {
+		require.NoError(t, s.Commit(ctx, analysed("default", "web", "r1", seq, 3)))
+	}
+	require.Equal(t, seqs(3, 5), historySeqs(t, s, "default", "web", "r1"), "trimmed to the newest three")
+	evs, err := s.History(ctx, "default", "web", "r1", 2)
 	require.NoError(t, err)
-	var got []uint64
-	for _, ev := range evs {
-		got = append(got, ev.Seq)
-	}
-	return got
-}
+	require.Len(t, evs, 2)
+	require.Equal(t, *eval(5), evs[1], "every field survives")
 
-func TestUpdate(t *testing.T) {
-	cancelled, cancel := context.WithCancel(context.Background())
-	cancel()
+	// A second revision keeps its own history beside the first.
+	two := canary("default", "web", 1, "r1", "r2")
+	require.NoError(t, s.Commit(ctx, runs.Change{Canary: two, Evaluation: eval(1), Revision: "r2"}))
+	require.Equal(t, seqs(1, 1), historySeqs(t, s, "default", "web", "r2"))
+	require.Equal(t, seqs(3, 5), historySeqs(t, s, "default", "web", "r1"))
 
-	tests := []struct {
-		name  string
-		setup []updateFn // applied first with keep 0
-		// race is applied by another Update between fn's first call and
-		// the commit, as a concurrent writer would.
-		race updateFn
-		ctx  context.Context
-		keep int
-		fn   updateFn
-		// wantRevision empty: no run is stored afterwards.
-		wantRevision    string
-		wantEvaluations uint64
-		wantLatches     int
-		wantSeqs        []uint64
-		wantCommits     int
-		wantErr         error
-		wantErrText     string
-	}{
-		{
-			name:            "create",
-			fn:              web("r1"),
-			wantRevision:    "r1",
-			wantEvaluations: 1,
-			wantSeqs:        []uint64{1},
-			wantCommits:     1,
-		},
-		{
-			name:            "modify without evaluation",
-			setup:           []updateFn{web("r1")},
-			fn:              latch(runs.LatchPause),
-			wantRevision:    "r1",
-			wantEvaluations: 1,
-			wantLatches:     1,
-			wantSeqs:        []uint64{1},
-			wantCommits:     1,
-		},
-		{
-			name:            "append keeps latches",
-			setup:           []updateFn{web("r1"), latch(runs.LatchRollback)},
-			fn:              web("r1"),
-			wantRevision:    "r1",
-			wantEvaluations: 2,
-			wantLatches:     1,
-			wantSeqs:        []uint64{1, 2},
-			wantCommits:     1,
-		},
-		{
-			name: "no-op on a missing run writes nothing",
-			fn:   latch(runs.LatchPause),
-		},
-		{
-			name:            "no-op on a run writes nothing",
-			setup:           []updateFn{web("r1")},
-			fn:              noop,
-			wantRevision:    "r1",
-			wantEvaluations: 1,
-			wantSeqs:        []uint64{1},
-		},
-		{
-			name:            "fn error writes nothing",
-			setup:           []updateFn{web("r1")},
-			fn:              fail,
-			wantRevision:    "r1",
-			wantEvaluations: 1,
-			wantSeqs:        []uint64{1},
-			wantErr:         errBoom,
-		},
-		{
-			name:            "a concurrent change is applied first, then fn again",
-			setup:           []updateFn{web("r1")},
-			race:            latch(runs.LatchRollback),
-			fn:              web("r1"),
-			wantRevision:    "r1",
-			wantEvaluations: 2,
-			wantLatches:     1,
-			wantSeqs:        []uint64{1, 2},
-			wantCommits:     2,
-		},
-		{
-			name:            "fn error at commit writes nothing",
-			setup:           []updateFn{web("r1")},
-			race:            latch(runs.LatchPause),
-			fn:              onCall(web("r1"), fail),
-			wantRevision:    "r1",
-			wantEvaluations: 1,
-			wantLatches:     1,
-			wantSeqs:        []uint64{1},
-			// The concurrent latch, and the commit this write queued for
-			// (shared with any others), which carries nothing of it.
-			wantCommits: 2,
-			wantErr:     errBoom,
-		},
-		{
-			name:            "no-op at commit writes nothing",
-			setup:           []updateFn{web("r1")},
-			race:            latch(runs.LatchPause),
-			fn:              onCall(web("r1"), noop),
-			wantRevision:    "r1",
-			wantEvaluations: 1,
-			wantLatches:     1,
-			wantSeqs:        []uint64{1},
-			wantCommits:     2, // as above
-		},
-		{
-			name:            "new revision drops history",
-			setup:           repeat(3, web("r1")),
-			fn:              web("r2"),
-			wantRevision:    "r2",
-			wantEvaluations: 1,
-			wantSeqs:        []uint64{1},
-			wantCommits:     1,
-		},
-		{
-			name:            "new revision without evaluation drops history",
-			setup:           repeat(3, web("r1")),
-			fn:              revise("r2"),
-			wantRevision:    "r2",
-			wantEvaluations: 3,
-			wantCommits:     1,
-		},
-		{
-			name:            "trim to keep",
-			setup:           repeat(5, web("r1")),
-			keep:            3,
-			fn:              web("r1"),
-			wantRevision:    "r1",
-			wantEvaluations: 6,
-			wantSeqs:        []uint64{4, 5, 6},
-			wantCommits:     1,
-		},
-		{
-			name:            "keep <= 0 keeps 100",
-			setup:           repeat(105, web("r1")),
-			keep:            -1,
-			fn:              web("r1"),
-			wantRevision:    "r1",
-			wantEvaluations: 106,
-			wantSeqs:        seqs(7, 106),
-			wantCommits:     1,
-		},
-		{
-			name:  "fn returns another run",
-			setup: []updateFn{web("r1")},
-			fn: func(*runs.Run) (*runs.Run, *runs.Evaluation, error) {
-				return &runs.Run{Namespace: "default", Name: "api", Revision: "r1"}, nil, nil
-			},
-			wantRevision:    "r1",
-			wantEvaluations: 1,
-			wantSeqs:        []uint64{1},
-			wantErrText:     "update default/web: fn returned run default/api",
-		},
-		{
-			name:            "cancelled context",
-			setup:           []updateFn{web("r1")},
-			ctx:             cancelled,
-			fn:              web("r1"),
-			wantRevision:    "r1",
-			wantEvaluations: 1,
-			wantSeqs:        []uint64{1},
-			wantErr:         context.Canceled,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx := context.Background()
-			s := openTest(t, Options{})
-			for _, fn := range tt.setup {
-				_, err := s.Update(ctx, "default", "web", 0, fn)
-				require.NoError(t, err)
-			}
-			before := txID(t, s)
+	// A run the canary no longer holds loses its history.
+	require.NoError(t, s.Commit(ctx, runs.Change{Canary: canary("default", "web", 1, "r2")}))
+	require.Equal(t, []uint64{}, historySeqs(t, s, "default", "web", "r1"))
+	require.Equal(t, seqs(1, 1), historySeqs(t, s, "default", "web", "r2"))
+	// A canary whose name extends this one's is not touched.
+	require.NoError(t, s.Commit(ctx, analysed("default", "web-2", "r1", 1, 0)))
+	require.NoError(t, s.Commit(ctx, runs.Change{Canary: canary("default", "web", 1, "r3")}))
+	require.Equal(t, seqs(1, 1), historySeqs(t, s, "default", "web-2", "r1"))
 
-			fn := tt.fn
-			if tt.race != nil {
-				raced := false
-				fn = func(run *runs.Run) (*runs.Run, *runs.Evaluation, error) {
-					if !raced {
-						raced = true
-						_, err := s.Update(ctx, "default", "web", 0, tt.race)
-						require.NoError(t, err)
-					}
-					return tt.fn(run)
-				}
-			}
-			got, err := s.Update(ctxOr(tt.ctx, ctx), "default", "web", tt.keep, fn)
-
-			require.Equal(t, tt.wantCommits, txID(t, s)-before, "commits")
-			switch {
-			case tt.wantErr != nil:
-				require.ErrorIs(t, err, tt.wantErr)
-				require.Nil(t, got)
-			case tt.wantErrText != "":
-				require.EqualError(t, err, tt.wantErrText)
-				require.Nil(t, got)
-			default:
-				require.NoError(t, err)
-			}
-
-			stored, runErr := s.Run(ctx, "default", "web")
-			if tt.wantRevision == "" {
-				require.ErrorIs(t, runErr, runs.ErrRunNotFound)
-				require.Nil(t, got)
-				return
-			}
-			require.NoError(t, runErr)
-			require.Equal(t, tt.wantRevision, stored.Revision)
-			require.Equal(t, tt.wantEvaluations, stored.Evaluations)
-			require.Len(t, stored.Latches, tt.wantLatches)
-			require.Equal(t, tt.wantSeqs, historySeqs(t, s, "default", "web"))
-			if err == nil {
-				// What Update returns is what a later read sees.
-				require.Equal(t, stored, got)
-			}
-		})
-	}
-}
-
-func ctxOr(ctx, def context.Context) context.Context {
-	if ctx != nil {
-		return ctx
-	}
-	return def
-}
-
-func TestHistory(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, Options{})
-	for range 10 {
-		_, err := s.Update(ctx, "default", "web", 0, web("r1"))
-		require.NoError(t, err)
-	}
-	_, err := s.Update(ctx, "default", "idle", 0, func(*runs.Run) (*runs.Run, *runs.Evaluation, error) {
-		return &runs.Run{Namespace: "default", Name: "idle", Revision: "r1"}, nil, nil
-	})
+	all, err := s.Canaries(ctx)
 	require.NoError(t, err)
+	require.Len(t, all, 2)
+	require.Equal(t, "r3", all[0].Current)
 
-	tests := []struct {
-		name     string
-		run      string
-		limit    int
-		wantSeqs []uint64
-	}{
-		{name: "limit 0 is all", run: "web", limit: 0, wantSeqs: seqs(1, 10)},
-		{name: "negative limit is all", run: "web", limit: -1, wantSeqs: seqs(1, 10)},
-		{name: "newest 3, oldest first", run: "web", limit: 3, wantSeqs: []uint64{8, 9, 10}},
-		{name: "newest 1", run: "web", limit: 1, wantSeqs: []uint64{10}},
-		{name: "limit equal to size", run: "web", limit: 10, wantSeqs: seqs(1, 10)},
-		{name: "limit above size", run: "web", limit: 50, wantSeqs: seqs(1, 10)},
-		{name: "run without evaluations", run: "idle", limit: 5, wantSeqs: nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			evs, err := s.History(ctx, "default", tt.run, tt.limit)
-			require.NoError(t, err)
-			require.NotNil(t, evs, "an empty history renders as [], not null")
-			var got []uint64
-			for _, ev := range evs {
-				got = append(got, ev.Seq)
-			}
-			require.Equal(t, tt.wantSeqs, got)
-		})
-	}
-
-	t.Run("evaluations round-trip", func(t *testing.T) {
-		evs, err := s.History(ctx, "default", "web", 1)
-		require.NoError(t, err)
-		_, want, err := web("r1")(&runs.Run{Namespace: "default", Name: "web", Revision: "r1", Evaluations: 9})
-		require.NoError(t, err)
-		require.Equal(t, []runs.Evaluation{*want}, evs)
-	})
-}
-
-func TestNotFound(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, Options{})
-	_, err := s.Update(ctx, "default", "web", 0, web("r1"))
+	// Delete takes the canary and all its history.
+	require.NoError(t, s.Delete(ctx, "default", "web-2"))
+	require.Equal(t, []uint64{}, historySeqs(t, s, "default", "web-2", "r1"))
+	all, err = s.Canaries(ctx)
 	require.NoError(t, err)
-
-	tests := []struct {
-		name      string
-		namespace string
-		run       string
-	}{
-		{name: "other name", namespace: "default", run: "api"},
-		{name: "other namespace", namespace: "prod", run: "web"},
-		{name: "prefix of a key", namespace: "default", run: "we"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := s.Run(ctx, tt.namespace, tt.run)
-			require.ErrorIs(t, err, runs.ErrRunNotFound)
-			require.EqualError(t, err, tt.namespace+"/"+tt.run+": run not found")
-			_, err = s.History(ctx, tt.namespace, tt.run, 0)
-			require.ErrorIs(t, err, runs.ErrRunNotFound)
-		})
-	}
+	require.Len(t, all, 1)
 }
 
-func TestInvalidKey(t *testing.T) {
+func TestCanariesOrder(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, Options{})
-	tests := []struct {
-		name string
-		call func() error
-	}{
-		{name: "run", call: func() error { _, err := s.Run(ctx, "a/b", "c"); return err }},
-		{name: "history", call: func() error { _, err := s.History(ctx, "a/b", "c", 0); return err }},
-		{name: "update", call: func() error { _, err := s.Update(ctx, "a/b", "c", 0, evaluate("a/b", "c", "r1")); return err }},
+	for _, k := range [][2]string{{"b", "web"}, {"a", "web"}, {"a-b", "web"}, {"a", "api"}, {"prod", "checkout"}, {"a", "web-2"}} {
+		require.NoError(t, s.Commit(ctx, runs.Change{Canary: canary(k[0], k[1], 0, "r1")}))
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			require.EqualError(t, tt.call(), `namespace "a/b": must not contain '/'`)
-		})
-	}
-}
-
-func TestRunsOrder(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, Options{})
-	// Written out of order, and with namespaces whose key order ('-' sorts
-	// before '/') differs from namespace order.
-	keys := [][2]string{{"b", "web"}, {"a-b", "web"}, {"a", "web"}, {"a", "api"}, {"a", "web-2"}, {"prod", "checkout"}}
-	for _, k := range keys {
-		_, err := s.Update(ctx, k[0], k[1], 0, evaluate(k[0], k[1], "r1"))
-		require.NoError(t, err)
-	}
-
-	all, err := s.Runs(ctx)
+	all, err := s.Canaries(ctx)
 	require.NoError(t, err)
 	var got []string
-	for _, r := range all {
-		got = append(got, r.Namespace+" "+r.Name)
+	for _, c := range all {
+		got = append(got, c.Namespace+" "+c.Name)
 	}
 	require.Equal(t, []string{"a api", "a web", "a web-2", "a-b web", "b web", "prod checkout"}, got)
+
+	empty, err := openTest(t, Options{}).Canaries(ctx)
+	require.NoError(t, err)
+	require.Empty(t, empty)
 }
 
-func TestRunsEmpty(t *testing.T) {
-	all, err := openTest(t, Options{}).Runs(context.Background())
-	require.NoError(t, err)
-	require.Empty(t, all)
+func TestInvalidNames(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, Options{})
+	for _, c := range []struct{ ns, name, rev, want string }{
+		{"a/b", "web", "r1", `namespace "a/b": must not contain '/' or '@'`},
+		{"a", "web@x", "r1", `name "web@x": must not contain '/' or '@'`},
+		{"a", "web", "r/1", `revision "r/1": must not contain '/' or '@'`},
+		{"", "web", "r1", "a canary needs a namespace and a name"},
+	} {
+		err := s.Commit(ctx, analysed(c.ns, c.name, c.rev, 1, 0))
+		require.EqualError(t, err, c.want)
+		_, err = s.History(ctx, c.ns, c.name, c.rev, 0)
+		require.EqualError(t, err, c.want)
+	}
+}
+
+// TestAppend: an appended write is not waited for, is committed within
+// the flush interval, rides along with the next durable commit, and is
+// never lost by a Close.
+func TestAppend(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("flushed after the interval", func(t *testing.T) {
+		s := openTest(t, Options{FlushInterval: 50 * time.Millisecond})
+		done := make(chan error, 1)
+		start := time.Now()
+		s.Append(analysed("default", "web", "r1", 1, 0), func(err error) { done <- err })
+		require.NoError(t, <-done)
+		require.GreaterOrEqual(t, time.Since(start), 40*time.Millisecond, "it waited for company")
+		require.Equal(t, seqs(1, 1), historySeqs(t, s, "default", "web", "r1"))
+	})
+
+	t.Run("carried by a durable commit, in order", func(t *testing.T) {
+		s := openTest(t, Options{FlushInterval: time.Hour})
+		before := txID(t, s)
+		for seq := uint64(1); seq <= 10; seq++ {
+			s.Append(analysed("default", "web", "r1", seq, 0), nil)
+		}
+		// The durable write comes last and states the canary as it is: it
+		// must not be overwritten by an earlier append.
+		last := canary("default", "web", 10, "r1")
+		last.Runs[0].Latches = []runs.Latch{{Kind: runs.LatchRollback, Source: runs.SourceManual, Reason: "by hand", At: t0}}
+		require.NoError(t, s.Commit(ctx, runs.Change{Canary: last}))
+		require.Equal(t, 1, txID(t, s)-before, "one commit for eleven writes")
+		require.Equal(t, seqs(1, 10), historySeqs(t, s, "default", "web", "r1"))
+		all, err := s.Canaries(ctx)
+		require.NoError(t, err)
+		require.Equal(t, last, all[0])
+	})
+
+	t.Run("close commits what is queued", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "canary.db")
+		s, err := Open(path, Options{FlushInterval: time.Hour})
+		require.NoError(t, err)
+		s.Append(analysed("default", "web", "r1", 1, 0), nil)
+		require.NoError(t, s.Close())
+		s, err = Open(path, Options{})
+		require.NoError(t, err)
+		defer s.Close()
+		require.Equal(t, seqs(1, 1), historySeqs(t, s, "default", "web", "r1"))
+		errs := make(chan error, 1)
+		require.NoError(t, s.Close())
+		s.Append(analysed("default", "web", "r1", 2, 0), func(err error) { errs <- err })
+		require.ErrorIs(t, <-errs, errClosed, "an append after Close is refused, not dropped silently")
+	})
+
+	t.Run("a bad write fails alone", func(t *testing.T) {
+		s := openTest(t, Options{FlushInterval: time.Hour})
+		errs := make(chan error, 1)
+		s.Append(analysed("default", "web", "r1", 1, 0), func(err error) { errs <- err })
+		boom := errors.New("boom")
+		require.ErrorIs(t, s.commits.do(func(*bbolt.Tx) error { return boom }), boom)
+		require.NoError(t, <-errs)
+		require.Equal(t, seqs(1, 1), historySeqs(t, s, "default", "web", "r1"))
+	})
 }
 
 func TestReopen(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "data", "canary.db")
+	path := filepath.Join(t.TempDir(), "canary.db")
 	s, err := Open(path, Options{})
 	require.NoError(t, err)
-
-	for _, name := range []string{"web", "api"} {
-		for range 5 {
-			_, err := s.Update(ctx, "default", name, 0, evaluate("default", name, "r1"))
-			require.NoError(t, err)
-		}
-	}
-	_, err = s.Update(ctx, "default", "web", 0, latch(runs.LatchRollback))
-	require.NoError(t, err)
-	_, err = s.Update(ctx, "default", "api", 3, evaluate("default", "api", "r2"))
-	require.NoError(t, err)
-
-	wantRuns, err := s.Runs(ctx)
-	require.NoError(t, err)
-	wantWeb, err := s.History(ctx, "default", "web", 0)
-	require.NoError(t, err)
-	wantAPI, err := s.History(ctx, "default", "api", 0)
-	require.NoError(t, err)
+	web := canary("default", "web", 2, "r1", "r2")
+	web.Runs[0].Latches = []runs.Latch{{Kind: runs.LatchRollback, Source: runs.SourceAlert, Reason: "alert Errors firing", Alert: "f1", At: t0}}
+	require.NoError(t, s.Commit(ctx, runs.Change{Canary: web, Evaluation: eval(2), Revision: "r2"}))
 	require.NoError(t, s.Close())
-	require.NoError(t, s.Close(), "closing twice")
-
 	info, err := os.Stat(path)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
@@ -524,21 +250,54 @@ func TestReopen(t *testing.T) {
 	s, err = Open(path, Options{})
 	require.NoError(t, err)
 	defer s.Close()
-	all, err := s.Runs(ctx)
+	all, err := s.Canaries(ctx)
 	require.NoError(t, err)
-	require.Equal(t, wantRuns, all)
-	require.Len(t, all, 2)
-	require.Len(t, all[1].Latches, 1, "default/web keeps its latch")
-	require.Equal(t, runs.LatchRollback, all[1].Latches[0].Kind)
+	require.Equal(t, []*runs.Canary{web}, all)
+	require.Equal(t, seqs(2, 2), historySeqs(t, s, "default", "web", "r2"))
+	require.Positive(t, s.Size())
+}
 
-	web, err := s.History(ctx, "default", "web", 0)
+// TestMigrateV1 opens a file in schema 1, one run per canary with its
+// history beside it, and finds each run as its canary's current one.
+func TestMigrateV1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "canary.db")
+	db, err := bbolt.Open(path, 0o600, nil)
 	require.NoError(t, err)
-	require.Equal(t, wantWeb, web)
-	require.Len(t, web, 5)
-	api, err := s.History(ctx, "default", "api", 0)
+	run := runs.Run{Namespace: "caiso", Name: "lmp", Revision: "r7", Policy: "ingest", StartedAt: t0, UpdatedAt: t0, Evaluations: 2,
+		Latches: []runs.Latch{{Kind: runs.LatchRollback, Source: runs.SourceAlert, Reason: "alert Errors firing", Alert: "f1", At: t0}}}
+	require.NoError(t, db.Update(func(tx *bbolt.Tx) error {
+		meta, _ := tx.CreateBucket(bucketMeta)
+		require.NoError(t, meta.Put(keySchema, seqKey(1)))
+		old, _ := tx.CreateBucket(bucketRunsV1)
+		data, _ := json.Marshal(run)
+		require.NoError(t, old.Put([]byte("caiso/lmp"), data))
+		hist, _ := tx.CreateBucket(bucketHistory)
+		h, _ := hist.CreateBucket([]byte("caiso/lmp"))
+		for seq := uint64(1); seq <= 2; seq++ {
+			e, _ := json.Marshal(eval(seq))
+			require.NoError(t, h.Put(seqKey(seq), e))
+		}
+		return nil
+	}))
+	require.NoError(t, db.Close())
+
+	var logs bytes.Buffer
+	s, err := Open(path, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	require.NoError(t, err)
-	require.Equal(t, wantAPI, api)
-	require.Len(t, api, 1, "r2 started a new history")
+	defer s.Close()
+	require.Contains(t, logs.String(), "store migrated from schema 1")
+	all, err := s.Canaries(context.Background())
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+	require.Equal(t, "r7", all[0].Current)
+	require.Equal(t, run, *all[0].Runs[0])
+	require.Equal(t, seqs(1, 2), historySeqs(t, s, "caiso", "lmp", "r7"))
+	require.NoError(t, s.db.View(func(tx *bbolt.Tx) error {
+		require.Nil(t, tx.Bucket(bucketRunsV1), "the old bucket is gone")
+		require.Nil(t, tx.Bucket(bucketHistory).Bucket([]byte("caiso/lmp")), "and the old history key")
+		require.Equal(t, seqKey(schemaVersion), tx.Bucket(bucketMeta).Get(keySchema))
+		return nil
+	}))
 }
 
 func TestOpenInUse(t *testing.T) {
@@ -554,8 +313,7 @@ func TestOpenInUse(t *testing.T) {
 	require.Less(t, time.Since(start), 5*time.Second)
 
 	// The first store still works.
-	_, err = s.Update(context.Background(), "default", "web", 0, web("r1"))
-	require.NoError(t, err)
+	require.NoError(t, s.Commit(context.Background(), analysed("default", "web", "r1", 1, 0)))
 }
 
 func TestOpenSchema(t *testing.T) {
@@ -569,14 +327,14 @@ func TestOpenSchema(t *testing.T) {
 			setup: func(tx *bbolt.Tx) error {
 				return tx.Bucket(bucketMeta).Put(keySchema, seqKey(schemaVersion+1))
 			},
-			wantErr: "schema version 2 is newer than this canary supports (1): downgrade is not supported",
+			wantErr: "schema version 3 is newer than this canary supports (2): downgrade is not supported",
 		},
 		{
 			name: "older version",
 			setup: func(tx *bbolt.Tx) error {
 				return tx.Bucket(bucketMeta).Put(keySchema, seqKey(0))
 			},
-			wantErr: "schema version 0 is older than 1 and has no migration",
+			wantErr: "schema version 0 is older than 2 and has no migration",
 		},
 		{
 			name: "garbled version",
@@ -607,7 +365,7 @@ func TestOpenSchema(t *testing.T) {
 			}
 			require.EqualError(t, err, "open store "+path+": "+tt.wantErr)
 			// A refused file is released, not left locked.
-			s, err = Open(path, Options{})
+			_, err = Open(path, Options{})
 			require.Error(t, err)
 			require.NotErrorIs(t, err, ErrInUse)
 		})
@@ -619,7 +377,7 @@ func TestOpenForeignFile(t *testing.T) {
 	db, err := bbolt.Open(path, 0o600, nil)
 	require.NoError(t, err)
 	require.NoError(t, db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucket(bucketRuns)
+		_, err := tx.CreateBucket(bucketRunsV1)
 		return err
 	}))
 	require.NoError(t, db.Close())
@@ -632,39 +390,34 @@ func TestLogger(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := openTest(t, Options{Logger: log})
-	_, err := s.Update(context.Background(), "default", "web", 0, web("r1"))
-	require.NoError(t, err)
+	require.NoError(t, s.Commit(context.Background(), analysed("default", "web", "r1", 1, 0)))
 	require.Contains(t, buf.String(), "msg=\"store opened\"")
 	require.Contains(t, buf.String(), "component=bbolt", "bbolt's messages reach slog")
 }
 
-func TestConcurrentUpdates(t *testing.T) {
+// TestConcurrentCommits: writers that arrive while a commit syncs share
+// the next one.
+func TestConcurrentCommits(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, Options{})
 	const writers = 50
 	before := txID(t, s)
-
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
-	for range writers {
-		wg.Go(func() {
-			_, err := s.Update(ctx, "default", "web", 0, web("r1"))
-			errs <- err
-		})
+	for i := range writers {
+		wg.Go(func() { errs <- s.Commit(ctx, analysed("default", fmt.Sprintf("web-%d", i), "r1", 1, 0)) })
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		require.NoError(t, err)
 	}
-
-	run, err := s.Run(ctx, "default", "web")
+	all, err := s.Canaries(ctx)
 	require.NoError(t, err)
-	require.Equal(t, uint64(writers), run.Evaluations, "no update lost")
-	require.Equal(t, seqs(1, writers), historySeqs(t, s, "default", "web"))
+	require.Len(t, all, writers, "no write lost")
 	commits := txID(t, s) - before
 	require.LessOrEqual(t, commits, writers)
-	t.Logf("%d updates in %d commits", writers, commits)
+	t.Logf("%d commits in %d transactions", writers, commits)
 }
 
 // crashEnv makes the test binary the child of TestCrashKeepsAcknowledgedWrites:
@@ -672,7 +425,7 @@ func TestConcurrentUpdates(t *testing.T) {
 const crashEnv = "CANARY_STORE_CRASH_CHILD"
 
 // TestCrashKeepsAcknowledgedWrites kills a writing process with SIGKILL and
-// checks that every Update it acknowledged is in the file. A process kill
+// checks that every Commit it acknowledged is in the file. A process kill
 // leaves the page cache intact, so this proves that acknowledged commits are
 // complete and the file reopens cleanly after a torn batch; surviving power
 // loss rests on the fsync that bbolt does on each commit.
@@ -706,7 +459,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 			other = append(other, sc.Text())
 			continue
 		}
-		// Each run has one writer, so its acks arrive in order.
+		// Each canary has one writer, so its acks arrive in order.
 		acked[name] = seq
 		n++
 		if n == killAfter {
@@ -725,16 +478,20 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.db.View(func(tx *bbolt.Tx) error { return firstErr(tx.Check()) }), "file is consistent")
-	ctx := context.Background()
-	for name, seq := range acked {
-		run, err := s.Run(ctx, "default", name)
-		require.NoError(t, err)
-		// The write in flight at the kill may have committed unacknowledged.
-		require.GreaterOrEqual(t, run.Evaluations, seq, name)
-		got := historySeqs(t, s, "default", name)
-		require.Equal(t, seqs(1, run.Evaluations), got, name)
+	all, err := s.Canaries(context.Background())
+	require.NoError(t, err)
+	got := map[string]*runs.Canary{}
+	for _, c := range all {
+		got[c.Name] = c
 	}
-	t.Logf("%d acknowledged updates over %d runs survived", n, len(acked))
+	for name, seq := range acked {
+		c := got[name]
+		require.NotNil(t, c, name)
+		// The write in flight at the kill may have committed unacknowledged.
+		require.GreaterOrEqual(t, c.Runs[0].Evaluations, seq, name)
+		require.Equal(t, seqs(1, c.Runs[0].Evaluations), historySeqs(t, s, "default", name, "r1"), name)
+	}
+	t.Logf("%d acknowledged commits over %d canaries survived", n, len(acked))
 }
 
 // firstErr drains errs, as bbolt's Check requires, and keeps the first.
@@ -748,8 +505,8 @@ func firstErr(errs <-chan error) error {
 	return first
 }
 
-// crashChild writes with several writers, so commits are shared, until it
-// is killed, printing one line per acknowledged Update.
+// crashChild commits with several writers, so commits are shared, until it
+// is killed, printing one line per acknowledged Commit.
 func crashChild(t *testing.T, path string) {
 	s, err := Open(path, Options{})
 	require.NoError(t, err)
@@ -759,14 +516,13 @@ func crashChild(t *testing.T, path string) {
 	for w := range 8 {
 		name := fmt.Sprintf("web-%d", w)
 		wg.Go(func() {
-			for time.Now().Before(deadline) {
-				run, err := s.Update(context.Background(), "default", name, 1<<20, evaluate("default", name, "r1"))
-				if err != nil {
+			for seq := uint64(1); time.Now().Before(deadline); seq++ {
+				if err := s.Commit(context.Background(), analysed("default", name, "r1", seq, 1<<20)); err != nil {
 					t.Error(err)
 					return
 				}
 				mu.Lock()
-				fmt.Fprintf(os.Stdout, "ack %s %d\n", name, run.Evaluations)
+				fmt.Fprintf(os.Stdout, "ack %s %d\n", name, seq)
 				mu.Unlock()
 			}
 		})

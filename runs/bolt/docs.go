@@ -127,3 +127,22 @@ func docBucket(tx *bbolt.Tx, kind string) *bbolt.Bucket {
 func isNotFound(err error) bool {
 	return errors.Is(err, runs.ErrDocumentNotFound)
 }
+
+// DeleteDocument removes a document in a synced commit; a missing one is
+// no error.
+func (s *Bolt) DeleteDocument(ctx context.Context, kind, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := s.commits.do(func(tx *bbolt.Tx) error {
+		b := docBucket(tx, kind)
+		if b == nil {
+			return nil
+		}
+		return b.Delete([]byte(key))
+	})
+	if err != nil {
+		return fmt.Errorf("delete %s %s: %w", kind, key, err)
+	}
+	return nil
+}

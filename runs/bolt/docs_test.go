@@ -2,13 +2,14 @@ package bolt
 
 import (
 	"context"
-	"github.com/aurum/canary/runs"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/aurum/canary/runs"
 )
 
 func TestDocuments(t *testing.T) {
@@ -62,4 +63,11 @@ func TestDocuments(t *testing.T) {
 	docs, err = s.DocumentsOf(ctx, "rollout")
 	require.NoError(t, err)
 	require.JSONEq(t, `{"phase":"pending"}`, string(docs["caiso"]))
+
+	// Deleted durably; deleting what is not there is no error.
+	require.NoError(t, s.DeleteDocument(ctx, "rollout", "caiso"))
+	_, err = s.Document(ctx, "rollout", "caiso")
+	require.ErrorIs(t, err, runs.ErrDocumentNotFound)
+	require.NoError(t, s.DeleteDocument(ctx, "rollout", "caiso"))
+	require.NoError(t, s.DeleteDocument(ctx, "no-such-kind", "x"))
 }
