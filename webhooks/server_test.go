@@ -19,15 +19,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aurum/canary/analysis"
+	"github.com/aurum/canary/internal/proptest"
 	"github.com/aurum/canary/queries"
 	"github.com/aurum/canary/queries/embedded"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs/bolt"
 )
 
+// TestMain runs every property over proptest.Checks random sequences
+// unless -rapid.checks says otherwise.
 func TestMain(m *testing.M) {
 	gin.SetMode(gin.ReleaseMode)
-	os.Exit(m.Run())
+	os.Exit(proptest.Main(m))
 }
 
 // testEnv is a whole server over a real listener, with a real bbolt store
