@@ -619,7 +619,11 @@ func (svc *service) run(ctx context.Context, ready chan<- string) error {
 	defer wg.Wait()
 	defer stopBackground()
 	wg.Go(func() { svc.loader.Watch(bg, time.Duration(cfg.ReloadInterval), srv.OnReload) })
-	wg.Go(func() { svc.runs.Janitor(bg, time.Hour) })
+	// Retention looks a few times per retention period, and at least
+	// hourly.
+	wg.Go(func() {
+		svc.runs.Janitor(bg, max(min(time.Duration(cfg.RunRetention)/4, time.Hour), 100*time.Millisecond))
+	})
 	if svc.traffic != nil {
 		wg.Go(func() { svc.traffic.Run(bg, time.Duration(cfg.RunRetention)) })
 	}
