@@ -1,11 +1,13 @@
 package webhooks
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/runs"
 )
 
 // The decoders face whatever reaches the port: none may panic or hang, and
@@ -55,6 +57,26 @@ func FuzzAnalysisRequest(f *testing.F) {
 		var req analysisRequest
 		if err := decodeStrict(data, &req); err != nil {
 			require.Contains(t, err.Error(), "bad JSON body")
+		}
+	})
+}
+
+// FuzzActionRequest: a manual action's body is strict JSON; whatever it
+// decodes to, the reason is checked before anything is latched.
+func FuzzActionRequest(f *testing.F) {
+	f.Add([]byte(`{"reason":"bad data in PJM zone"}`))
+	f.Add([]byte(`{"reason":"x","revision":"r1"}`))
+	f.Add([]byte(`{"reason":""}`))
+	f.Add([]byte(`{"reason":"x","by":"someone else"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req actionRequest
+		if err := decodeStrict(data, &req); err != nil {
+			require.Contains(t, err.Error(), "bad JSON body")
+			return
+		}
+		if err := runs.CheckReason(runs.ActionRollback, req.Reason); err == nil {
+			require.NotEmpty(t, strings.TrimSpace(req.Reason))
+			require.LessOrEqual(t, len(strings.TrimSpace(req.Reason)), runs.MaxReason)
 		}
 	})
 }
