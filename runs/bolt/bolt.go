@@ -327,16 +327,17 @@ func (s *Bolt) Commit(ctx context.Context, c runs.Change) error {
 	return nil
 }
 
-// Append queues the change; done, when set, gets the outcome.
+// Append queues the change; done, when set, gets the outcome. The change
+// is encoded by the committer, off the caller's path: Runs never changes a
+// canary it handed to the store.
 func (s *Bolt) Append(c runs.Change, done func(error)) {
-	rec, err := encode(c)
-	if err != nil {
-		if done != nil {
-			done(err)
+	s.commits.queue(func(tx *bbolt.Tx) error {
+		rec, err := encode(c)
+		if err != nil {
+			return err
 		}
-		return
-	}
-	s.commits.queue(rec.write, done)
+		return rec.write(tx)
+	}, done)
 }
 
 // Delete removes a canary and the history of every run it had.
