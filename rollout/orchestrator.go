@@ -53,7 +53,9 @@ type Options struct {
 	Workers int
 	// Panicked, when set, counts a recovered panic.
 	Panicked func(component string)
-	Logger   *slog.Logger
+	// Retention is how long a finished rollout is kept; 0 keeps them.
+	Retention time.Duration
+	Logger    *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -63,10 +65,13 @@ type Options struct {
 type Orchestrator struct {
 	o Options
 
+	// locks serialise the work on one rollout.
+	locks *stripes
 	mu    sync.Mutex
-	locks map[string]*sync.Mutex
 	due   map[string]time.Time
-	wake  chan struct{}
+	// failures counts a rollout's ticks that failed in a row, for backoff.
+	failures map[string]int
+	wake     chan struct{}
 
 	// health is why Run cannot do its work, or nil: /readyz reports it.
 	health atomic.Pointer[error]
@@ -85,7 +90,7 @@ func New(o Options) *Orchestrator {
 	if o.Workers <= 0 {
 		o.Workers = 16
 	}
-	return &Orchestrator{o: o, locks: map[string]*sync.Mutex{}, due: map[string]time.Time{}, wake: make(chan struct{}, 1)}
+	return &Orchestrator{o: o, locks: newStripes(), due: map[string]time.Time{}, failures: map[string]int{}, wake: make(chan struct{}, 1)}
 }
 
 // Healthy returns nil while the orchestrator can do its work, or why it
@@ -105,17 +110,7 @@ func (o *Orchestrator) setHealth(err error) {
 	o.health.Store(&err)
 }
 
-func (o *Orchestrator) lock(key string) func() {
-	o.mu.Lock()
-	l := o.locks[key]
-	if l == nil {
-		l = &sync.Mutex{}
-		o.locks[key] = l
-	}
-	o.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (o *Orchestrator) lock(key string) func() { return o.locks.lock(key) }
 
 // schedule asks Run to tick the rollout at t.
 func (o *Orchestrator) schedule(key string, t time.Time) {

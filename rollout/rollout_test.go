@@ -600,3 +600,22 @@ func TestGroups(t *testing.T) {
 		require.Equal(t, map[string]Phase{"caiso-lmp": PhaseCompleted, "miso-lmp": PhaseRolledBack, "pjm-lmp": PhaseCompleted}, byName)
 	})
 }
+
+// TestFinishedRolloutsExpire: finished rollouts are forgotten after the
+// retention; one in progress is kept however old.
+func TestFinishedRolloutsExpire(t *testing.T) {
+	w := newWorld(t)
+	w.o.o.Retention = 24 * time.Hour
+	w.setErr("lmp", 0.001)
+	w.start("lmp")
+	require.Equal(t, PhaseCompleted, w.run("lmp", 30*time.Minute).Phase)
+	w.start("quiet") // no data: it pauses, and stays
+	w.run("quiet", 6*time.Minute)
+	w.advance(25 * time.Hour)
+	w.o.expire(context.Background())
+	_, err := w.o.Get(context.Background(), "caiso", "lmp")
+	require.ErrorIs(t, err, ErrNotFound)
+	r, err := w.o.Get(context.Background(), "caiso", "quiet")
+	require.NoError(t, err)
+	require.Equal(t, PhasePaused, r.Phase)
+}

@@ -36,8 +36,13 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	defer wg.Wait()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var expired time.Time
 	for {
 		now := o.o.Now()
+		if now.Sub(expired) > time.Hour {
+			expired = now
+			o.expire(ctx)
+		}
 		next := now.Add(time.Minute)
 		var due []string
 		o.mu.Lock()
@@ -83,6 +88,29 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 // rollback latched on its run.
 const heldInterval = 5 * time.Second
 
+// expire forgets finished rollouts (completed or rolled back) that have
+// not changed for longer than the retention: a rollout is small, but
+// nothing else would ever delete one.
+func (o *Orchestrator) expire(ctx context.Context) {
+	if o.o.Retention <= 0 {
+		return
+	}
+	all, _, err := o.List(ctx)
+	if err != nil {
+		return
+	}
+	now := o.o.Now()
+	for _, r := range all {
+		if r.Phase.Terminal() && now.Sub(r.UpdatedAt) > o.o.Retention {
+			if err := o.o.Store.DeleteDocument(ctx, kindRollout, r.Spec.Key()); err != nil {
+				o.o.Logger.Error("finished rollout not deleted", "rollout", r.Spec.Key(), "err", err)
+				continue
+			}
+			o.o.Logger.Info("finished rollout deleted after its retention", "rollout", r.Spec.Key(), "phase", r.Phase)
+		}
+	}
+}
+
 // resume rekeys old records and schedules every rollout in progress.
 func (o *Orchestrator) resume(ctx context.Context) error {
 	if err := o.migrate(ctx); err != nil {
@@ -113,11 +141,29 @@ func (o *Orchestrator) tickSafely(ctx context.Context, key string) {
 		}
 	}()
 	r, err := o.tick(ctx, key)
+	o.mu.Lock()
+	failures := o.failures[key]
+	if err != nil {
+		failures++
+		o.failures[key] = failures
+	} else {
+		delete(o.failures, key)
+	}
+	o.mu.Unlock()
 	switch {
 	case err != nil && ctx.Err() == nil:
-		o.o.Logger.Error("rollout tick failed", "rollout", key, "err", err)
-		// Try again later rather than never.
-		o.schedule(key, o.o.Now().Add(10*time.Second))
+		wait := backoff(failures)
+		o.o.Logger.Error("rollout tick failed; retrying", "rollout", key, "failures", failures, "retry_in", wait, "err", err)
+		// A store that cannot be read makes the orchestrator unable to
+		// do its work: /readyz says so until it can again.
+		if _, serr := o.o.Store.DocumentsOf(ctx, kindGroup); serr != nil {
+			o.setHealth(fmt.Errorf("the orchestrator cannot use its store: %w", serr))
+		}
+		o.schedule(key, o.o.Now().Add(wait))
+		return
+	}
+	o.setHealth(nil)
+	switch {
 	case r != nil && r.Phase.Terminal():
 		o.unschedule(key)
 	case r != nil && (r.Phase == PhasePaused || r.Phase == PhaseFailed):

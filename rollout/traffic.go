@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -91,8 +90,8 @@ type Traffic struct {
 	o    TrafficOptions
 	cuts *prometheus.CounterVec
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	// locks serialise the work on one target's step-down.
+	locks *stripes
 	wake  chan struct{}
 }
 
@@ -104,7 +103,7 @@ func NewTraffic(o TrafficOptions) *Traffic {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	t := &Traffic{o: o, locks: map[string]*sync.Mutex{}, wake: make(chan struct{}, 1)}
+	t := &Traffic{o: o, locks: newStripes(), wake: make(chan struct{}, 1)}
 	f := promauto.With(o.Registerer)
 	t.cuts = f.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "traffic_cuts_total",
@@ -130,17 +129,7 @@ func NewTraffic(o TrafficOptions) *Traffic {
 	return t
 }
 
-func (t *Traffic) lock(key string) func() {
-	t.mu.Lock()
-	l := t.locks[key]
-	if l == nil {
-		l = &sync.Mutex{}
-		t.locks[key] = l
-	}
-	t.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (t *Traffic) lock(key string) func() { return t.locks.lock(key) }
 
 // Get returns a target's step-down, or nil when there is none.
 func (t *Traffic) Get(ctx context.Context, target routers.Target) (*StepDown, error) {

@@ -551,7 +551,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 		svc.runs.Subscribe(rollout.NewKillSwitch(svc.traffic, svc.loader.Set, logger))
 		svc.orchestrator = rollout.New(rollout.Options{
 			Store: svc.store, Runs: svc.runs, Evaluator: ev, Traffic: svc.traffic, Policies: svc.loader.Set,
-			Logger: logger, OnEvent: opts.OnEvent, Panicked: runMetrics.Panicked,
+			Logger: logger, OnEvent: opts.OnEvent, Panicked: runMetrics.Panicked, Retention: time.Duration(cfg.RunRetention),
 		})
 	}
 	gin.SetMode(gin.ReleaseMode)
