@@ -10,10 +10,12 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -101,14 +103,32 @@ func TestTemplate(t *testing.T) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			m := render(t, "-f", file)
 			checkCommon(t, m)
+			checkClosed(t, m)
 			check(t, m)
 		})
 	}
 	t.Run("no values", func(t *testing.T) {
 		m := render(t)
 		checkCommon(t, m)
+		checkClosed(t, m)
 		checkDefault(t, m)
 	})
+}
+
+// checkClosed checks that every route group requires a token and nothing
+// lets canary serve start with one open: what a rendering is unless the
+// values leave a group open on purpose.
+func checkClosed(t *testing.T, m manifests) {
+	t.Helper()
+	_, cfg := m.canaryYML(t)
+	auth, ok := cfg["auth"].(map[string]any)
+	require.True(t, ok, "canary.yml has no auth")
+	require.NotContains(t, auth, "allowOpen")
+	for _, g := range allGroups {
+		a, ok := auth[g].(map[string]any)
+		require.True(t, ok, "group %s has no token", g)
+		require.Len(t, a["tokenFiles"], 1, g)
+	}
 }
 
 // checkCommon checks what every rendering of the chart must be.
@@ -281,7 +301,140 @@ func checkDefault(t *testing.T, m manifests) {
 	}
 	require.False(t, m.has("ConfigMap", "canary-dashboards"))
 	require.Equal(t, []any{map[string]any{"name": "", "url": "http://prometheus-operated.monitoring.svc:9090", "timeout": "10s"}}, cfg["prometheus"])
-	require.NotContains(t, cfg, "auth")
+	// Closed: a generated token for every group, nothing left open.
+	checkGeneratedTokens(t, m, allGroups...)
+	auth := cfg["auth"].(map[string]any)
+	require.NotContains(t, auth, "allowOpen")
+	require.Len(t, auth, len(allGroups))
+}
+
+// allGroups are canary serve's route groups.
+var allGroups = []string{"analysis", "flagger", "alertmanager", "admin"}
+
+// generatedToken is what the chart generates: randAlphaNum 40.
+var generatedToken = regexp.MustCompile(`^[A-Za-z0-9]{40}$`)
+
+// checkGeneratedTokens checks that the chart generated a token for each of
+// the groups, and only for them, in the Secret <fullname>-tokens: the key
+// <group> holds the token for callers, <group>.tokens the file canary
+// serve reads, which names it; that file is mounted and named in
+// canary.yml as the group's token file; the pod's checksum/tokens changes
+// with the tokens. It returns the tokens by group.
+func checkGeneratedTokens(t *testing.T, m manifests, groups ...string) map[string]string {
+	t.Helper()
+	if len(groups) == 0 {
+		require.False(t, m.has("Secret", release+"-tokens"), "no group needs a generated token")
+		require.NotContains(t, m.deployment(t).Spec.Template.Annotations, "checksum/tokens")
+		return nil
+	}
+	secret, ok := m.get(t, "Secret", release+"-tokens").typed.(*corev1.Secret)
+	require.True(t, ok)
+	require.Len(t, secret.Data, 2*len(groups))
+	pod := m.deployment(t).Spec.Template.Spec
+	c := container(t, pod, "canary")
+	_, cfg := m.canaryYML(t)
+	auth := cfg["auth"].(map[string]any)
+	tokens := map[string]string{}
+	for _, g := range groups {
+		tok := string(secret.Data[g])
+		require.Regexp(t, generatedToken, tok, "group %s", g)
+		require.Equal(t, "generated "+tok+"\n", string(secret.Data[g+".tokens"]), "group %s: one NAME TOKEN line", g)
+		for other, o := range tokens {
+			require.NotEqual(t, o, tok, "groups %s and %s share a token", g, other)
+		}
+		tokens[g] = tok
+
+		file := secretsDir + "auth-" + g + "/tokens"
+		require.Equal(t, map[string]any{"tokenFiles": []any{file}}, auth[g], g)
+		v := volume(t, pod, "auth-"+g)
+		require.Equal(t, release+"-tokens", v.Secret.SecretName)
+		require.Equal(t, []corev1.KeyToPath{{Key: g + ".tokens", Path: "tokens"}}, v.Secret.Items)
+		_, ok := mountAt(c, secretsDir+"auth-"+g)
+		require.True(t, ok)
+	}
+	require.NotEmpty(t, m.deployment(t).Spec.Template.Annotations["checksum/tokens"],
+		"canary serve reads its tokens once: a new token must roll the pod")
+	return tokens
+}
+
+// TestAuth renders the auth values: an explicit Secret wins over a
+// generated token and over open, analysis and flagger may be left open,
+// alertmanager and admin only with allowOpenRoutes (the refusals are in
+// testdata/template).
+func TestAuth(t *testing.T) {
+	tests := []struct {
+		name      string
+		set       []string
+		generated []string
+		secrets   map[string]string // group -> its own Secret
+		open      []string
+		allowOpen bool
+	}{
+		{
+			name:      "an explicit Secret wins",
+			set:       []string{"auth.admin.existingSecret=ops-tokens", "auth.admin.open=true", "auth.flagger.existingSecret=flagger-tokens"},
+			generated: []string{"analysis", "alertmanager"},
+			secrets:   map[string]string{"admin": "ops-tokens", "flagger": "flagger-tokens"},
+		},
+		{
+			name:      "every group with a Secret: nothing generated",
+			set:       []string{"auth.analysis.existingSecret=a", "auth.flagger.existingSecret=f", "auth.alertmanager.existingSecret=m", "auth.admin.existingSecret=o"},
+			secrets:   map[string]string{"analysis": "a", "flagger": "f", "alertmanager": "m", "admin": "o"},
+			generated: nil,
+		},
+		{
+			name:      "analysis and flagger open",
+			set:       []string{"auth.analysis.open=true", "auth.flagger.open=true"},
+			generated: []string{"alertmanager", "admin"},
+			open:      []string{"analysis", "flagger"},
+		},
+		{
+			name:      "admin open with allowOpenRoutes",
+			set:       []string{"auth.admin.open=true", "auth.allowOpenRoutes=true"},
+			generated: []string{"analysis", "flagger", "alertmanager"},
+			open:      []string{"admin"},
+			allowOpen: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var args []string
+			for _, s := range tt.set {
+				args = append(args, "--set", s)
+			}
+			m := render(t, args...)
+			checkCommon(t, m)
+			checkGeneratedTokens(t, m, tt.generated...)
+			pod := m.deployment(t).Spec.Template.Spec
+			_, cfg := m.canaryYML(t)
+			auth, _ := cfg["auth"].(map[string]any)
+			for g, name := range tt.secrets {
+				v := volume(t, pod, "auth-"+g)
+				require.Equal(t, name, v.Secret.SecretName, g)
+				require.Equal(t, []corev1.KeyToPath{{Key: "tokens", Path: "tokens"}}, v.Secret.Items, g)
+				require.Equal(t, map[string]any{"tokenFiles": []any{secretsDir + "auth-" + g + "/tokens"}}, auth[g], g)
+			}
+			for _, g := range tt.open {
+				require.NotContains(t, auth, g, "an open group has no token file")
+				require.False(t, slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == "auth-"+g }), g)
+			}
+			if tt.allowOpen {
+				require.Equal(t, true, auth["allowOpen"])
+			} else {
+				require.NotContains(t, auth, "allowOpen")
+			}
+		})
+	}
+
+	// Without a cluster there is no Secret to read back: every render
+	// makes new tokens (what README says of helm template and Argo CD).
+	t.Run("helm template generates anew", func(t *testing.T) {
+		a := checkGeneratedTokens(t, render(t), allGroups...)
+		b := checkGeneratedTokens(t, render(t), allGroups...)
+		for _, g := range allGroups {
+			require.NotEqual(t, a[g], b[g], g)
+		}
+	})
 }
 
 func checkGitSync(t *testing.T, m manifests) {
@@ -476,6 +629,8 @@ func checkEmptyDir(t *testing.T, m manifests) {
 }
 
 func checkSecrets(t *testing.T, m manifests) {
+	// Every group has a Secret of its own: none is generated.
+	checkGeneratedTokens(t, m)
 	pod := m.deployment(t).Spec.Template.Spec
 	c := container(t, pod, "canary")
 	_, cfg := m.canaryYML(t)
@@ -604,7 +759,8 @@ func TestRenderedConfigLoads(t *testing.T) {
 }
 
 // selfSigned returns a PEM certificate and its key, for the TLS files the
-// sources read when they are built.
+// sources read when they are built, and for canary serve's own HTTPS: it
+// names 127.0.0.1 and the chart's Service, and is its own CA.
 func selfSigned(t testing.TB) (cert, key string) {
 	t.Helper()
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -613,6 +769,7 @@ func selfSigned(t testing.TB) (cert, key string) {
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "charts-test"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{release + "." + namespace + ".svc"},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
 	require.NoError(t, err)
