@@ -27,6 +27,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -296,9 +297,25 @@ func checkDefault(t *testing.T, m manifests) {
 	require.Equal(t, "canary-policies", volume(t, pod, vm.Name).ConfigMap.Name)
 	require.True(t, m.has("ConfigMap", "canary-policies"))
 	// Nothing optional.
-	for _, kind := range []string{"Role", "ClusterRole", "ServiceMonitor", "PrometheusRule", "PodDisruptionBudget", "NetworkPolicy"} {
+	for _, kind := range []string{"Role", "ClusterRole", "ServiceMonitor", "PrometheusRule", "PodDisruptionBudget"} {
 		require.Empty(t, m.all(kind), kind)
 	}
+	// But a NetworkPolicy: the callers' namespaces in, to the service's
+	// port only; egress left open.
+	np, ok := m.get(t, "NetworkPolicy", release).typed.(*networkingv1.NetworkPolicy)
+	require.True(t, ok)
+	require.Equal(t, m.deployment(t).Spec.Selector.MatchLabels, np.Spec.PodSelector.MatchLabels)
+	require.Equal(t, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}, np.Spec.PolicyTypes)
+	require.Len(t, np.Spec.Ingress, 1)
+	require.Equal(t, []networkingv1.NetworkPolicyPeer{
+		{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "argo-rollouts"}}},
+		{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "flagger-system"}}},
+		{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}}},
+	}, np.Spec.Ingress[0].From)
+	tcp := corev1.ProtocolTCP
+	port := intstr.FromString("http")
+	require.Equal(t, []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &port}}, np.Spec.Ingress[0].Ports)
+	require.Empty(t, np.Spec.Egress)
 	require.False(t, m.has("ConfigMap", "canary-dashboards"))
 	require.Equal(t, []any{map[string]any{"name": "", "url": "http://prometheus-operated.monitoring.svc:9090", "timeout": "10s"}}, cfg["prometheus"])
 	// Closed: a generated token for every group, nothing left open.

@@ -207,6 +207,7 @@ func TestHelmInstallDryRun(t *testing.T) {
 				"/v1/flagger/events?token=TOKEN\"}",
 				"credentials_file: /etc/alertmanager/secrets/canary/token",
 				`--reason "market open"`,
+				"Only these callers reach the service (networkPolicy): pods in the namespaces argo-rollouts, flagger-system, monitoring.",
 			},
 			notWant: []string{"WARNING", "https://"},
 		},
