@@ -2,6 +2,7 @@ package charts_test
 
 import (
 	"bufio"
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -96,6 +97,7 @@ func TestTemplate(t *testing.T) {
 		"monitoring-values.yaml": checkMonitoring,
 		"emptydir-values.yaml":   checkEmptyDir,
 		"secrets-values.yaml":    checkSecrets,
+		"tls-values.yaml":        checkTLS,
 	}
 	files := ciValues(t)
 	for _, file := range files {
@@ -177,11 +179,20 @@ func checkCommon(t *testing.T, m manifests) {
 	c := container(t, pod, "canary")
 	require.Equal(t, "ghcr.io/aurum/canary:0.1.0", c.Image)
 	require.Equal(t, []string{"serve", "--config", configFile}, c.Args[:3])
-	require.Equal(t, []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}}, c.Ports)
+	// The port, and the probes' scheme, follow canary.yml's tls: HTTPS
+	// only when canary serve serves it.
+	_, served := m.canaryYML(t)
+	portName, scheme := "http", corev1.URISchemeHTTP
+	if _, ok := served["tls"]; ok {
+		portName, scheme = "https", corev1.URISchemeHTTPS
+	}
+	require.Equal(t, []corev1.ContainerPort{{Name: portName, ContainerPort: 8080, Protocol: corev1.ProtocolTCP}}, c.Ports)
+	for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
+		require.Equal(t, intstr.FromString(portName), p.HTTPGet.Port)
+		require.Equal(t, scheme, cmp.Or(p.HTTPGet.Scheme, corev1.URISchemeHTTP))
+	}
 	require.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
-	require.Equal(t, intstr.FromString("http"), c.LivenessProbe.HTTPGet.Port)
 	require.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
-	require.Equal(t, intstr.FromString("http"), c.ReadinessProbe.HTTPGet.Port)
 	require.Greater(t, *pod.TerminationGracePeriodSeconds, int64(25), "above config.shutdownTimeout")
 
 	// Every mount has its volume and every volume is mounted.
@@ -209,7 +220,8 @@ func checkCommon(t *testing.T, m manifests) {
 
 	text, cfg := m.canaryYML(t)
 	allowed := []string{"listen", "policies", "dataDir", "history", "bodyLimit", "shutdownTimeout", "reloadInterval",
-		"log", "evaluation", "flagger", "auth", "kubeconfig", "prometheus", "kafka", "postgres", "probes", "cache"}
+		"log", "evaluation", "flagger", "auth", "kubeconfig", "prometheus", "kafka", "postgres", "probes", "cache",
+		"tls", "historyFlush", "runRetention", "latchedRunRetention", "maxRuns"}
 	for k := range cfg {
 		require.Contains(t, allowed, k, "canary.yml key %q is not in serveConfig", k)
 	}
@@ -258,7 +270,16 @@ func checkCommon(t *testing.T, m manifests) {
 	svc, ok := m.get(t, "Service", release).typed.(*corev1.Service)
 	require.True(t, ok)
 	require.Equal(t, svc.Spec.Selector, subset(d.Spec.Template.Labels, svc.Spec.Selector))
-	require.Equal(t, intstr.FromString("http"), svc.Spec.Ports[0].TargetPort)
+	require.Equal(t, portName, svc.Spec.Ports[0].Name)
+	require.Equal(t, intstr.FromString(portName), svc.Spec.Ports[0].TargetPort)
+	for _, o := range m.all("NetworkPolicy") {
+		np := o.typed.(*networkingv1.NetworkPolicy)
+		for _, in := range np.Spec.Ingress {
+			for _, p := range in.Ports {
+				require.Equal(t, intstr.FromString(portName), *p.Port, "the NetworkPolicy lets in the service's port")
+			}
+		}
+	}
 	sa, ok := m.get(t, "ServiceAccount", pod.ServiceAccountName).typed.(*corev1.ServiceAccount)
 	require.True(t, ok)
 	require.Equal(t, *sa.AutomountServiceAccountToken, *pod.AutomountServiceAccountToken)
@@ -543,6 +564,8 @@ func checkMonitoring(t *testing.T, m manifests) {
 	ep := endpoints[0].(map[string]any)
 	require.Equal(t, "http", ep["port"])
 	require.Equal(t, "/metrics", ep["path"])
+	require.NotContains(t, ep, "scheme")
+	require.NotContains(t, ep, "tlsConfig")
 	require.Equal(t, "30s", ep["interval"])
 	sel, _, err := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
 	require.NoError(t, err)
@@ -632,6 +655,48 @@ func keys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// checkTLS checks HTTPS: the certificate's Secret mounted and named in
+// canary.yml, the probes and the ServiceMonitor on HTTPS (checkCommon checks
+// the port's name), and the NetworkPolicy's peers of the values.
+func checkTLS(t *testing.T, m manifests) {
+	pod := m.deployment(t).Spec.Template.Spec
+	c := container(t, pod, "canary")
+	_, cfg := m.canaryYML(t)
+	require.Equal(t, map[string]any{"certFile": secretsDir + "tls/tls.crt", "keyFile": secretsDir + "tls/tls.key"}, cfg["tls"])
+	v := volume(t, pod, "tls")
+	require.Equal(t, "canary-tls", v.Secret.SecretName)
+	require.Equal(t, []corev1.KeyToPath{{Key: "tls.crt", Path: "tls.crt"}, {Key: "tls.key", Path: "tls.key"}}, v.Secret.Items)
+	vm, ok := mountAt(c, secretsDir+"tls")
+	require.True(t, ok)
+	require.Empty(t, vm.SubPath, "a subPath mount would not see cert-manager's renewals")
+	for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
+		require.Equal(t, corev1.URISchemeHTTPS, p.HTTPGet.Scheme)
+	}
+
+	sm := m.get(t, "ServiceMonitor", release).u
+	endpoints, _, err := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	require.NoError(t, err)
+	require.Len(t, endpoints, 1)
+	ep := endpoints[0].(map[string]any)
+	require.Equal(t, "https", ep["port"])
+	require.Equal(t, "https", ep["scheme"])
+	require.Equal(t, map[string]any{
+		"ca":         map[string]any{"secret": map[string]any{"name": "canary-tls", "key": "ca.crt"}},
+		"serverName": "canary.canary.svc",
+	}, ep["tlsConfig"])
+
+	np, ok := m.get(t, "NetworkPolicy", release).typed.(*networkingv1.NetworkPolicy)
+	require.True(t, ok)
+	require.Len(t, np.Spec.Ingress, 1)
+	var from []string
+	for _, peer := range np.Spec.Ingress[0].From {
+		require.NotNil(t, peer.NamespaceSelector)
+		require.NotNil(t, peer.PodSelector, "only the callers' pods")
+		from = append(from, peer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"])
+	}
+	require.Equal(t, []string{"argo-rollouts", "flagger-system", "monitoring"}, from)
 }
 
 func checkEmptyDir(t *testing.T, m manifests) {

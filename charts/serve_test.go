@@ -33,6 +33,7 @@ func TestRenderedConfigServes(t *testing.T) {
 		args []string
 	}{
 		{name: "defaults"},
+		{name: "tls", args: []string{"-f", filepath.Join(chartDir(t), "ci", "tls-values.yaml")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -70,6 +70,21 @@ app.kubernetes.io/part-of: aurum-canary
 {{- define "canary.port" -}}8080{{- end }}
 
 {{/*
+The name of the container's and the Service's port, which the probes, the
+NetworkPolicy and the ServiceMonitor refer to: https when canary serve
+serves HTTPS, so that a mesh or a person reading it does not take it for
+plain HTTP.
+*/}}
+{{- define "canary.portName" -}}
+{{- if .Values.tls.enabled }}https{{ else }}http{{ end }}
+{{- end }}
+
+{{/* The scheme callers use. */}}
+{{- define "canary.scheme" -}}
+{{- include "canary.portName" . }}
+{{- end }}
+
+{{/*
 The ConfigMap of policies mounted at policiesDir, if any: the chart's own
 when policies are given (or when nothing else provides policies, so that the
 service starts with an empty, valid set), else policiesConfigMap.
@@ -185,6 +200,12 @@ from user-given names, so they are always valid DNS labels.
 {{- else if has $group $generated }}
 {{- $mounts = append $mounts (dict "volume" (printf "auth-%s" $group) "secret" (include "canary.tokensSecret" $) "items" (list (dict "key" (printf "%s.tokens" $group) "path" "tokens"))) }}
 {{- end }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+{{- if not .Values.tls.secretName }}
+{{- fail "tls.enabled needs tls.secretName, a kubernetes.io/tls Secret with tls.crt and tls.key (a cert-manager Certificate's secretName)" }}
+{{- end }}
+{{- $mounts = append $mounts (dict "volume" "tls" "secret" .Values.tls.secretName "items" (list (dict "key" "tls.crt" "path" "tls.crt") (dict "key" "tls.key" "path" "tls.key"))) }}
 {{- end }}
 {{- range $i, $p := .Values.prometheus }}
 {{- with $p.bearerTokenSecret }}
