@@ -339,6 +339,12 @@ func checkDefault(t *testing.T, m manifests) {
 	require.Empty(t, np.Spec.Egress)
 	require.False(t, m.has("ConfigMap", "canary-dashboards"))
 	require.Equal(t, []any{map[string]any{"name": "", "url": "http://prometheus-operated.monitoring.svc:9090", "timeout": "10s"}}, cfg["prometheus"])
+	// The run store's retention and batching, as values.yaml documents.
+	require.Equal(t, "100ms", cfg["historyFlush"])
+	require.Equal(t, "14d", cfg["runRetention"])
+	require.Equal(t, "90d", cfg["latchedRunRetention"])
+	require.NotContains(t, cfg, "maxRuns", "0 is the service's default: not written")
+	require.Equal(t, map[string]any{"hosts": []any{}, "namespaces": []any{}}, cfg["probes"].(map[string]any)["allow"])
 	// Closed: a generated token for every group, nothing left open.
 	checkGeneratedTokens(t, m, allGroups...)
 	auth := cfg["auth"].(map[string]any)
@@ -708,6 +714,11 @@ func checkEmptyDir(t *testing.T, m manifests) {
 	require.Empty(t, m.all("PersistentVolumeClaim"))
 	_, cfg := m.canaryYML(t)
 	require.Equal(t, map[string]any{"level": "debug", "format": "json"}, cfg["log"])
+	require.Equal(t, 500, cfg["maxRuns"])
+	require.Equal(t, "3d", cfg["runRetention"])
+	require.Equal(t, map[string]any{"hosts": []any{"status.example.com", "10.0.0.0/8"}, "namespaces": []any{"caiso", "pjm"}},
+		cfg["probes"].(map[string]any)["allow"])
+	require.Equal(t, []any{map[string]any{"name": "", "url": "http://prometheus-operated.monitoring.svc:9090", "maxBytes": 4194304}}, cfg["prometheus"])
 }
 
 func checkSecrets(t *testing.T, m manifests) {
