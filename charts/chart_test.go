@@ -2,6 +2,7 @@ package charts_test
 
 import (
 	"bufio"
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,10 +11,12 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -25,6 +28,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -93,6 +97,7 @@ func TestTemplate(t *testing.T) {
 		"monitoring-values.yaml": checkMonitoring,
 		"emptydir-values.yaml":   checkEmptyDir,
 		"secrets-values.yaml":    checkSecrets,
+		"tls-values.yaml":        checkTLS,
 	}
 	files := ciValues(t)
 	for _, file := range files {
@@ -101,14 +106,32 @@ func TestTemplate(t *testing.T) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			m := render(t, "-f", file)
 			checkCommon(t, m)
+			checkClosed(t, m)
 			check(t, m)
 		})
 	}
 	t.Run("no values", func(t *testing.T) {
 		m := render(t)
 		checkCommon(t, m)
+		checkClosed(t, m)
 		checkDefault(t, m)
 	})
+}
+
+// checkClosed checks that every route group requires a token and nothing
+// lets canary serve start with one open: what a rendering is unless the
+// values leave a group open on purpose.
+func checkClosed(t *testing.T, m manifests) {
+	t.Helper()
+	_, cfg := m.canaryYML(t)
+	auth, ok := cfg["auth"].(map[string]any)
+	require.True(t, ok, "canary.yml has no auth")
+	require.NotContains(t, auth, "allowOpen")
+	for _, g := range allGroups {
+		a, ok := auth[g].(map[string]any)
+		require.True(t, ok, "group %s has no token", g)
+		require.Len(t, a["tokenFiles"], 1, g)
+	}
 }
 
 // checkCommon checks what every rendering of the chart must be.
@@ -156,11 +179,20 @@ func checkCommon(t *testing.T, m manifests) {
 	c := container(t, pod, "canary")
 	require.Equal(t, "ghcr.io/aurum/canary:0.1.0", c.Image)
 	require.Equal(t, []string{"serve", "--config", configFile}, c.Args[:3])
-	require.Equal(t, []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}}, c.Ports)
+	// The port, and the probes' scheme, follow canary.yml's tls: HTTPS
+	// only when canary serve serves it.
+	_, served := m.canaryYML(t)
+	portName, scheme := "http", corev1.URISchemeHTTP
+	if _, ok := served["tls"]; ok {
+		portName, scheme = "https", corev1.URISchemeHTTPS
+	}
+	require.Equal(t, []corev1.ContainerPort{{Name: portName, ContainerPort: 8080, Protocol: corev1.ProtocolTCP}}, c.Ports)
+	for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
+		require.Equal(t, intstr.FromString(portName), p.HTTPGet.Port)
+		require.Equal(t, scheme, cmp.Or(p.HTTPGet.Scheme, corev1.URISchemeHTTP))
+	}
 	require.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
-	require.Equal(t, intstr.FromString("http"), c.LivenessProbe.HTTPGet.Port)
 	require.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
-	require.Equal(t, intstr.FromString("http"), c.ReadinessProbe.HTTPGet.Port)
 	require.Greater(t, *pod.TerminationGracePeriodSeconds, int64(25), "above config.shutdownTimeout")
 
 	// Every mount has its volume and every volume is mounted.
@@ -188,7 +220,8 @@ func checkCommon(t *testing.T, m manifests) {
 
 	text, cfg := m.canaryYML(t)
 	allowed := []string{"listen", "policies", "dataDir", "history", "bodyLimit", "shutdownTimeout", "reloadInterval",
-		"log", "evaluation", "flagger", "auth", "kubeconfig", "prometheus", "kafka", "postgres", "probes", "cache"}
+		"log", "evaluation", "flagger", "auth", "kubeconfig", "prometheus", "kafka", "postgres", "probes", "cache",
+		"tls", "historyFlush", "runRetention", "latchedRunRetention", "maxRuns"}
 	for k := range cfg {
 		require.Contains(t, allowed, k, "canary.yml key %q is not in serveConfig", k)
 	}
@@ -237,7 +270,16 @@ func checkCommon(t *testing.T, m manifests) {
 	svc, ok := m.get(t, "Service", release).typed.(*corev1.Service)
 	require.True(t, ok)
 	require.Equal(t, svc.Spec.Selector, subset(d.Spec.Template.Labels, svc.Spec.Selector))
-	require.Equal(t, intstr.FromString("http"), svc.Spec.Ports[0].TargetPort)
+	require.Equal(t, portName, svc.Spec.Ports[0].Name)
+	require.Equal(t, intstr.FromString(portName), svc.Spec.Ports[0].TargetPort)
+	for _, o := range m.all("NetworkPolicy") {
+		np := o.typed.(*networkingv1.NetworkPolicy)
+		for _, in := range np.Spec.Ingress {
+			for _, p := range in.Ports {
+				require.Equal(t, intstr.FromString(portName), *p.Port, "the NetworkPolicy lets in the service's port")
+			}
+		}
+	}
 	sa, ok := m.get(t, "ServiceAccount", pod.ServiceAccountName).typed.(*corev1.ServiceAccount)
 	require.True(t, ok)
 	require.Equal(t, *sa.AutomountServiceAccountToken, *pod.AutomountServiceAccountToken)
@@ -276,12 +318,167 @@ func checkDefault(t *testing.T, m manifests) {
 	require.Equal(t, "canary-policies", volume(t, pod, vm.Name).ConfigMap.Name)
 	require.True(t, m.has("ConfigMap", "canary-policies"))
 	// Nothing optional.
-	for _, kind := range []string{"Role", "ClusterRole", "ServiceMonitor", "PrometheusRule", "PodDisruptionBudget", "NetworkPolicy"} {
+	for _, kind := range []string{"Role", "ClusterRole", "ServiceMonitor", "PrometheusRule", "PodDisruptionBudget"} {
 		require.Empty(t, m.all(kind), kind)
 	}
+	// But a NetworkPolicy: the callers' namespaces in, to the service's
+	// port only; egress left open.
+	np, ok := m.get(t, "NetworkPolicy", release).typed.(*networkingv1.NetworkPolicy)
+	require.True(t, ok)
+	require.Equal(t, m.deployment(t).Spec.Selector.MatchLabels, np.Spec.PodSelector.MatchLabels)
+	require.Equal(t, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}, np.Spec.PolicyTypes)
+	require.Len(t, np.Spec.Ingress, 1)
+	require.Equal(t, []networkingv1.NetworkPolicyPeer{
+		{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "argo-rollouts"}}},
+		{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "flagger-system"}}},
+		{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}}},
+	}, np.Spec.Ingress[0].From)
+	tcp := corev1.ProtocolTCP
+	port := intstr.FromString("http")
+	require.Equal(t, []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &port}}, np.Spec.Ingress[0].Ports)
+	require.Empty(t, np.Spec.Egress)
 	require.False(t, m.has("ConfigMap", "canary-dashboards"))
 	require.Equal(t, []any{map[string]any{"name": "", "url": "http://prometheus-operated.monitoring.svc:9090", "timeout": "10s"}}, cfg["prometheus"])
-	require.NotContains(t, cfg, "auth")
+	// The run store's retention and batching, as values.yaml documents.
+	require.Equal(t, "100ms", cfg["historyFlush"])
+	require.Equal(t, "14d", cfg["runRetention"])
+	require.Equal(t, "90d", cfg["latchedRunRetention"])
+	require.NotContains(t, cfg, "maxRuns", "0 is the service's default: not written")
+	require.Equal(t, map[string]any{"hosts": []any{}, "namespaces": []any{}}, cfg["probes"].(map[string]any)["allow"])
+	// Closed: a generated token for every group, nothing left open.
+	checkGeneratedTokens(t, m, allGroups...)
+	auth := cfg["auth"].(map[string]any)
+	require.NotContains(t, auth, "allowOpen")
+	require.Len(t, auth, len(allGroups))
+}
+
+// allGroups are canary serve's route groups.
+var allGroups = []string{"analysis", "flagger", "alertmanager", "admin"}
+
+// generatedToken is what the chart generates: randAlphaNum 40.
+var generatedToken = regexp.MustCompile(`^[A-Za-z0-9]{40}$`)
+
+// checkGeneratedTokens checks that the chart generated a token for each of
+// the groups, and only for them, in the Secret <fullname>-tokens: the key
+// <group> holds the token for callers, <group>.tokens the file canary
+// serve reads, which names it; that file is mounted and named in
+// canary.yml as the group's token file; the pod's checksum/tokens changes
+// with the tokens. It returns the tokens by group.
+func checkGeneratedTokens(t *testing.T, m manifests, groups ...string) map[string]string {
+	t.Helper()
+	if len(groups) == 0 {
+		require.False(t, m.has("Secret", release+"-tokens"), "no group needs a generated token")
+		require.NotContains(t, m.deployment(t).Spec.Template.Annotations, "checksum/tokens")
+		return nil
+	}
+	secret, ok := m.get(t, "Secret", release+"-tokens").typed.(*corev1.Secret)
+	require.True(t, ok)
+	require.Len(t, secret.Data, 2*len(groups))
+	pod := m.deployment(t).Spec.Template.Spec
+	c := container(t, pod, "canary")
+	_, cfg := m.canaryYML(t)
+	auth := cfg["auth"].(map[string]any)
+	tokens := map[string]string{}
+	for _, g := range groups {
+		tok := string(secret.Data[g])
+		require.Regexp(t, generatedToken, tok, "group %s", g)
+		require.Equal(t, "generated "+tok+"\n", string(secret.Data[g+".tokens"]), "group %s: one NAME TOKEN line", g)
+		for other, o := range tokens {
+			require.NotEqual(t, o, tok, "groups %s and %s share a token", g, other)
+		}
+		tokens[g] = tok
+
+		file := secretsDir + "auth-" + g + "/tokens"
+		require.Equal(t, map[string]any{"tokenFiles": []any{file}}, auth[g], g)
+		v := volume(t, pod, "auth-"+g)
+		require.Equal(t, release+"-tokens", v.Secret.SecretName)
+		require.Equal(t, []corev1.KeyToPath{{Key: g + ".tokens", Path: "tokens"}}, v.Secret.Items)
+		_, ok := mountAt(c, secretsDir+"auth-"+g)
+		require.True(t, ok)
+	}
+	require.NotEmpty(t, m.deployment(t).Spec.Template.Annotations["checksum/tokens"],
+		"canary serve reads its tokens once: a new token must roll the pod")
+	return tokens
+}
+
+// TestAuth renders the auth values: an explicit Secret wins over a
+// generated token and over open, analysis and flagger may be left open,
+// alertmanager and admin only with allowOpenRoutes (the refusals are in
+// testdata/template).
+func TestAuth(t *testing.T) {
+	tests := []struct {
+		name      string
+		set       []string
+		generated []string
+		secrets   map[string]string // group -> its own Secret
+		open      []string
+		allowOpen bool
+	}{
+		{
+			name:      "an explicit Secret wins",
+			set:       []string{"auth.admin.existingSecret=ops-tokens", "auth.admin.open=true", "auth.flagger.existingSecret=flagger-tokens"},
+			generated: []string{"analysis", "alertmanager"},
+			secrets:   map[string]string{"admin": "ops-tokens", "flagger": "flagger-tokens"},
+		},
+		{
+			name:      "every group with a Secret: nothing generated",
+			set:       []string{"auth.analysis.existingSecret=a", "auth.flagger.existingSecret=f", "auth.alertmanager.existingSecret=m", "auth.admin.existingSecret=o"},
+			secrets:   map[string]string{"analysis": "a", "flagger": "f", "alertmanager": "m", "admin": "o"},
+			generated: nil,
+		},
+		{
+			name:      "analysis and flagger open",
+			set:       []string{"auth.analysis.open=true", "auth.flagger.open=true"},
+			generated: []string{"alertmanager", "admin"},
+			open:      []string{"analysis", "flagger"},
+		},
+		{
+			name:      "admin open with allowOpenRoutes",
+			set:       []string{"auth.admin.open=true", "auth.allowOpenRoutes=true"},
+			generated: []string{"analysis", "flagger", "alertmanager"},
+			open:      []string{"admin"},
+			allowOpen: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var args []string
+			for _, s := range tt.set {
+				args = append(args, "--set", s)
+			}
+			m := render(t, args...)
+			checkCommon(t, m)
+			checkGeneratedTokens(t, m, tt.generated...)
+			pod := m.deployment(t).Spec.Template.Spec
+			_, cfg := m.canaryYML(t)
+			auth, _ := cfg["auth"].(map[string]any)
+			for g, name := range tt.secrets {
+				v := volume(t, pod, "auth-"+g)
+				require.Equal(t, name, v.Secret.SecretName, g)
+				require.Equal(t, []corev1.KeyToPath{{Key: "tokens", Path: "tokens"}}, v.Secret.Items, g)
+				require.Equal(t, map[string]any{"tokenFiles": []any{secretsDir + "auth-" + g + "/tokens"}}, auth[g], g)
+			}
+			for _, g := range tt.open {
+				require.NotContains(t, auth, g, "an open group has no token file")
+				require.False(t, slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == "auth-"+g }), g)
+			}
+			if tt.allowOpen {
+				require.Equal(t, true, auth["allowOpen"])
+			} else {
+				require.NotContains(t, auth, "allowOpen")
+			}
+		})
+	}
+
+	// Without a cluster there is no Secret to read back: every render
+	// makes new tokens (what README says of helm template and Argo CD).
+	t.Run("helm template generates anew", func(t *testing.T) {
+		a := checkGeneratedTokens(t, render(t), allGroups...)
+		b := checkGeneratedTokens(t, render(t), allGroups...)
+		for _, g := range allGroups {
+			require.NotEqual(t, a[g], b[g], g)
+		}
+	})
 }
 
 func checkGitSync(t *testing.T, m manifests) {
@@ -373,6 +570,8 @@ func checkMonitoring(t *testing.T, m manifests) {
 	ep := endpoints[0].(map[string]any)
 	require.Equal(t, "http", ep["port"])
 	require.Equal(t, "/metrics", ep["path"])
+	require.NotContains(t, ep, "scheme")
+	require.NotContains(t, ep, "tlsConfig")
 	require.Equal(t, "30s", ep["interval"])
 	sel, _, err := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
 	require.NoError(t, err)
@@ -464,6 +663,48 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
+// checkTLS checks HTTPS: the certificate's Secret mounted and named in
+// canary.yml, the probes and the ServiceMonitor on HTTPS (checkCommon checks
+// the port's name), and the NetworkPolicy's peers of the values.
+func checkTLS(t *testing.T, m manifests) {
+	pod := m.deployment(t).Spec.Template.Spec
+	c := container(t, pod, "canary")
+	_, cfg := m.canaryYML(t)
+	require.Equal(t, map[string]any{"certFile": secretsDir + "tls/tls.crt", "keyFile": secretsDir + "tls/tls.key"}, cfg["tls"])
+	v := volume(t, pod, "tls")
+	require.Equal(t, "canary-tls", v.Secret.SecretName)
+	require.Equal(t, []corev1.KeyToPath{{Key: "tls.crt", Path: "tls.crt"}, {Key: "tls.key", Path: "tls.key"}}, v.Secret.Items)
+	vm, ok := mountAt(c, secretsDir+"tls")
+	require.True(t, ok)
+	require.Empty(t, vm.SubPath, "a subPath mount would not see cert-manager's renewals")
+	for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
+		require.Equal(t, corev1.URISchemeHTTPS, p.HTTPGet.Scheme)
+	}
+
+	sm := m.get(t, "ServiceMonitor", release).u
+	endpoints, _, err := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	require.NoError(t, err)
+	require.Len(t, endpoints, 1)
+	ep := endpoints[0].(map[string]any)
+	require.Equal(t, "https", ep["port"])
+	require.Equal(t, "https", ep["scheme"])
+	require.Equal(t, map[string]any{
+		"ca":         map[string]any{"secret": map[string]any{"name": "canary-tls", "key": "ca.crt"}},
+		"serverName": "canary.canary.svc",
+	}, ep["tlsConfig"])
+
+	np, ok := m.get(t, "NetworkPolicy", release).typed.(*networkingv1.NetworkPolicy)
+	require.True(t, ok)
+	require.Len(t, np.Spec.Ingress, 1)
+	var from []string
+	for _, peer := range np.Spec.Ingress[0].From {
+		require.NotNil(t, peer.NamespaceSelector)
+		require.NotNil(t, peer.PodSelector, "only the callers' pods")
+		from = append(from, peer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"])
+	}
+	require.Equal(t, []string{"argo-rollouts", "flagger-system", "monitoring"}, from)
+}
+
 func checkEmptyDir(t *testing.T, m manifests) {
 	pod := m.deployment(t).Spec.Template.Spec
 	data := volume(t, pod, "data")
@@ -473,9 +714,16 @@ func checkEmptyDir(t *testing.T, m manifests) {
 	require.Empty(t, m.all("PersistentVolumeClaim"))
 	_, cfg := m.canaryYML(t)
 	require.Equal(t, map[string]any{"level": "debug", "format": "json"}, cfg["log"])
+	require.Equal(t, 500, cfg["maxRuns"])
+	require.Equal(t, "3d", cfg["runRetention"])
+	require.Equal(t, map[string]any{"hosts": []any{"status.example.com", "10.0.0.0/8"}, "namespaces": []any{"caiso", "pjm"}},
+		cfg["probes"].(map[string]any)["allow"])
+	require.Equal(t, []any{map[string]any{"name": "", "url": "http://prometheus-operated.monitoring.svc:9090", "maxBytes": 4194304}}, cfg["prometheus"])
 }
 
 func checkSecrets(t *testing.T, m manifests) {
+	// Every group has a Secret of its own: none is generated.
+	checkGeneratedTokens(t, m)
 	pod := m.deployment(t).Spec.Template.Spec
 	c := container(t, pod, "canary")
 	_, cfg := m.canaryYML(t)
@@ -604,7 +852,8 @@ func TestRenderedConfigLoads(t *testing.T) {
 }
 
 // selfSigned returns a PEM certificate and its key, for the TLS files the
-// sources read when they are built.
+// sources read when they are built, and for canary serve's own HTTPS: it
+// names 127.0.0.1 and the chart's Service, and is its own CA.
 func selfSigned(t testing.TB) (cert, key string) {
 	t.Helper()
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -613,6 +862,7 @@ func selfSigned(t testing.TB) (cert, key string) {
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "charts-test"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{release + "." + namespace + ".svc"},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
 	require.NoError(t, err)

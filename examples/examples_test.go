@@ -8,11 +8,15 @@ package examples_test
 //     API types, and Argo's own web metric provider, with the template's
 //     args resolved, measures a canary through `canary serve`'s handler;
 //   - flagger/: the Canary decodes strictly against Flagger's documented
-//     schema, and every webhook, posted as Flagger posts it, gets the answer
-//     Flagger needs from `canary serve`'s handler;
+//     schema, both confirm gates call the gate of the rollout check's
+//     policy, and every webhook, posted as Flagger posts it, gets the
+//     answer Flagger needs from `canary serve`'s handler (the gates hold a
+//     canary without evidence);
 //   - alertmanager/: amtool and promtool accept the files, and the real
 //     Alertmanager, started with the example config, delivers a canary alert
-//     that latches a rollback Flagger's rollback hook then reports.
+//     that latches a rollback Flagger's rollback hook then reports;
+//   - the READMEs: every manual override shown gives a reason and is
+//     accepted as written.
 
 import (
 	"bytes"
@@ -1280,6 +1284,54 @@ func TestFlaggerCanary(t *testing.T) {
 			t.Errorf("no %s webhook", typ)
 		}
 	}
+	checkFlaggerGates(t, a.Webhooks)
+}
+
+// checkFlaggerGates checks the safe wiring of the traffic: each weight
+// increase and the promotion are gated (confirm-traffic-increase and
+// confirm-promotion, one each) by the gate endpoint of the very policy and
+// params the rollout check analyses. The check lets an inconclusive
+// analysis through (a failed check would count towards a rollback); the
+// gate never does, so an analysis without evidence never moves traffic.
+func checkFlaggerGates(t *testing.T, hooks []flaggerWebhook) {
+	t.Helper()
+	byType := map[string][]flaggerWebhook{}
+	for _, w := range hooks {
+		byType[w.Type] = append(byType[w.Type], w)
+	}
+	if len(byType["rollout"]) != 1 {
+		t.Fatalf("want one rollout check, have %d", len(byType["rollout"]))
+	}
+	check := byType["rollout"][0]
+	cu, err := url.Parse(check.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policyPath, ok := strings.CutSuffix(cu.Path, "/check")
+	if !ok {
+		t.Fatalf("rollout check %s does not call /v1/flagger/<policy>/check", check.URL)
+	}
+	for _, typ := range []string{"confirm-traffic-increase", "confirm-promotion"} {
+		gates := byType[typ]
+		if len(gates) != 1 {
+			t.Errorf("want one %s webhook, have %d", typ, len(gates))
+			continue
+		}
+		g := gates[0]
+		gu, err := url.Parse(g.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gu.Scheme != cu.Scheme || gu.Host != cu.Host || gu.Path != policyPath+"/gate" {
+			t.Errorf("%s %s: want the gate of the rollout check's policy, %s://%s%s/gate", typ, g.URL, cu.Scheme, cu.Host, policyPath)
+		}
+		if gu.Query().Get("token") == "" {
+			t.Errorf("%s %s: no ?token=", typ, g.URL)
+		}
+		if !maps.Equal(g.Metadata, check.Metadata) {
+			t.Errorf("%s: metadata %v, the rollout check's %v: the gate must judge the same analysis", typ, g.Metadata, check.Metadata)
+		}
+	}
 }
 
 // flaggerPost posts to a hook what Flagger posts (pkg/controller/webhook.go):
@@ -1325,6 +1377,9 @@ func TestFlaggerWebhooks(t *testing.T) {
 	cases := []struct {
 		name  string
 		group string
+		// drop removes series from the group's, for a canary without
+		// evidence.
+		drop func(embedded.InputSeries) bool
 		// ok says which types must succeed; the others must fail.
 		ok map[string]bool
 	}{
@@ -1332,11 +1387,23 @@ func TestFlaggerWebhooks(t *testing.T) {
 			ok: map[string]bool{"event": true, "pre-rollout": true, "rollout": true, "confirm-traffic-increase": true, "confirm-promotion": true}},
 		{name: "stale canary is held and counts failed checks", group: "canary that stopped storing prices fails freshness",
 			ok: map[string]bool{"event": true}},
+		// No request metrics from the canary: the analysis is
+		// inconclusive. The checks let it through (it is no failure),
+		// the gates hold the weight and the promotion.
+		{name: "canary without evidence is held at the gates", group: "healthy canary catching up on a backlog passes",
+			drop: func(s embedded.InputSeries) bool {
+				return strings.HasPrefix(s.Series, "ingest_request") && strings.Contains(s.Series, `track="canary"`)
+			},
+			ok: map[string]bool{"event": true, "pre-rollout": true, "rollout": true}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := startServer(t, func(start time.Time) []embedded.InputSeries {
-				return groupSeries(t, tests, tc.group, start)
+				series := groupSeries(t, tests, tc.group, start)
+				if tc.drop != nil {
+					series = slices.DeleteFunc(series, tc.drop)
+				}
+				return series
 			}, map[string]string{webhooks.GroupFlagger: token})
 			// Events first, as Flagger emits them when a revision starts.
 			hooks := slices.Clone(c.Spec.Analysis.Webhooks)
@@ -1708,5 +1775,208 @@ func TestAlertmanagerLatchesRollback(t *testing.T) {
 	}
 	if strings.Contains(am.output.String(), amToken) {
 		t.Error("alertmanager logged the token")
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Manual overrides in the READMEs.
+
+// overrideActions are the actions a person takes on a run or a rollout,
+// each of which needs a reason.
+var overrideActions = []string{"rollback", "promote", "pause", "resume", "skip-step"}
+
+// readmeCommand is a line of an sh code block of a README.
+type readmeCommand struct{ where, line string }
+
+// readmeCommands returns the lines of the sh code blocks of every
+// Markdown file under examples/, in order, with where they are.
+func readmeCommands(t *testing.T) []readmeCommand {
+	t.Helper()
+	var out []readmeCommand
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".md") {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		inSh := false
+		for i, line := range strings.Split(string(data), "\n") {
+			switch {
+			case strings.HasPrefix(line, "```"):
+				inSh = !inSh && strings.TrimPrefix(line, "```") == "sh"
+			case inSh && strings.TrimSpace(line) != "" && !strings.HasPrefix(strings.TrimSpace(line), "#"):
+				out = append(out, readmeCommand{fmt.Sprintf("%s:%d", path, i+1), strings.TrimSpace(line)})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// shellWords splits a command line as sh does for what the READMEs use:
+// words, '...' and "..." quoting; $(...) is kept as written.
+func shellWords(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(line); i++ {
+		switch ch := line[i]; {
+		case ch == ' ' || ch == '\t':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case ch == '\'' || ch == '"':
+			end := strings.IndexByte(line[i+1:], ch)
+			if end < 0 {
+				t.Fatalf("unterminated %c in %q", ch, line)
+			}
+			cur.WriteString(line[i+1 : i+1+end])
+			i += end + 1
+			inWord = true
+		default:
+			cur.WriteByte(ch)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words
+}
+
+// TestManualOverridesInReadmes finds every manual override the examples'
+// READMEs show, `canary runs|rollout <action>` and curl to /v1/runs or
+// /v1/rollouts, checks each gives a reason, and runs them in order, as
+// written but for the server's address and the token file, against
+// canary serve's handler with a PJM canary's run: each must be accepted,
+// and the run must record the reasons.
+func TestManualOverridesInReadmes(t *testing.T) {
+	const adminToken, flaggerToken, checksum = "admin-token-s3cret", "flagger-token", "85d557f47b"
+	srv := startServer(t, func(start time.Time) []embedded.InputSeries {
+		return groupSeries(t, filepath.Join(gitopsTests, "pjm.test.yaml"), "healthy canary catching up on a backlog passes", start)
+	}, map[string]string{webhooks.GroupAdmin: adminToken, webhooks.GroupFlagger: flaggerToken})
+	// The run, started by Flagger's event.
+	c := loadFlagger(t)
+	i := slices.IndexFunc(c.Spec.Analysis.Webhooks, func(w flaggerWebhook) bool { return w.Type == "event" })
+	if i < 0 {
+		t.Fatal("the Canary has no event webhook")
+	}
+	ev := c.Spec.Analysis.Webhooks[i]
+	if code, body := flaggerPost(t, srv.redirect(t, strings.ReplaceAll(ev.URL, flaggerTokenPlaceholder, flaggerToken)), c, ev, checksum); code != http.StatusAccepted {
+		t.Fatalf("event hook: %d %q", code, body)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(adminToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	var reasons []string
+	ran := map[string]int{}
+	for _, cmd := range readmeCommands(t) {
+		where, line := cmd.where, cmd.line
+		words := shellWords(t, line)
+		switch {
+		case len(words) >= 3 && words[0] == "canary" && (words[1] == "runs" || words[1] == "rollout") && slices.Contains(overrideActions, words[2]):
+			reason := ""
+			for j := 3; j+1 < len(words); j++ {
+				if words[j] == "--reason" {
+					reason = words[j+1]
+				}
+			}
+			if strings.TrimSpace(reason) == "" {
+				t.Errorf("%s: %q gives no --reason: canary refuses a manual override without one", where, line)
+				continue
+			}
+			reasons = append(reasons, reason)
+			for j := 3; j+1 < len(words); j++ {
+				switch words[j] {
+				case "--server":
+					words[j+1] = srv.redirect(t, words[j+1]+"/")
+					words[j+1] = strings.TrimSuffix(words[j+1], "/")
+				case "--token-file":
+					words[j+1] = tokenFile
+				}
+			}
+			r := run(t, ".", nil, canaryBinary(t), words[1:]...)
+			if r.code != 0 {
+				t.Errorf("%s: %s: exit %d\n%s%s", where, line, r.code, r.stdout, r.stderr)
+			}
+			ran["canary"]++
+		case len(words) > 0 && words[0] == "curl" && (strings.Contains(line, "/v1/runs/") || strings.Contains(line, "/v1/rollouts/")):
+			method, target, body := "GET", "", ""
+			auth := false
+			for j := 1; j < len(words); j++ {
+				switch w := words[j]; {
+				case w == "-X" && j+1 < len(words):
+					method = words[j+1]
+					j++
+				case w == "-d" && j+1 < len(words):
+					body = words[j+1]
+					j++
+				case w == "-H" && j+1 < len(words):
+					auth = auth || words[j+1] == "Authorization: Bearer $(cat admin-token)"
+					j++
+				case strings.HasPrefix(w, "http"):
+					target = w
+				}
+			}
+			if method != "POST" {
+				continue
+			}
+			var payload struct {
+				Reason string `json:"reason"`
+			}
+			if err := json.Unmarshal([]byte(body), &payload); err != nil || strings.TrimSpace(payload.Reason) == "" {
+				t.Errorf("%s: %q posts no {\"reason\": ...} (%v)", where, line, err)
+				continue
+			}
+			if !auth {
+				t.Errorf("%s: %q sends no admin token (-H \"Authorization: Bearer $(cat admin-token)\")", where, line)
+			}
+			reasons = append(reasons, payload.Reason)
+			req, err := http.NewRequest(method, srv.redirect(t, target), strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+adminToken)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("%s: %s: %s %s", where, line, resp.Status, out)
+			}
+			ran["curl"]++
+		}
+	}
+	if ran["canary"] == 0 || ran["curl"] == 0 {
+		t.Fatalf("the READMEs show no manual override (canary runs: %d, curl: %d): examples/README.md's section is gone?", ran["canary"], ran["curl"])
+	}
+
+	resp, err := http.DefaultClient.Do(func() *http.Request {
+		req, _ := http.NewRequest("GET", srv.url+"/v1/runs/pjm/lmp-ingest", nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		return req
+	}())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	for _, r := range reasons {
+		if !strings.Contains(string(out), r) {
+			t.Errorf("the run does not record the reason %q:\n%s", r, out)
+		}
 	}
 }

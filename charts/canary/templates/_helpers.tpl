@@ -70,6 +70,21 @@ app.kubernetes.io/part-of: aurum-canary
 {{- define "canary.port" -}}8080{{- end }}
 
 {{/*
+The name of the container's and the Service's port, which the probes, the
+NetworkPolicy and the ServiceMonitor refer to: https when canary serve
+serves HTTPS, so that a mesh or a person reading it does not take it for
+plain HTTP.
+*/}}
+{{- define "canary.portName" -}}
+{{- if .Values.tls.enabled }}https{{ else }}http{{ end }}
+{{- end }}
+
+{{/* The scheme callers use. */}}
+{{- define "canary.scheme" -}}
+{{- include "canary.portName" . }}
+{{- end }}
+
+{{/*
 The ConfigMap of policies mounted at policiesDir, if any: the chart's own
 when policies are given (or when nothing else provides policies, so that the
 service starts with an empty, valid set), else policiesConfigMap.
@@ -105,6 +120,70 @@ directory.
 {{- toJson $paths }}
 {{- end }}
 
+{{/* The route groups of canary serve, each with its own bearer tokens. */}}
+{{- define "canary.authGroups" -}}
+{{- toJson (list "analysis" "flagger" "alertmanager" "admin") }}
+{{- end }}
+
+{{/*
+The groups whose token the chart generates: those with neither an
+existingSecret nor open.
+*/}}
+{{- define "canary.generatedTokenGroups" -}}
+{{- $out := list }}
+{{- range $group := include "canary.authGroups" . | fromJsonArray }}
+{{- $a := get $.Values.auth $group }}
+{{- if and (not $a.existingSecret) (not $a.open) }}
+{{- $out = append $out $group }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/* The groups left open: open, and no existingSecret. */}}
+{{- define "canary.openGroups" -}}
+{{- $out := list }}
+{{- range $group := include "canary.authGroups" . | fromJsonArray }}
+{{- $a := get $.Values.auth $group }}
+{{- if and $a.open (not $a.existingSecret) }}
+{{- $out = append $out $group }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/* The Secret of the generated tokens. */}}
+{{- define "canary.tokensSecret" -}}
+{{- printf "%s-tokens" (include "canary.fullname" .) }}
+{{- end }}
+
+{{/*
+The generated tokens, group to token, as JSON. A token the Secret already
+holds in the cluster is kept (lookup), so that `helm upgrade` does not
+change what callers were given; a missing one is a new random token of 40
+letters and digits (about 238 bits). Without a cluster (`helm template`,
+a client-side dry run) lookup finds nothing, and every render makes new
+tokens. The key <group> is the source of truth: a token put there by hand
+is kept, and <group>.tokens follows it. Called once per render, by the template that renders both the
+Secret and the pod's checksum of it, so the two always agree.
+*/}}
+{{- define "canary.generateTokens" -}}
+{{- $existing := dict }}
+{{- with lookup "v1" "Secret" .Release.Namespace (include "canary.tokensSecret" .) }}
+{{- $existing = .data | default dict }}
+{{- end }}
+{{- $tokens := dict }}
+{{- range $group := include "canary.generatedTokenGroups" . | fromJsonArray }}
+{{- $old := get $existing $group | default "" | b64dec | trim }}
+{{- if and $old (not (regexMatch "\\s" $old)) }}
+{{- $_ := set $tokens $group $old }}
+{{- else }}
+{{- $_ := set $tokens $group (randAlphaNum 40) }}
+{{- end }}
+{{- end }}
+{{- toJson $tokens }}
+{{- end }}
+
 {{/*
 Every Secret the canary container mounts, as a JSON list of
 {volume, secret, items: [{key, path}]}; canary.yml names the files at
@@ -113,11 +192,20 @@ from user-given names, so they are always valid DNS labels.
 */}}
 {{- define "canary.secretMounts" -}}
 {{- $mounts := list }}
-{{- range $group := list "analysis" "flagger" "alertmanager" "admin" }}
+{{- $generated := include "canary.generatedTokenGroups" . | fromJsonArray }}
+{{- range $group := include "canary.authGroups" . | fromJsonArray }}
 {{- $a := get $.Values.auth $group }}
 {{- if $a.existingSecret }}
 {{- $mounts = append $mounts (dict "volume" (printf "auth-%s" $group) "secret" $a.existingSecret "items" (list (dict "key" $a.key "path" "tokens"))) }}
+{{- else if has $group $generated }}
+{{- $mounts = append $mounts (dict "volume" (printf "auth-%s" $group) "secret" (include "canary.tokensSecret" $) "items" (list (dict "key" (printf "%s.tokens" $group) "path" "tokens"))) }}
 {{- end }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+{{- if not .Values.tls.secretName }}
+{{- fail "tls.enabled needs tls.secretName, a kubernetes.io/tls Secret with tls.crt and tls.key (a cert-manager Certificate's secretName)" }}
+{{- end }}
+{{- $mounts = append $mounts (dict "volume" "tls" "secret" .Values.tls.secretName "items" (list (dict "key" "tls.crt" "path" "tls.crt") (dict "key" "tls.key" "path" "tls.key"))) }}
 {{- end }}
 {{- range $i, $p := .Values.prometheus }}
 {{- with $p.bearerTokenSecret }}
