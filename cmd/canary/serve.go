@@ -142,6 +142,10 @@ func defaultServeConfig() serveConfig {
 	c.Policies = []string{defaultPolicies}
 	c.DataDir = "data"
 	c.History = runs.DefaultHistory
+	c.HistoryFlush = model.Duration(bolt.DefaultFlushInterval)
+	c.RunRetention = model.Duration(runs.DefaultRetention)
+	c.LatchedRunRetention = model.Duration(runs.DefaultLatchedRetention)
+	c.MaxRuns = runs.DefaultMaxCanaries
 	c.BodyLimit = webhooks.DefaultBodyLimit
 	c.ShutdownTimeout = model.Duration(25 * time.Second)
 	c.ReloadInterval = model.Duration(5 * time.Second)

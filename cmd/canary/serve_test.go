@@ -276,6 +276,10 @@ runRetention: 30d
 			require.Equal(t, "data", c.DataDir)
 			require.Equal(t, "http://127.0.0.1:9090", c.Prometheus[0].URL)
 			require.Equal(t, model.Duration(5*time.Second), c.Cache.TTL)
+			require.Equal(t, model.Duration(100*time.Millisecond), c.HistoryFlush)
+			require.Equal(t, model.Duration(14*24*time.Hour), c.RunRetention)
+			require.Equal(t, model.Duration(90*24*time.Hour), c.LatchedRunRetention)
+			require.Equal(t, 10000, c.MaxRuns)
 		}},
 		{name: "file", args: []string{"--config", cfgFile}, check: func(t *testing.T, c serveConfig) {
 			require.Equal(t, "127.0.0.1:9000", c.Listen)
