@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,11 +25,40 @@ type apiClient struct {
 	http          *http.Client
 }
 
+// apiFlags are the flags every client of the admin API takes.
+type apiFlags struct {
+	server, tokenFile, caFile *string
+}
+
+func addAPIFlags(fs *flag.FlagSet) apiFlags {
+	return apiFlags{
+		server:    fs.String("server", envOr("CANARY_SERVER", "http://127.0.0.1:8080"), "canary serve's URL (env CANARY_SERVER)"),
+		tokenFile: fs.String("token-file", os.Getenv("CANARY_TOKEN_FILE"), "file holding the admin bearer token (env CANARY_TOKEN_FILE)"),
+		caFile:    fs.String("ca-file", os.Getenv("CANARY_CA_FILE"), "CA certificate (PEM) to check an https --server with (env CANARY_CA_FILE)"),
+	}
+}
+
+func (f apiFlags) client() (*apiClient, error) {
+	return newAPIClient(*f.server, *f.tokenFile, *f.caFile)
+}
+
 // newAPIClient is a client of the server, authenticated with the token in
 // tokenFile when given: the file's first token, in the format canary
-// serve reads (TOKEN, or NAME TOKEN).
-func newAPIClient(server, tokenFile string) (*apiClient, error) {
+// serve reads (TOKEN, or NAME TOKEN). caFile, when given, is the CA an
+// https server's certificate is checked against.
+func newAPIClient(server, tokenFile, caFile string) (*apiClient, error) {
 	rc := &apiClient{server: server, http: &http.Client{Timeout: 30 * time.Second}}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+		}
+		rc.http.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
 	if tokenFile == "" {
 		return rc, nil
 	}
@@ -94,8 +126,7 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 			"       canary rollout status|promote|rollback|pause|resume|skip-step [NAMESPACE/]NAME [-n NAMESPACE] [flags]\n       canary rollout list\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	server := fs.String("server", envOr("CANARY_SERVER", "http://127.0.0.1:8080"), "canary serve's URL (env CANARY_SERVER)")
-	tokenFile := fs.String("token-file", os.Getenv("CANARY_TOKEN_FILE"), "file holding the admin bearer token (env CANARY_TOKEN_FILE)")
+	api := addAPIFlags(fs)
 	watch := fs.Bool("watch", false, "follow the rollout live until it ends")
 	reason := fs.String("reason", "", "why, for a manual action (required; recorded with who acted)")
 	namespace := fs.String("n", envOr("CANARY_NAMESPACE", "default"), "the rollout's namespace (env CANARY_NAMESPACE)")
@@ -122,7 +153,7 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 	if err != nil {
 		return flagExit(err)
 	}
-	rc, err := newAPIClient(*server, *tokenFile)
+	rc, err := api.client()
 	if err != nil {
 		fmt.Fprintf(c.stderr, "canary rollout: %v\n", err)
 		return exitError

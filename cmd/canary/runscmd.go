@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 
@@ -28,15 +27,14 @@ func runRuns(ctx context.Context, c *cli, args []string) int {
 			"       canary runs rollback|promote|pause|resume NAMESPACE/NAME [--revision R] --reason \"…\"\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	server := fs.String("server", envOr("CANARY_SERVER", "http://127.0.0.1:8080"), "canary serve's URL (env CANARY_SERVER)")
-	tokenFile := fs.String("token-file", os.Getenv("CANARY_TOKEN_FILE"), "file holding the admin bearer token (env CANARY_TOKEN_FILE)")
+	api := addAPIFlags(fs)
 	revision := fs.String("revision", "", "the run's revision (default: the current one)")
 	reason := fs.String("reason", "", "why, for a manual action (required; recorded with who acted)")
 	rest, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return flagExit(err)
 	}
-	rc, err := newAPIClient(*server, *tokenFile)
+	rc, err := api.client()
 	if err != nil {
 		fmt.Fprintf(c.stderr, "canary runs: %v\n", err)
 		return exitError

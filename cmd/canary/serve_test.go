@@ -410,6 +410,15 @@ func TestServeTLS(t *testing.T) {
 	}
 	require.Equal(t, first, served())
 
+	// The admin CLI checks the server against a CA of its own choosing.
+	tokenFile := filepath.Join(dir, "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600))
+	code, stdout, stderr := canary(t, "runs", "list", "--server", c.url, "--token-file", tokenFile, "--ca-file", certFile)
+	require.Equal(t, exitOK, code, stdout+stderr)
+	code, _, stderr = canary(t, "runs", "list", "--server", c.url, "--token-file", tokenFile)
+	require.Equal(t, exitError, code)
+	require.Contains(t, stderr, "certificate")
+
 	// Plain HTTP is not served.
 	resp, err := http.Get(strings.Replace(c.url, "https://", "http://", 1) + "/healthz")
 	if err == nil {
