@@ -61,7 +61,8 @@ func TestRolloutAgainstRealPrometheus(t *testing.T) {
 	tokenFile := filepath.Join(t.TempDir(), "admin-token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte("tester "+testToken+"\n"), 0o600))
 	start := func(app string) (int, string) {
-		code, stdout, stderr := canary(t, "rollout", "start", "--server", srv.url, "--token-file", tokenFile, "-n", ns, "--name", app, "--version", "v2",
+		// No -n: the namespace param names the rollout's namespace.
+		code, stdout, stderr := canary(t, "rollout", "start", "--server", srv.url, "--token-file", tokenFile, "--name", app, "--version", "v2",
 			"--policy", "lmp-rollout", "--param", "namespace="+ns, "--param", "name="+app, "--watch")
 		return code, stdout + stderr
 	}

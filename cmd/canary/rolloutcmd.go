@@ -129,7 +129,7 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 	api := addAPIFlags(fs)
 	watch := fs.Bool("watch", false, "follow the rollout live until it ends")
 	reason := fs.String("reason", "", "why, for a manual action (required; recorded with who acted)")
-	namespace := fs.String("n", envOr("CANARY_NAMESPACE", "default"), "the rollout's namespace (env CANARY_NAMESPACE)")
+	namespace := fs.String("n", os.Getenv("CANARY_NAMESPACE"), "the rollout's namespace (env CANARY_NAMESPACE); start defaults to its namespace param, the others to default")
 	fs.StringVar(namespace, "namespace", *namespace, "the rollout's namespace (same as -n)")
 	var (
 		spec   = rollout.Spec{Params: map[string]string{}}
@@ -213,6 +213,9 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 		name = rest[0]
 		if ns, n, ok := strings.Cut(name, "/"); ok {
 			*namespace, name = ns, n
+		}
+		if *namespace == "" {
+			*namespace = "default"
 		}
 		if action != "status" {
 			if strings.TrimSpace(*reason) == "" {
