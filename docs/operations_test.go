@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -224,4 +225,178 @@ func TestDashboardDocumented(t *testing.T) {
 		}
 	}
 	require.Equal(t, rows, table, "operations.md <!-- dashboard-rows --> against the chart's dashboard, in order")
+}
+
+// TestReadmeMetrics: every metric the README names (in code, as
+// `canary_...`) is one canary serve exports.
+func TestReadmeMetrics(t *testing.T) {
+	want := engineMetrics(t)
+	data, err := os.ReadFile(readmeFile)
+	require.NoError(t, err)
+	n := 0
+	for _, m := range regexp.MustCompile("`(canary_[a-z_]+[a-z])").FindAllStringSubmatch(string(data), -1) {
+		n++
+		require.Contains(t, want, m[1], "README.md names %s, which canary serve does not export", m[1])
+	}
+	require.GreaterOrEqual(t, n, 10)
+}
+
+// goStrings returns every interpreted string literal of the module's Go
+// code, tests left out: the messages and keys canary logs.
+func goStrings(t *testing.T) map[string]bool {
+	t.Helper()
+	lits := map[string]bool{}
+	err := filepath.WalkDir("..", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && path != ".." || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+		if err != nil {
+			return err
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				if s, err := strconv.Unquote(lit.Value); err == nil {
+					lits[s] = true
+				}
+			}
+			return true
+		})
+		return nil
+	})
+	require.NoError(t, err)
+	return lits
+}
+
+// tableRow is a body row of a Markdown table: its line and its cells.
+type tableRow struct {
+	line  int
+	cells []string
+}
+
+// tableRows returns the body rows of the table that follows <!-- marker -->
+// in file (cells split on unescaped bars, trimmed).
+func tableRows(t *testing.T, file, marker string) []tableRow {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	require.NoError(t, err)
+	lines := strings.Split(string(data), "\n")
+	start := slices.Index(lines, "<!-- "+marker+" -->")
+	require.GreaterOrEqual(t, start, 0, "%s has a <!-- %s --> table", file, marker)
+	var rows []tableRow
+	header := true
+	for i := start + 1; i < len(lines) && strings.HasPrefix(lines[i], "|"); i++ {
+		cells := splitRow(lines[i])
+		if header || strings.Trim(cells[0], "-: ") == "" {
+			header = false
+			continue
+		}
+		rows = append(rows, tableRow{line: i + 1, cells: cells})
+	}
+	return rows
+}
+
+// splitRow splits a table row into its trimmed cells, on the bars that
+// are not escaped (\|).
+func splitRow(line string) []string {
+	line = strings.TrimSpace(line)
+	line = strings.TrimPrefix(line, "|")
+	if strings.HasSuffix(line, "|") && !strings.HasSuffix(line, `\|`) {
+		line = line[:len(line)-1]
+	}
+	var cells []string
+	var cur strings.Builder
+	for i := 0; i < len(line); i++ {
+		switch {
+		case line[i] == '\\' && i+1 < len(line) && line[i+1] == '|':
+			cur.WriteString(`\|`)
+			i++
+		case line[i] == '|':
+			cells = append(cells, strings.TrimSpace(cur.String()))
+			cur.Reset()
+		default:
+			cur.WriteByte(line[i])
+		}
+	}
+	return append(cells, strings.TrimSpace(cur.String()))
+}
+
+var codeSpanRE = regexp.MustCompile("`([^`]+)`")
+
+// TestLogsDocumented: every message and key of operations.md's logs table
+// is logged by the code, so a renamed log line cannot leave the table
+// telling operators to grep for what no longer appears.
+func TestLogsDocumented(t *testing.T) {
+	lits := goStrings(t)
+	rows := tableRows(t, "operations.md", "logs")
+	for _, r := range rows {
+		require.GreaterOrEqual(t, len(r.cells), 3, "operations.md:%d", r.line)
+		for c, what := range map[int]string{1: "message", 2: "key"} {
+			for _, m := range codeSpanRE.FindAllStringSubmatch(r.cells[c], -1) {
+				require.True(t, lits[m[1]], "operations.md:%d: the %s %q is in no Go string of the code", r.line, what, m[1])
+			}
+		}
+	}
+	require.Greater(t, len(rows), 20, "rows of the logs table")
+}
+
+// serveDefaults returns the defaults `canary serve -h` prints, by flag.
+func serveDefaults(t *testing.T) map[string]string {
+	t.Helper()
+	out, err := canary(t, "serve", "-h")
+	require.NoError(t, err, out)
+	defaults := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^  -([a-z-]+)[^\n]*\n\s+.*\(default "?([^)"]+)"?\)$`).FindAllStringSubmatch(out, -1) {
+		defaults[m[1]] = m[2]
+	}
+	require.NotEmpty(t, defaults, out)
+	return defaults
+}
+
+// docValue reads a default as operations.md writes it: "14 days",
+// "100 ms", "10,000".
+func docValue(t *testing.T, s string) string {
+	t.Helper()
+	s = strings.ReplaceAll(s, ",", "")
+	if n, ok := strings.CutSuffix(s, " days"); ok {
+		d, err := strconv.Atoi(n)
+		require.NoError(t, err, s)
+		return (time.Duration(d) * 24 * time.Hour).String()
+	}
+	if n, ok := strings.CutSuffix(s, " ms"); ok {
+		d, err := time.ParseDuration(n + "ms")
+		require.NoError(t, err, s)
+		return d.String()
+	}
+	return s
+}
+
+// TestBoundsDefaults: the defaults operations.md's bounds table gives for
+// canary serve's flags are the ones `canary serve -h` prints.
+func TestBoundsDefaults(t *testing.T) {
+	defaults := serveDefaults(t)
+	n := 0
+	for _, r := range tableRows(t, "operations.md", "bounds") {
+		require.Len(t, r.cells, 4, "operations.md:%d", r.line)
+		for _, m := range codeSpanRE.FindAllStringSubmatch(r.cells[2], -1) {
+			flag, ok := strings.CutPrefix(m[1], "--")
+			if !ok {
+				continue
+			}
+			n++
+			got, known := defaults[flag]
+			require.True(t, known, "operations.md:%d: canary serve -h prints no default for --%s", r.line, flag)
+			if d, err := time.ParseDuration(got); err == nil {
+				got = d.String()
+			}
+			require.Equal(t, got, docValue(t, r.cells[1]), "operations.md:%d: the default of --%s", r.line, flag)
+		}
+	}
+	require.GreaterOrEqual(t, n, 3, "flags in the bounds table")
 }
