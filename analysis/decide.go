@@ -3,6 +3,7 @@ package analysis
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -12,10 +13,43 @@ import (
 	"github.com/aurum/canary/rules"
 )
 
-// vms reuses expression VMs: a VM keeps its stack between runs, and a fresh
-// one per rule would be most of an evaluation's allocations. Programs are
-// shared; VMs are not, hence the pool.
-var vms = sync.Pool{New: func() any { return new(vm.VM) }}
+// decider is the working memory of one Decide call. It is pooled because
+// Decide runs for every analysis, backtest step and policy test case, and
+// building it afresh was most of a call's allocations.
+type decider struct {
+	// vm keeps its stack between runs. Programs are shared between
+	// goroutines; VMs are not.
+	vm vm.VM
+	// env is what expressions read: the queries' values and the params.
+	// The map's storage is kept between calls; its entries are not.
+	env map[string]any
+	// buf holds the rules' reasons back to back and ends where each one
+	// ends, so that a call converts them to a string once rather than
+	// once per rule.
+	buf  []byte
+	ends []int
+}
+
+var deciders = sync.Pool{New: func() any { return &decider{env: map[string]any{}} }}
+
+// release returns d to the pool, cleared, so that the pool holds on to no
+// query results or params.
+func (d *decider) release() {
+	clear(d.env)
+	d.buf, d.ends = d.buf[:0], d.ends[:0]
+	deciders.Put(d)
+}
+
+// floatSlab hands out the rules' Value and Threshold pointers from one
+// backing array per Result, instead of one allocation each. Past its
+// capacity append moves on to a new array; pointers already handed out
+// still point to their values in the old one.
+type floatSlab []Float
+
+func (s *floatSlab) ptr(v float64) *Float {
+	*s = append(*s, Float(v))
+	return &(*s)[len(*s)-1]
+}
 
 // Decide evaluates pol's rules over query results that are already in and
 // returns the complete result: rule outcomes, verdict, score, decision and
@@ -29,19 +63,26 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 		EvaluatedAt: at,
 		Rules:       make([]RuleResult, len(pol.Rules), len(pol.Rules)+len(pol.Comparisons)),
 	}
-	env := make(map[string]any, len(qs)+1)
+	d := deciders.Get().(*decider)
+	defer d.release()
 	for i := range qs {
 		if v, ok := qs[i].envValue(); ok {
-			env[qs[i].Name] = v
+			d.env[qs[i].Name] = v
 		}
 	}
-	env[rules.ParamsVar] = params
+	d.env[rules.ParamsVar] = params
 
-	machine := vms.Get().(*vm.VM)
-	defer vms.Put(machine)
-	var buf []byte
+	// A rule has at most a value and a threshold.
+	floats := make(floatSlab, 0, 2*len(pol.Rules))
 	for i, r := range pol.Rules {
-		res.Rules[i], buf = evalRule(machine, r, qs, env, buf[:0])
+		d.evalRule(r, qs, &res.Rules[i], &floats)
+		d.ends = append(d.ends, len(d.buf))
+	}
+	// Each rule's reason is a slice of one string holding them all.
+	reasons, start := string(d.buf), 0
+	for i, end := range d.ends {
+		res.Rules[i].Reason = reasons[start:end]
+		start = end
 	}
 	for _, c := range pol.Comparisons {
 		res.Rules = append(res.Rules, compare(c, qs))
@@ -52,7 +93,7 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 		res.aggregate(pol)
 	}
 	if len(pol.Decision.Rules) > 0 {
-		res.applyDecisionRules(machine, pol, qs, env, at)
+		res.applyDecisionRules(d, pol, qs, at)
 	}
 	return res
 }
@@ -62,34 +103,29 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 // Rollouts condition on the verdict acts on it too: a rollback fails the
 // analysis, a pause makes it inconclusive. A rule that lacks data for one
 // of its queries does not apply.
-func (res *Result) applyDecisionRules(machine *vm.VM, pol *rules.Policy, qs QueryResults, env map[string]any, at time.Time) {
+func (res *Result) applyDecisionRules(d *decider, pol *rules.Policy, qs QueryResults, at time.Time) {
 	local := at.In(pol.Decision.Location)
-	env[rules.HourVar], env[rules.MinuteVar], env[rules.WeekdayVar] = local.Hour(), local.Minute(), int(local.Weekday())
-	defer func() {
-		delete(env, rules.HourVar)
-		delete(env, rules.MinuteVar)
-		delete(env, rules.WeekdayVar)
-	}()
-	for _, d := range pol.Decision.Rules {
+	d.env[rules.HourVar], d.env[rules.MinuteVar], d.env[rules.WeekdayVar] = local.Hour(), local.Minute(), int(local.Weekday())
+	for _, dr := range pol.Decision.Rules {
 		usable := true
-		for _, q := range d.Inputs {
+		for _, q := range dr.Inputs {
 			qr := &qs[q.Index]
 			usable = usable && qr.err == nil && !qr.NoData
 		}
 		if !usable {
 			continue
 		}
-		out, err := machine.Run(d.Program, env)
+		out, err := d.vm.Run(dr.Program, d.env)
 		if held, _ := out.(bool); err != nil || !held {
 			continue
 		}
-		res.Decisions = append(res.Decisions, d.Name)
-		why := "decision rule " + d.Name + " holds (" + d.Expr + ")"
+		res.Decisions = append(res.Decisions, dr.Name)
+		why := "decision rule " + dr.Name + " holds (" + dr.Expr + ")"
 		switch {
-		case d.Action == rules.ActionRollback && res.Decision != DecisionRollback:
+		case dr.Action == rules.ActionRollback && res.Decision != DecisionRollback:
 			res.Decision, res.Verdict = DecisionRollback, VerdictFail
 			res.Reason = joinReason(why, res.Reason)
-		case d.Action == rules.ActionPause && res.Decision == DecisionContinue:
+		case dr.Action == rules.ActionPause && res.Decision == DecisionContinue:
 			res.Decision, res.Verdict = DecisionPause, VerdictInconclusive
 			res.Reason = joinReason(why, res.Reason)
 		}
@@ -122,8 +158,9 @@ func (qr *QueryResult) envValue() (any, bool) {
 	return nil, false
 }
 
-func evalRule(machine *vm.VM, r *rules.Rule, qs QueryResults, env map[string]any, buf []byte) (RuleResult, []byte) {
-	rr := RuleResult{Name: r.Name, Expr: r.Expr, Critical: r.Critical, Weight: r.Weight, Group: r.Group}
+// evalRule judges r into rr and appends its reason to d.buf.
+func (d *decider) evalRule(r *rules.Rule, qs QueryResults, rr *RuleResult, floats *floatSlab) {
+	*rr = RuleResult{Name: r.Name, Expr: r.Expr, Critical: r.Critical, Weight: r.Weight, Group: r.Group}
 	rr.Inputs = r.InputNames
 
 	// A failed query makes the rule an error and missing data takes the
@@ -134,8 +171,11 @@ func evalRule(machine *vm.VM, r *rules.Rule, qs QueryResults, env map[string]any
 		qr := &qs[q.Index]
 		if qr.err != nil {
 			rr.Verdict = rules.OutcomeError
-			rr.Reason = "query " + q.Name + " failed: " + qr.Error
-			return rr, buf
+			d.buf = append(d.buf, "query "...)
+			d.buf = append(d.buf, q.Name...)
+			d.buf = append(d.buf, " failed: "...)
+			d.buf = append(d.buf, qr.Error...)
+			return
 		}
 		if noData == "" && (qr.NoData || recordNoData(qr, r.RecordFields[q.Name])) {
 			noData = q.Name
@@ -143,62 +183,69 @@ func evalRule(machine *vm.VM, r *rules.Rule, qs QueryResults, env map[string]any
 	}
 	if noData != "" {
 		rr.Verdict, rr.NoData = r.NoData, true
-		rr.Reason = "no data for " + noData + " (noData: " + string(r.NoData) + ")"
-		return rr, buf
+		d.buf = append(d.buf, "no data for "...)
+		d.buf = append(d.buf, noData...)
+		d.buf = append(d.buf, " (noData: "...)
+		d.buf = append(d.buf, r.NoData...)
+		d.buf = append(d.buf, ')')
+		return
 	}
 
-	out, err := machine.Run(r.Program, env)
+	out, err := d.vm.Run(r.Program, d.env)
 	if err != nil {
 		rr.Verdict = rules.OutcomeError
-		rr.Reason = "expression error: " + firstLine(err.Error())
-		return rr, buf
+		d.buf = append(d.buf, "expression error: "...)
+		d.buf = append(d.buf, firstLine(err.Error())...)
+		return
 	}
 	ok, _ := out.(bool)
 	rr.Verdict = rules.OutcomeFail
 	if ok {
 		rr.Verdict = rules.OutcomePass
 	}
-	buf = explainRule(machine, r, ok, env, qs, &rr, buf)
-	rr.Reason = string(buf)
-	return rr, buf
+	d.explainRule(r, ok, qs, rr, floats)
 }
 
 // explainRule sets the rule's value and writes its reason: for a comparison
 // both sides, with the operator that held ("0.034 > 0.01" when the rule
 // said `error_rate <= 0.01`); otherwise the inputs' values.
-func explainRule(machine *vm.VM, r *rules.Rule, ok bool, env map[string]any, qs QueryResults, rr *RuleResult, buf []byte) []byte {
+func (d *decider) explainRule(r *rules.Rule, ok bool, qs QueryResults, rr *RuleResult, floats *floatSlab) {
 	if c := r.Explain; c != nil {
-		left, lok := operandValue(machine, c.Left, env)
-		right, rok := operandValue(machine, c.Right, env)
+		left, lok := d.operandValue(c.Left)
+		right, rok := d.operandValue(c.Right)
 		if lok && rok {
-			rr.Value, rr.Threshold = floatPtr(left), floatPtr(right)
+			rr.Value, rr.Threshold = floats.ptr(left), floats.ptr(right)
 			op := c.Op
 			if !ok {
 				op = rules.Negate(op)
 			}
-			buf = appendValue(buf, left)
-			buf = append(buf, ' ')
-			buf = append(buf, op...)
-			buf = append(buf, ' ')
-			return appendValue(buf, right)
+			d.buf = appendValue(d.buf, left)
+			d.buf = append(d.buf, ' ')
+			d.buf = append(d.buf, op...)
+			d.buf = append(d.buf, ' ')
+			d.buf = appendValue(d.buf, right)
+			return
 		}
 	}
+	buf := d.buf
 	for i, q := range r.Inputs {
 		if i > 0 {
 			buf = append(buf, ", "...)
 		}
 		buf = append(buf, q.Name...)
 		buf = append(buf, '=')
-		switch v := env[q.Name].(type) {
+		switch v := d.env[q.Name].(type) {
 		case float64:
 			if rr.Value == nil {
-				rr.Value = floatPtr(v)
+				rr.Value = floats.ptr(v)
 			}
 			buf = appendValue(buf, v)
 		case []float64:
-			buf = append(buf, fmt.Sprintf("%d points", len(v))...)
+			buf = strconv.AppendInt(buf, int64(len(v)), 10)
+			buf = append(buf, " points"...)
 		case []rules.Sample:
-			buf = append(buf, fmt.Sprintf("%d series", len(v))...)
+			buf = strconv.AppendInt(buf, int64(len(v)), 10)
+			buf = append(buf, " series"...)
 		default:
 			// A record: the fields the rule reads.
 			buf = buf[:len(buf)-1]
@@ -215,20 +262,22 @@ func explainRule(machine *vm.VM, r *rules.Rule, ok bool, env map[string]any, qs 
 		}
 	}
 	if ok {
-		return append(buf, " (holds)"...)
+		buf = append(buf, " (holds)"...)
+	} else {
+		buf = append(buf, " (does not hold)"...)
 	}
-	return append(buf, " (does not hold)"...)
+	d.buf = buf
 }
 
-func operandValue(machine *vm.VM, o rules.Operand, env map[string]any) (float64, bool) {
+func (d *decider) operandValue(o rules.Operand) (float64, bool) {
 	switch {
 	case o.IsConst:
 		return o.Const, true
 	case o.Ident != "":
-		v, ok := env[o.Ident].(float64)
+		v, ok := d.env[o.Ident].(float64)
 		return v, ok
 	case o.Program != nil:
-		out, err := machine.Run(o.Program, env)
+		out, err := d.vm.Run(o.Program, d.env)
 		if err != nil {
 			return 0, false
 		}
