@@ -3,6 +3,7 @@ package analysis
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -191,19 +192,84 @@ func (d *decider) evalRule(r *rules.Rule, qs QueryResults, rr *RuleResult, float
 		return
 	}
 
-	out, err := d.vm.Run(r.Program, d.env)
-	if err != nil {
-		rr.Verdict = rules.OutcomeError
-		d.buf = append(d.buf, "expression error: "...)
-		d.buf = append(d.buf, firstLine(err.Error())...)
-		return
+	// Most rules compare two numbers, and their reason shows both sides.
+	// Such a rule is judged from its sides rather than by running its
+	// program and then each side again for the reason, which computed
+	// every side twice (TestDecideSidesAgreeWithProgram holds the two
+	// ways to the same verdicts).
+	left, right, sided := d.sides(r.Explain)
+	var ok bool
+	if sided {
+		ok = holds(r.Explain.Op, left, right)
+	} else {
+		out, err := d.vm.Run(r.Program, d.env)
+		if err != nil {
+			rr.Verdict = rules.OutcomeError
+			d.buf = append(d.buf, "expression error: "...)
+			d.buf = append(d.buf, firstLine(err.Error())...)
+			return
+		}
+		ok, _ = out.(bool)
 	}
-	ok, _ := out.(bool)
 	rr.Verdict = rules.OutcomeFail
 	if ok {
 		rr.Verdict = rules.OutcomePass
 	}
+	if sided {
+		d.explainSides(r.Explain.Op, ok, left, right, rr, floats)
+		return
+	}
 	d.explainRule(r, ok, qs, rr, floats)
+}
+
+// sides evaluates both sides of a rule that compares two numbers, when
+// each side is a float64 in the expression's types: expr then compares
+// them as Go compares two float64s, which holds does. A side that is an
+// int (len(x)) is left to the program, which compares ints exactly, and
+// so is a side that fails: the program's own error is the reason.
+func (d *decider) sides(c *rules.Sides) (left, right float64, ok bool) {
+	if c == nil || !floatTyped(c.Left) || !floatTyped(c.Right) {
+		return 0, 0, false
+	}
+	switch c.Op {
+	case "<", "<=", ">", ">=", "==", "!=":
+	default:
+		return 0, 0, false
+	}
+	left, ok = d.operandValue(c.Left)
+	if !ok {
+		return 0, 0, false
+	}
+	right, ok = d.operandValue(c.Right)
+	return left, right, ok
+}
+
+// floatTyped reports whether an operand is a float64 before any
+// conversion: a scalar query, a constant (compared with a float64 as a
+// float64 by expr, whatever its literal) or a float64 expression.
+func floatTyped(o rules.Operand) bool {
+	if o.Program == nil {
+		return true
+	}
+	t := o.Program.Node().Type()
+	return t != nil && t.Kind() == reflect.Float64
+}
+
+// holds compares two float64s with one of sides' operators.
+func holds(op string, left, right float64) bool {
+	switch op {
+	case "<":
+		return left < right
+	case "<=":
+		return left <= right
+	case ">":
+		return left > right
+	case ">=":
+		return left >= right
+	case "==":
+		return left == right
+	}
+	return left != right
 }
 
 // explainRule sets the rule's value and writes its reason: for a comparison
@@ -214,16 +280,7 @@ func (d *decider) explainRule(r *rules.Rule, ok bool, qs QueryResults, rr *RuleR
 		left, lok := d.operandValue(c.Left)
 		right, rok := d.operandValue(c.Right)
 		if lok && rok {
-			rr.Value, rr.Threshold = floats.ptr(left), floats.ptr(right)
-			op := c.Op
-			if !ok {
-				op = rules.Negate(op)
-			}
-			d.buf = appendValue(d.buf, left)
-			d.buf = append(d.buf, ' ')
-			d.buf = append(d.buf, op...)
-			d.buf = append(d.buf, ' ')
-			d.buf = appendValue(d.buf, right)
+			d.explainSides(c.Op, ok, left, right, rr, floats)
 			return
 		}
 	}
@@ -267,6 +324,20 @@ func (d *decider) explainRule(r *rules.Rule, ok bool, qs QueryResults, rr *RuleR
 		buf = append(buf, " (does not hold)"...)
 	}
 	d.buf = buf
+}
+
+// explainSides sets a comparison's value and threshold and writes its
+// reason.
+func (d *decider) explainSides(op string, ok bool, left, right float64, rr *RuleResult, floats *floatSlab) {
+	rr.Value, rr.Threshold = floats.ptr(left), floats.ptr(right)
+	if !ok {
+		op = rules.Negate(op)
+	}
+	d.buf = appendValue(d.buf, left)
+	d.buf = append(d.buf, ' ')
+	d.buf = append(d.buf, op...)
+	d.buf = append(d.buf, ' ')
+	d.buf = appendValue(d.buf, right)
 }
 
 func (d *decider) operandValue(o rules.Operand) (float64, bool) {
