@@ -1,9 +1,9 @@
 package analysis
 
 import (
-	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -399,15 +399,24 @@ func (res *Result) aggregate(pol *rules.Policy) {
 		if len(res.Rules) == 1 {
 			res.Reason = "1 rule passed"
 		} else {
-			res.Reason = fmt.Sprintf("all %d rules passed", len(res.Rules))
+			res.Reason = "all " + strconv.Itoa(len(res.Rules)) + " rules passed"
 		}
 	}
 }
 
 // summarize joins "rule: reason" for the rules with the given outcomes.
 func (res *Result) summarize(outcomes ...rules.Outcome) string {
+	// Sized first: a builder that grows copies the reasons as many times.
+	n := 0
+	for i := range res.Rules {
+		if rr := &res.Rules[i]; slices.Contains(outcomes, rr.Verdict) {
+			n += len(rr.Name) + len(": ") + len(rr.Reason) + len("; ")
+		}
+	}
 	var b strings.Builder
-	for _, rr := range res.Rules {
+	b.Grow(n)
+	for i := range res.Rules {
+		rr := &res.Rules[i]
 		for _, o := range outcomes {
 			if rr.Verdict != o {
 				continue

@@ -3,6 +3,7 @@ package analysis
 import (
 	"math"
 	"math/rand"
+	"strconv"
 	"testing"
 	"time"
 
@@ -79,5 +80,27 @@ func TestDecideSidesAgreeWithProgram(t *testing.T) {
 			}
 			require.Equal(t, want, rr.Verdict, "%s with %v: %s", r.Name, env, rr.Reason)
 		}
+	}
+}
+
+// TestAppendValueWholeNumbers pins the quick path for whole numbers to what
+// strconv writes for them, -0 included.
+func TestAppendValueWholeNumbers(t *testing.T) {
+	tests := []struct {
+		name string
+		in   float64
+	}{
+		{name: "zero", in: 0},
+		{name: "negative zero", in: math.Copysign(0, -1)},
+		{name: "one", in: 1},
+		{name: "minus one", in: -1},
+		{name: "largest below 1e15", in: 1e15 - 1},
+		{name: "most negative above -1e15", in: -(1e15 - 1)},
+		{name: "fifteen digits", in: 123456789012345},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, string(strconv.AppendFloat(nil, tt.in, 'f', 0, 64)), FormatValue(tt.in))
+		})
 	}
 }
