@@ -142,13 +142,23 @@ func joinReason(why, prev string) string {
 	return why + "; " + prev
 }
 
+// scalar is what rule expressions see for this query when that is a
+// number.
+func (qr *QueryResult) scalar() (float64, bool) {
+	if qr.err != nil || qr.NoData || qr.Value == nil {
+		return 0, false
+	}
+	return float64(*qr.Value), true
+}
+
 // envValue is what rule expressions see for this query.
 func (qr *QueryResult) envValue() (any, bool) {
+	if v, ok := qr.scalar(); ok {
+		return v, true
+	}
 	switch {
 	case qr.err != nil || qr.NoData:
 		return nil, false
-	case qr.Value != nil:
-		return float64(*qr.Value), true
 	case qr.Points != nil:
 		return qr.Points, true
 	case qr.Samples != nil:
@@ -200,7 +210,7 @@ func (d *decider) evalRule(r *rules.Rule, qs QueryResults, rr *RuleResult, float
 	// program and then each side again for the reason, which computed
 	// every side twice (TestDecideSidesAgreeWithProgram holds the two
 	// ways to the same verdicts).
-	left, right, sided := d.sides(r.Explain)
+	left, right, sided := d.sides(r, qs)
 	var ok bool
 	if sided {
 		ok = holds(r.Explain.Op, left, right)
@@ -230,7 +240,8 @@ func (d *decider) evalRule(r *rules.Rule, qs QueryResults, rr *RuleResult, float
 // them as Go compares two float64s, which holds does. A side that is an
 // int (len(x)) is left to the program, which compares ints exactly, and
 // so is a side that fails: the program's own error is the reason.
-func (d *decider) sides(c *rules.Sides) (left, right float64, ok bool) {
+func (d *decider) sides(r *rules.Rule, qs QueryResults) (left, right float64, ok bool) {
+	c := r.Explain
 	if c == nil || !floatTyped(c.Left) || !floatTyped(c.Right) {
 		return 0, 0, false
 	}
@@ -239,11 +250,11 @@ func (d *decider) sides(c *rules.Sides) (left, right float64, ok bool) {
 	default:
 		return 0, 0, false
 	}
-	left, ok = d.operandValue(c.Left)
+	left, ok = d.operandValue(c.Left, r, qs)
 	if !ok {
 		return 0, 0, false
 	}
-	right, ok = d.operandValue(c.Right)
+	right, ok = d.operandValue(c.Right, r, qs)
 	return left, right, ok
 }
 
@@ -280,8 +291,8 @@ func holds(op string, left, right float64) bool {
 // said `error_rate <= 0.01`); otherwise the inputs' values.
 func (d *decider) explainRule(r *rules.Rule, ok bool, qs QueryResults, rr *RuleResult, floats *floatSlab) {
 	if c := r.Explain; c != nil {
-		left, lok := d.operandValue(c.Left)
-		right, rok := d.operandValue(c.Right)
+		left, lok := d.operandValue(c.Left, r, qs)
+		right, rok := d.operandValue(c.Right, r, qs)
 		if lok && rok {
 			d.explainSides(c.Op, ok, left, right, rr, floats)
 			return
@@ -343,13 +354,20 @@ func (d *decider) explainSides(op string, ok bool, left, right float64, rr *Rule
 	d.buf = appendValue(d.buf, right)
 }
 
-func (d *decider) operandValue(o rules.Operand) (float64, bool) {
+func (d *decider) operandValue(o rules.Operand, r *rules.Rule, qs QueryResults) (float64, bool) {
 	switch {
 	case o.IsConst:
 		return o.Const, true
 	case o.Ident != "":
-		v, ok := d.env[o.Ident].(float64)
-		return v, ok
+		// The query is one of the rule's inputs: reading its result
+		// is quicker than hashing its name into the env, and gives
+		// the number the env holds.
+		for _, q := range r.Inputs {
+			if q.Name == o.Ident {
+				return qs[q.Index].scalar()
+			}
+		}
+		return 0, false
 	case o.Program != nil:
 		out, err := d.vm.Run(o.Program, d.env)
 		if err != nil {
