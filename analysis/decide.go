@@ -75,13 +75,18 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 
 	// A rule has at most a value and a threshold.
 	floats := make(floatSlab, 0, 2*len(pol.Rules))
+	// The reasons are written through local slices, not d's fields: while
+	// the GC marks, every store of a slice into the heap takes a write
+	// barrier, and appends are many.
+	buf, ends := d.buf, d.ends
 	for i, r := range pol.Rules {
-		d.evalRule(r, qs, &res.Rules[i], &floats)
-		d.ends = append(d.ends, len(d.buf))
+		buf = d.evalRule(buf, r, qs, &res.Rules[i], &floats)
+		ends = append(ends, len(buf))
 	}
+	d.buf, d.ends = buf, ends
 	// Each rule's reason is a slice of one string holding them all.
-	reasons, start := string(d.buf), 0
-	for i, end := range d.ends {
+	reasons, start := string(buf), 0
+	for i, end := range ends {
 		res.Rules[i].Reason = reasons[start:end]
 		start = end
 	}
@@ -170,10 +175,10 @@ func (qr *QueryResult) envValue() (any, bool) {
 }
 
 // evalRule judges r into rr, which is zero, and appends its reason to
-// d.buf. The fields are set one by one rather than by assigning a
+// buf. The fields are set one by one rather than by assigning a
 // RuleResult literal: that built the struct and then copied it into the
 // heap, write barriers and all, and was a sixth of Decide's time.
-func (d *decider) evalRule(r *rules.Rule, qs QueryResults, rr *RuleResult, floats *floatSlab) {
+func (d *decider) evalRule(buf []byte, r *rules.Rule, qs QueryResults, rr *RuleResult, floats *floatSlab) []byte {
 	rr.Name, rr.Expr, rr.Critical, rr.Weight, rr.Group = r.Name, r.Expr, r.Critical, r.Weight, r.Group
 	rr.Inputs = r.InputNames
 
@@ -185,11 +190,10 @@ func (d *decider) evalRule(r *rules.Rule, qs QueryResults, rr *RuleResult, float
 		qr := &qs[q.Index]
 		if qr.err != nil {
 			rr.Verdict = rules.OutcomeError
-			d.buf = append(d.buf, "query "...)
-			d.buf = append(d.buf, q.Name...)
-			d.buf = append(d.buf, " failed: "...)
-			d.buf = append(d.buf, qr.Error...)
-			return
+			buf = append(buf, "query "...)
+			buf = append(buf, q.Name...)
+			buf = append(buf, " failed: "...)
+			return append(buf, qr.Error...)
 		}
 		if noData == "" && (qr.NoData || recordNoData(qr, r.RecordFields[q.Name])) {
 			noData = q.Name
@@ -197,12 +201,11 @@ func (d *decider) evalRule(r *rules.Rule, qs QueryResults, rr *RuleResult, float
 	}
 	if noData != "" {
 		rr.Verdict, rr.NoData = r.NoData, true
-		d.buf = append(d.buf, "no data for "...)
-		d.buf = append(d.buf, noData...)
-		d.buf = append(d.buf, " (noData: "...)
-		d.buf = append(d.buf, r.NoData...)
-		d.buf = append(d.buf, ')')
-		return
+		buf = append(buf, "no data for "...)
+		buf = append(buf, noData...)
+		buf = append(buf, " (noData: "...)
+		buf = append(buf, r.NoData...)
+		return append(buf, ')')
 	}
 
 	// Most rules compare two numbers, and their reason shows both sides.
@@ -218,9 +221,8 @@ func (d *decider) evalRule(r *rules.Rule, qs QueryResults, rr *RuleResult, float
 		out, err := d.vm.Run(r.Program, d.env)
 		if err != nil {
 			rr.Verdict = rules.OutcomeError
-			d.buf = append(d.buf, "expression error: "...)
-			d.buf = append(d.buf, firstLine(err.Error())...)
-			return
+			buf = append(buf, "expression error: "...)
+			return append(buf, firstLine(err.Error())...)
 		}
 		ok, _ = out.(bool)
 	}
@@ -229,10 +231,9 @@ func (d *decider) evalRule(r *rules.Rule, qs QueryResults, rr *RuleResult, float
 		rr.Verdict = rules.OutcomePass
 	}
 	if sided {
-		d.explainSides(r.Explain.Op, ok, left, right, rr, floats)
-		return
+		return d.explainSides(buf, r.Explain.Op, ok, left, right, rr, floats)
 	}
-	d.explainRule(r, ok, qs, rr, floats)
+	return d.explainRule(buf, r, ok, qs, rr, floats)
 }
 
 // sides evaluates both sides of a rule that compares two numbers, when
@@ -289,16 +290,14 @@ func holds(op string, left, right float64) bool {
 // explainRule sets the rule's value and writes its reason: for a comparison
 // both sides, with the operator that held ("0.034 > 0.01" when the rule
 // said `error_rate <= 0.01`); otherwise the inputs' values.
-func (d *decider) explainRule(r *rules.Rule, ok bool, qs QueryResults, rr *RuleResult, floats *floatSlab) {
+func (d *decider) explainRule(buf []byte, r *rules.Rule, ok bool, qs QueryResults, rr *RuleResult, floats *floatSlab) []byte {
 	if c := r.Explain; c != nil {
 		left, lok := d.operandValue(c.Left, r, qs)
 		right, rok := d.operandValue(c.Right, r, qs)
 		if lok && rok {
-			d.explainSides(c.Op, ok, left, right, rr, floats)
-			return
+			return d.explainSides(buf, c.Op, ok, left, right, rr, floats)
 		}
 	}
-	buf := d.buf
 	for i, q := range r.Inputs {
 		if i > 0 {
 			buf = append(buf, ", "...)
@@ -333,25 +332,23 @@ func (d *decider) explainRule(r *rules.Rule, ok bool, qs QueryResults, rr *RuleR
 		}
 	}
 	if ok {
-		buf = append(buf, " (holds)"...)
-	} else {
-		buf = append(buf, " (does not hold)"...)
+		return append(buf, " (holds)"...)
 	}
-	d.buf = buf
+	return append(buf, " (does not hold)"...)
 }
 
 // explainSides sets a comparison's value and threshold and writes its
 // reason.
-func (d *decider) explainSides(op string, ok bool, left, right float64, rr *RuleResult, floats *floatSlab) {
+func (d *decider) explainSides(buf []byte, op string, ok bool, left, right float64, rr *RuleResult, floats *floatSlab) []byte {
 	rr.Value, rr.Threshold = floats.ptr(left), floats.ptr(right)
 	if !ok {
 		op = rules.Negate(op)
 	}
-	d.buf = appendValue(d.buf, left)
-	d.buf = append(d.buf, ' ')
-	d.buf = append(d.buf, op...)
-	d.buf = append(d.buf, ' ')
-	d.buf = appendValue(d.buf, right)
+	buf = appendValue(buf, left)
+	buf = append(buf, ' ')
+	buf = append(buf, op...)
+	buf = append(buf, ' ')
+	return appendValue(buf, right)
 }
 
 func (d *decider) operandValue(o rules.Operand, r *rules.Rule, qs QueryResults) (float64, bool) {
