@@ -237,13 +237,13 @@ func (d *decider) evalRule(buf []byte, r *rules.Rule, qs QueryResults, rr *RuleR
 }
 
 // sides evaluates both sides of a rule that compares two numbers, when
-// each side is a float64 in the expression's types: expr then compares
-// them as Go compares two float64s, which holds does. A side that is an
-// int (len(x)) is left to the program, which compares ints exactly, and
-// so is a side that fails: the program's own error is the reason.
+// each can be judged on its own (see standalone): expr then compares them
+// as Go compares two float64s, which holds does. Any other rule is left to
+// its program, and so is one with a side that fails: the program's own
+// error is the reason.
 func (d *decider) sides(r *rules.Rule, qs QueryResults) (left, right float64, ok bool) {
 	c := r.Explain
-	if c == nil || !floatTyped(c.Left) || !floatTyped(c.Right) {
+	if c == nil || !standalone(c.Left) || !standalone(c.Right) {
 		return 0, 0, false
 	}
 	switch c.Op {
@@ -259,15 +259,31 @@ func (d *decider) sides(r *rules.Rule, qs QueryResults) (left, right float64, ok
 	return left, right, ok
 }
 
-// floatTyped reports whether an operand is a float64 before any
-// conversion: a scalar query, a constant (compared with a float64 as a
-// float64 by expr, whatever its literal) or a float64 expression.
-func floatTyped(o rules.Operand) bool {
+// standalone reports whether an operand evaluated on its own gives what
+// the rule's program sees. It must be a float64 before any conversion: a
+// scalar query, a constant (which expr compares with a float64 as a
+// float64, whatever its literal) or a float64 expression; an int side
+// (len(x)) is compared as an int by the program. And an expression must
+// spend none of expr's memory budget, which the whole program shares: two
+// sides each within it could exceed it together.
+func standalone(o rules.Operand) bool {
 	if o.Program == nil {
 		return true
 	}
-	t := o.Program.Node().Type()
-	return t != nil && t.Kind() == reflect.Float64
+	if t := o.Program.Node().Type(); t == nil || t.Kind() != reflect.Float64 {
+		return false
+	}
+	return !slices.ContainsFunc(o.Program.Bytecode, spendsBudget)
+}
+
+// spendsBudget reports whether an instruction counts against expr's
+// memory budget (the ones that call VM.memGrow in expr v1.17).
+func spendsBudget(op vm.Opcode) bool {
+	switch op {
+	case vm.OpRange, vm.OpArray, vm.OpMap, vm.OpSort, vm.OpCallSafe:
+		return true
+	}
+	return false
 }
 
 // holds compares two float64s with one of sides' operators.

@@ -20,11 +20,11 @@ import (
 func TestDecideSidesAgreeWithProgram(t *testing.T) {
 	pol := loadPolicy(t, "testdata/comparisons.yaml", "comparisons")
 
-	// Every comparison of float64 sides takes the shortcut; one with an
-	// int side (len) runs its program, which compares ints exactly.
+	// Every comparison of float64 sides takes the shortcut but one with an
+	// int side (len), which the program compares as ints.
 	for _, r := range pol.Rules {
 		want := r.Explain != nil && r.Name != "points-int"
-		got := r.Explain != nil && floatTyped(r.Explain.Left) && floatTyped(r.Explain.Right)
+		got := r.Explain != nil && standalone(r.Explain.Left) && standalone(r.Explain.Right)
 		require.Equal(t, want, got, r.Name)
 	}
 
@@ -81,6 +81,22 @@ func TestDecideSidesAgreeWithProgram(t *testing.T) {
 			require.Equal(t, want, rr.Verdict, "%s with %v: %s", r.Name, env, rr.Reason)
 		}
 	}
+}
+
+// TestDecideSidesShareTheMemoryBudget pins a rule whose sides each stay
+// within expr's memory budget while the whole expression does not: it is
+// the program's error, not a verdict from the sides.
+func TestDecideSidesShareTheMemoryBudget(t *testing.T) {
+	pol := loadPolicy(t, "testdata/comparisons.yaml", "budget")
+	r := pol.Rules[0]
+	require.False(t, standalone(r.Explain.Right), "a side that builds a range spends the budget")
+
+	qs := QueryResults{{Name: "a", Kind: pol.Queries[0].Kind, Value: floatPtr(1)}}
+	res := Decide(pol, map[string]string{}, qs, time.Unix(0, 0))
+	_, err := new(vm.VM).Run(r.Program, map[string]any{"a": 1.0, rules.ParamsVar: map[string]string{}})
+	require.Error(t, err)
+	require.Equal(t, rules.OutcomeError, res.Rules[0].Verdict)
+	require.Equal(t, "expression error: "+firstLine(err.Error()), res.Rules[0].Reason)
 }
 
 // TestAppendValueWholeNumbers pins the quick path for whole numbers to what
