@@ -15,8 +15,9 @@ import (
 )
 
 // decider is the working memory of one Decide call. It is pooled because
-// Decide runs for every analysis, backtest step and policy test case, and
-// building it afresh was most of a call's allocations.
+// Decide runs for every analysis, backtest step and policy test case: the
+// VM, the env map and the reasons' buffer then keep their storage from one
+// call to the next instead of growing it again each time.
 type decider struct {
 	// vm keeps its stack between runs. Programs are shared between
 	// goroutines; VMs are not.
