@@ -34,8 +34,8 @@ type decider struct {
 
 var deciders = sync.Pool{New: func() any { return &decider{env: map[string]any{}} }}
 
-// release returns d to the pool, cleared, so that the pool holds on to no
-// query results or params.
+// release returns d to the pool with its env cleared, so that the pooled
+// map does not keep the call's query results and params alive.
 func (d *decider) release() {
 	clear(d.env)
 	d.buf, d.ends = d.buf[:0], d.ends[:0]
