@@ -1,8 +1,10 @@
 package analysis
 
 import (
-	"fmt"
 	"math"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -12,10 +14,44 @@ import (
 	"github.com/aurum/canary/rules"
 )
 
-// vms reuses expression VMs: a VM keeps its stack between runs, and a fresh
-// one per rule would be most of an evaluation's allocations. Programs are
-// shared; VMs are not, hence the pool.
-var vms = sync.Pool{New: func() any { return new(vm.VM) }}
+// decider is the working memory of one Decide call. It is pooled because
+// Decide runs for every analysis, backtest step and policy test case: the
+// VM, the env map and the reasons' buffer then keep their storage from one
+// call to the next instead of growing it again each time.
+type decider struct {
+	// vm keeps its stack between runs. Programs are shared between
+	// goroutines; VMs are not.
+	vm vm.VM
+	// env is what expressions read: the queries' values and the params.
+	// The map's storage is kept between calls; its entries are not.
+	env map[string]any
+	// buf holds the rules' reasons back to back and ends where each one
+	// ends, so that a call converts them to a string once rather than
+	// once per rule.
+	buf  []byte
+	ends []int
+}
+
+var deciders = sync.Pool{New: func() any { return &decider{env: map[string]any{}} }}
+
+// release returns d to the pool with its env cleared, so that the pooled
+// map does not keep the call's query results and params alive.
+func (d *decider) release() {
+	clear(d.env)
+	d.buf, d.ends = d.buf[:0], d.ends[:0]
+	deciders.Put(d)
+}
+
+// floatSlab hands out the rules' Value and Threshold pointers from one
+// backing array per Result, instead of one allocation each. Past its
+// capacity append moves on to a new array; pointers already handed out
+// still point to their values in the old one.
+type floatSlab []Float
+
+func (s *floatSlab) ptr(v float64) *Float {
+	*s = append(*s, Float(v))
+	return &(*s)[len(*s)-1]
+}
 
 // Decide evaluates pol's rules over query results that are already in and
 // returns the complete result: rule outcomes, verdict, score, decision and
@@ -29,19 +65,31 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 		EvaluatedAt: at,
 		Rules:       make([]RuleResult, len(pol.Rules), len(pol.Rules)+len(pol.Comparisons)),
 	}
-	env := make(map[string]any, len(qs)+1)
+	d := deciders.Get().(*decider)
+	defer d.release()
 	for i := range qs {
 		if v, ok := qs[i].envValue(); ok {
-			env[qs[i].Name] = v
+			d.env[qs[i].Name] = v
 		}
 	}
-	env[rules.ParamsVar] = params
+	d.env[rules.ParamsVar] = params
 
-	machine := vms.Get().(*vm.VM)
-	defer vms.Put(machine)
-	var buf []byte
+	// A rule has at most a value and a threshold.
+	floats := make(floatSlab, 0, 2*len(pol.Rules))
+	// The reasons are written through local slices, not d's fields: while
+	// the GC marks, every store of a slice into the heap takes a write
+	// barrier, and appends are many.
+	buf, ends := d.buf, d.ends
 	for i, r := range pol.Rules {
-		res.Rules[i], buf = evalRule(machine, r, qs, env, buf[:0])
+		buf = d.evalRule(buf, r, qs, &res.Rules[i], &floats)
+		ends = append(ends, len(buf))
+	}
+	d.buf, d.ends = buf, ends
+	// Each rule's reason is a slice of one string holding them all.
+	reasons, start := string(buf), 0
+	for i, end := range ends {
+		res.Rules[i].Reason = reasons[start:end]
+		start = end
 	}
 	for _, c := range pol.Comparisons {
 		res.Rules = append(res.Rules, compare(c, qs))
@@ -52,7 +100,7 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 		res.aggregate(pol)
 	}
 	if len(pol.Decision.Rules) > 0 {
-		res.applyDecisionRules(machine, pol, qs, env, at)
+		res.applyDecisionRules(d, pol, qs, at)
 	}
 	return res
 }
@@ -62,34 +110,29 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 // Rollouts condition on the verdict acts on it too: a rollback fails the
 // analysis, a pause makes it inconclusive. A rule that lacks data for one
 // of its queries does not apply.
-func (res *Result) applyDecisionRules(machine *vm.VM, pol *rules.Policy, qs QueryResults, env map[string]any, at time.Time) {
+func (res *Result) applyDecisionRules(d *decider, pol *rules.Policy, qs QueryResults, at time.Time) {
 	local := at.In(pol.Decision.Location)
-	env[rules.HourVar], env[rules.MinuteVar], env[rules.WeekdayVar] = local.Hour(), local.Minute(), int(local.Weekday())
-	defer func() {
-		delete(env, rules.HourVar)
-		delete(env, rules.MinuteVar)
-		delete(env, rules.WeekdayVar)
-	}()
-	for _, d := range pol.Decision.Rules {
+	d.env[rules.HourVar], d.env[rules.MinuteVar], d.env[rules.WeekdayVar] = local.Hour(), local.Minute(), int(local.Weekday())
+	for _, dr := range pol.Decision.Rules {
 		usable := true
-		for _, q := range d.Inputs {
+		for _, q := range dr.Inputs {
 			qr := &qs[q.Index]
 			usable = usable && qr.err == nil && !qr.NoData
 		}
 		if !usable {
 			continue
 		}
-		out, err := machine.Run(d.Program, env)
+		out, err := d.vm.Run(dr.Program, d.env)
 		if held, _ := out.(bool); err != nil || !held {
 			continue
 		}
-		res.Decisions = append(res.Decisions, d.Name)
-		why := "decision rule " + d.Name + " holds (" + d.Expr + ")"
+		res.Decisions = append(res.Decisions, dr.Name)
+		why := "decision rule " + dr.Name + " holds (" + dr.Expr + ")"
 		switch {
-		case d.Action == rules.ActionRollback && res.Decision != DecisionRollback:
+		case dr.Action == rules.ActionRollback && res.Decision != DecisionRollback:
 			res.Decision, res.Verdict = DecisionRollback, VerdictFail
 			res.Reason = joinReason(why, res.Reason)
-		case d.Action == rules.ActionPause && res.Decision == DecisionContinue:
+		case dr.Action == rules.ActionPause && res.Decision == DecisionContinue:
 			res.Decision, res.Verdict = DecisionPause, VerdictInconclusive
 			res.Reason = joinReason(why, res.Reason)
 		}
@@ -105,13 +148,23 @@ func joinReason(why, prev string) string {
 	return why + "; " + prev
 }
 
+// scalar is what rule expressions see for this query when that is a
+// number.
+func (qr *QueryResult) scalar() (float64, bool) {
+	if qr.err != nil || qr.NoData || qr.Value == nil {
+		return 0, false
+	}
+	return float64(*qr.Value), true
+}
+
 // envValue is what rule expressions see for this query.
 func (qr *QueryResult) envValue() (any, bool) {
+	if v, ok := qr.scalar(); ok {
+		return v, true
+	}
 	switch {
 	case qr.err != nil || qr.NoData:
 		return nil, false
-	case qr.Value != nil:
-		return float64(*qr.Value), true
 	case qr.Points != nil:
 		return qr.Points, true
 	case qr.Samples != nil:
@@ -122,8 +175,12 @@ func (qr *QueryResult) envValue() (any, bool) {
 	return nil, false
 }
 
-func evalRule(machine *vm.VM, r *rules.Rule, qs QueryResults, env map[string]any, buf []byte) (RuleResult, []byte) {
-	rr := RuleResult{Name: r.Name, Expr: r.Expr, Critical: r.Critical, Weight: r.Weight, Group: r.Group}
+// evalRule judges r into rr, which is zero, and appends its reason to
+// buf. The fields are set one by one rather than by assigning a
+// RuleResult literal: that built the struct and then copied it into the
+// heap, write barriers and all, and was a sixth of Decide's time.
+func (d *decider) evalRule(buf []byte, r *rules.Rule, qs QueryResults, rr *RuleResult, floats *floatSlab) []byte {
+	rr.Name, rr.Expr, rr.Critical, rr.Weight, rr.Group = r.Name, r.Expr, r.Critical, r.Weight, r.Group
 	rr.Inputs = r.InputNames
 
 	// A failed query makes the rule an error and missing data takes the
@@ -134,8 +191,10 @@ func evalRule(machine *vm.VM, r *rules.Rule, qs QueryResults, env map[string]any
 		qr := &qs[q.Index]
 		if qr.err != nil {
 			rr.Verdict = rules.OutcomeError
-			rr.Reason = "query " + q.Name + " failed: " + qr.Error
-			return rr, buf
+			buf = append(buf, "query "...)
+			buf = append(buf, q.Name...)
+			buf = append(buf, " failed: "...)
+			return append(buf, qr.Error...)
 		}
 		if noData == "" && (qr.NoData || recordNoData(qr, r.RecordFields[q.Name])) {
 			noData = q.Name
@@ -143,44 +202,117 @@ func evalRule(machine *vm.VM, r *rules.Rule, qs QueryResults, env map[string]any
 	}
 	if noData != "" {
 		rr.Verdict, rr.NoData = r.NoData, true
-		rr.Reason = "no data for " + noData + " (noData: " + string(r.NoData) + ")"
-		return rr, buf
+		buf = append(buf, "no data for "...)
+		buf = append(buf, noData...)
+		buf = append(buf, " (noData: "...)
+		buf = append(buf, r.NoData...)
+		return append(buf, ')')
 	}
 
-	out, err := machine.Run(r.Program, env)
-	if err != nil {
-		rr.Verdict = rules.OutcomeError
-		rr.Reason = "expression error: " + firstLine(err.Error())
-		return rr, buf
+	// Most rules compare two numbers, and their reason shows both sides.
+	// Such a rule is judged from its sides rather than by running its
+	// program and then each side again for the reason, which computed
+	// every side twice (TestDecideSidesAgreeWithProgram holds the two
+	// ways to the same verdicts).
+	left, right, sided := d.sides(r, qs)
+	var ok bool
+	if sided {
+		ok = holds(r.Explain.Op, left, right)
+	} else {
+		out, err := d.vm.Run(r.Program, d.env)
+		if err != nil {
+			rr.Verdict = rules.OutcomeError
+			buf = append(buf, "expression error: "...)
+			return append(buf, firstLine(err.Error())...)
+		}
+		ok, _ = out.(bool)
 	}
-	ok, _ := out.(bool)
 	rr.Verdict = rules.OutcomeFail
 	if ok {
 		rr.Verdict = rules.OutcomePass
 	}
-	buf = explainRule(machine, r, ok, env, qs, &rr, buf)
-	rr.Reason = string(buf)
-	return rr, buf
+	if sided {
+		return d.explainSides(buf, r.Explain.Op, ok, left, right, rr, floats)
+	}
+	return d.explainRule(buf, r, ok, qs, rr, floats)
+}
+
+// sides evaluates both sides of a rule that compares two numbers, when
+// each can be judged on its own (see standalone): expr then compares them
+// as Go compares two float64s, which holds does. Any other rule is left to
+// its program, and so is one with a side that fails: the program's own
+// error is the reason.
+func (d *decider) sides(r *rules.Rule, qs QueryResults) (left, right float64, ok bool) {
+	c := r.Explain
+	if c == nil || !standalone(c.Left) || !standalone(c.Right) {
+		return 0, 0, false
+	}
+	switch c.Op {
+	case "<", "<=", ">", ">=", "==", "!=":
+	default:
+		return 0, 0, false
+	}
+	left, ok = d.operandValue(c.Left, r, qs)
+	if !ok {
+		return 0, 0, false
+	}
+	right, ok = d.operandValue(c.Right, r, qs)
+	return left, right, ok
+}
+
+// standalone reports whether an operand evaluated on its own gives what
+// the rule's program sees. It must be a float64 before any conversion: a
+// scalar query, a constant (which expr compares with a float64 as a
+// float64, whatever its literal) or a float64 expression; an int side
+// (len(x)) is compared as an int by the program. And an expression must
+// spend none of expr's memory budget, which the whole program shares: two
+// sides each within it could exceed it together.
+func standalone(o rules.Operand) bool {
+	if o.Program == nil {
+		return true
+	}
+	if t := o.Program.Node().Type(); t == nil || t.Kind() != reflect.Float64 {
+		return false
+	}
+	return !slices.ContainsFunc(o.Program.Bytecode, spendsBudget)
+}
+
+// spendsBudget reports whether an instruction counts against expr's
+// memory budget (the ones that call VM.memGrow in expr v1.17).
+func spendsBudget(op vm.Opcode) bool {
+	switch op {
+	case vm.OpRange, vm.OpArray, vm.OpMap, vm.OpSort, vm.OpCallSafe:
+		return true
+	}
+	return false
+}
+
+// holds compares two float64s with one of sides' operators.
+func holds(op string, left, right float64) bool {
+	switch op {
+	case "<":
+		return left < right
+	case "<=":
+		return left <= right
+	case ">":
+		return left > right
+	case ">=":
+		return left >= right
+	case "==":
+		return left == right
+	}
+	return left != right
 }
 
 // explainRule sets the rule's value and writes its reason: for a comparison
 // both sides, with the operator that held ("0.034 > 0.01" when the rule
 // said `error_rate <= 0.01`); otherwise the inputs' values.
-func explainRule(machine *vm.VM, r *rules.Rule, ok bool, env map[string]any, qs QueryResults, rr *RuleResult, buf []byte) []byte {
+func (d *decider) explainRule(buf []byte, r *rules.Rule, ok bool, qs QueryResults, rr *RuleResult, floats *floatSlab) []byte {
 	if c := r.Explain; c != nil {
-		left, lok := operandValue(machine, c.Left, env)
-		right, rok := operandValue(machine, c.Right, env)
+		left, lok := d.operandValue(c.Left, r, qs)
+		right, rok := d.operandValue(c.Right, r, qs)
 		if lok && rok {
-			rr.Value, rr.Threshold = floatPtr(left), floatPtr(right)
-			op := c.Op
-			if !ok {
-				op = rules.Negate(op)
-			}
-			buf = appendValue(buf, left)
-			buf = append(buf, ' ')
-			buf = append(buf, op...)
-			buf = append(buf, ' ')
-			return appendValue(buf, right)
+			return d.explainSides(buf, c.Op, ok, left, right, rr, floats)
 		}
 	}
 	for i, q := range r.Inputs {
@@ -189,16 +321,18 @@ func explainRule(machine *vm.VM, r *rules.Rule, ok bool, env map[string]any, qs 
 		}
 		buf = append(buf, q.Name...)
 		buf = append(buf, '=')
-		switch v := env[q.Name].(type) {
+		switch v := d.env[q.Name].(type) {
 		case float64:
 			if rr.Value == nil {
-				rr.Value = floatPtr(v)
+				rr.Value = floats.ptr(v)
 			}
 			buf = appendValue(buf, v)
 		case []float64:
-			buf = append(buf, fmt.Sprintf("%d points", len(v))...)
+			buf = strconv.AppendInt(buf, int64(len(v)), 10)
+			buf = append(buf, " points"...)
 		case []rules.Sample:
-			buf = append(buf, fmt.Sprintf("%d series", len(v))...)
+			buf = strconv.AppendInt(buf, int64(len(v)), 10)
+			buf = append(buf, " series"...)
 		default:
 			// A record: the fields the rule reads.
 			buf = buf[:len(buf)-1]
@@ -220,15 +354,36 @@ func explainRule(machine *vm.VM, r *rules.Rule, ok bool, env map[string]any, qs 
 	return append(buf, " (does not hold)"...)
 }
 
-func operandValue(machine *vm.VM, o rules.Operand, env map[string]any) (float64, bool) {
+// explainSides sets a comparison's value and threshold and writes its
+// reason.
+func (d *decider) explainSides(buf []byte, op string, ok bool, left, right float64, rr *RuleResult, floats *floatSlab) []byte {
+	rr.Value, rr.Threshold = floats.ptr(left), floats.ptr(right)
+	if !ok {
+		op = rules.Negate(op)
+	}
+	buf = appendValue(buf, left)
+	buf = append(buf, ' ')
+	buf = append(buf, op...)
+	buf = append(buf, ' ')
+	return appendValue(buf, right)
+}
+
+func (d *decider) operandValue(o rules.Operand, r *rules.Rule, qs QueryResults) (float64, bool) {
 	switch {
 	case o.IsConst:
 		return o.Const, true
 	case o.Ident != "":
-		v, ok := env[o.Ident].(float64)
-		return v, ok
+		// The query is one of the rule's inputs: reading its result
+		// is quicker than hashing its name into the env, and gives
+		// the number the env holds.
+		for _, q := range r.Inputs {
+			if q.Name == o.Ident {
+				return qs[q.Index].scalar()
+			}
+		}
+		return 0, false
 	case o.Program != nil:
-		out, err := machine.Run(o.Program, env)
+		out, err := d.vm.Run(o.Program, d.env)
 		if err != nil {
 			return 0, false
 		}
@@ -279,15 +434,24 @@ func (res *Result) aggregate(pol *rules.Policy) {
 		if len(res.Rules) == 1 {
 			res.Reason = "1 rule passed"
 		} else {
-			res.Reason = fmt.Sprintf("all %d rules passed", len(res.Rules))
+			res.Reason = "all " + strconv.Itoa(len(res.Rules)) + " rules passed"
 		}
 	}
 }
 
 // summarize joins "rule: reason" for the rules with the given outcomes.
 func (res *Result) summarize(outcomes ...rules.Outcome) string {
+	// Sized first: a builder that grows copies the reasons as many times.
+	n := 0
+	for i := range res.Rules {
+		if rr := &res.Rules[i]; slices.Contains(outcomes, rr.Verdict) {
+			n += len(rr.Name) + len(": ") + len(rr.Reason) + len("; ")
+		}
+	}
 	var b strings.Builder
-	for _, rr := range res.Rules {
+	b.Grow(n)
+	for i := range res.Rules {
+		rr := &res.Rules[i]
 		for _, o := range outcomes {
 			if rr.Verdict != o {
 				continue

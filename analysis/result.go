@@ -264,6 +264,12 @@ func appendValue(b []byte, v float64) []byte {
 	case math.IsInf(v, -1):
 		return append(b, "-Inf"...)
 	case v == math.Trunc(v) && math.Abs(v) < 1e15:
+		// Whole numbers are most thresholds and many values, and
+		// formatting an int is several times quicker than a float. -0
+		// keeps its sign, as 'f' writes it.
+		if v != 0 || !math.Signbit(v) {
+			return strconv.AppendInt(b, int64(v), 10)
+		}
 		return strconv.AppendFloat(b, v, 'f', 0, 64)
 	case math.Abs(v) >= 1000 && math.Abs(v) < 1e15:
 		return strconv.AppendFloat(b, v, 'f', 1, 64)

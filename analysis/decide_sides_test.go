@@ -1,0 +1,122 @@
+package analysis
+
+import (
+	"math"
+	"math/rand"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+	"github.com/stretchr/testify/require"
+
+	"github.com/aurum/canary/rules"
+)
+
+// TestDecideSidesAgreeWithProgram pins the shortcut Decide takes for a rule
+// that compares two numbers: judging it from its two sides must give the
+// verdict, and on an error the reason, that running its program gives,
+// NaN, infinities and signed zeros included.
+func TestDecideSidesAgreeWithProgram(t *testing.T) {
+	pol := loadPolicy(t, "testdata/comparisons.yaml", "comparisons")
+
+	// Every comparison of float64 sides takes the shortcut but one with an
+	// int side (len), which the program compares as ints.
+	for _, r := range pol.Rules {
+		want := r.Explain != nil && r.Name != "points-int"
+		got := r.Explain != nil && standalone(r.Explain.Left) && standalone(r.Explain.Right)
+		require.Equal(t, want, got, r.Name)
+	}
+
+	nan, inf := math.NaN(), math.Inf(1)
+	values := []float64{0, math.Copysign(0, -1), 1, -1, 0.004, 0.01, 0.011, 500, 501, 2.5, 1e300, -1e300, nan, inf, -inf}
+	limits := []string{"0.01", "1e-3", "5", "1.2.3"}
+	rng := rand.New(rand.NewSource(1))
+	pick := func() float64 {
+		if rng.Intn(4) == 0 {
+			return (rng.Float64() - 0.5) * math.Pow(10, float64(rng.Intn(8)-3))
+		}
+		return values[rng.Intn(len(values))]
+	}
+	var machine vm.VM
+	for i := 0; i < 3000; i++ {
+		qs := make(QueryResults, len(pol.Queries))
+		for j, q := range pol.Queries {
+			qs[j] = QueryResult{Name: q.Name, Kind: q.Kind}
+			switch q.ValueKind() {
+			case rules.KindScalar:
+				qs[j].Value = floatPtr(pick())
+			case rules.KindRange:
+				for n := 1 + rng.Intn(6); n > 0; n-- {
+					qs[j].Points = append(qs[j].Points, pick())
+				}
+			case rules.KindRecord:
+				qs[j].setRecord(map[string]float64{"up": float64(rng.Intn(2)), "status": 200 + float64(rng.Intn(2)), "latency_ms": pick()})
+			}
+		}
+		params := map[string]string{"limit": limits[rng.Intn(len(limits))]}
+		res := Decide(pol, params, qs, time.Unix(0, 0))
+
+		env := map[string]any{rules.ParamsVar: params}
+		for j := range qs {
+			if v, ok := qs[j].envValue(); ok {
+				env[qs[j].Name] = v
+			}
+		}
+		for j, r := range pol.Rules {
+			rr := res.Rules[j]
+			if rr.NoData {
+				continue
+			}
+			out, err := machine.Run(r.Program, env)
+			if err != nil {
+				require.Equal(t, rules.OutcomeError, rr.Verdict, "%s with %v", r.Name, env)
+				require.Equal(t, "expression error: "+firstLine(err.Error()), rr.Reason, r.Name)
+				continue
+			}
+			want := rules.OutcomeFail
+			if out.(bool) {
+				want = rules.OutcomePass
+			}
+			require.Equal(t, want, rr.Verdict, "%s with %v: %s", r.Name, env, rr.Reason)
+		}
+	}
+}
+
+// TestDecideSidesShareTheMemoryBudget pins a rule whose sides each stay
+// within expr's memory budget while the whole expression does not: it is
+// the program's error, not a verdict from the sides.
+func TestDecideSidesShareTheMemoryBudget(t *testing.T) {
+	pol := loadPolicy(t, "testdata/comparisons.yaml", "budget")
+	r := pol.Rules[0]
+	require.False(t, standalone(r.Explain.Right), "a side that builds a range spends the budget")
+
+	qs := QueryResults{{Name: "a", Kind: pol.Queries[0].Kind, Value: floatPtr(1)}}
+	res := Decide(pol, map[string]string{}, qs, time.Unix(0, 0))
+	_, err := new(vm.VM).Run(r.Program, map[string]any{"a": 1.0, rules.ParamsVar: map[string]string{}})
+	require.Error(t, err)
+	require.Equal(t, rules.OutcomeError, res.Rules[0].Verdict)
+	require.Equal(t, "expression error: "+firstLine(err.Error()), res.Rules[0].Reason)
+}
+
+// TestAppendValueWholeNumbers pins the quick path for whole numbers to what
+// strconv writes for them, -0 included.
+func TestAppendValueWholeNumbers(t *testing.T) {
+	tests := []struct {
+		name string
+		in   float64
+	}{
+		{name: "zero", in: 0},
+		{name: "negative zero", in: math.Copysign(0, -1)},
+		{name: "one", in: 1},
+		{name: "minus one", in: -1},
+		{name: "largest below 1e15", in: 1e15 - 1},
+		{name: "most negative above -1e15", in: -(1e15 - 1)},
+		{name: "fifteen digits", in: 123456789012345},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, string(strconv.AppendFloat(nil, tt.in, 'f', 0, 64)), FormatValue(tt.in))
+		})
+	}
+}
