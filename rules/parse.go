@@ -305,6 +305,7 @@ func (p *parser) stringMap(n *yaml.Node, s scope, what string) map[string]string
 type sections struct {
 	description, params, queries, rules, compare, scoring *yaml.Node
 	decision, alerts, traffic, rollout, probes            *yaml.Node
+	notifications                                         *yaml.Node
 }
 
 // spec reads a policy's spec in two phases, so that the order a file writes
@@ -317,17 +318,18 @@ type sections struct {
 func (p *parser) spec(n *yaml.Node, pol *Policy, s scope) {
 	var sec sections
 	p.fields(n, s, "spec", map[string]func(k, v *yaml.Node){
-		"description": func(_, v *yaml.Node) { sec.description = v },
-		"params":      func(_, v *yaml.Node) { sec.params = v },
-		"queries":     func(_, v *yaml.Node) { sec.queries = v },
-		"rules":       func(_, v *yaml.Node) { sec.rules = v },
-		"compare":     func(_, v *yaml.Node) { sec.compare = v },
-		"scoring":     func(_, v *yaml.Node) { sec.scoring = v },
-		"decision":    func(_, v *yaml.Node) { sec.decision = v },
-		"alerts":      func(_, v *yaml.Node) { sec.alerts = v },
-		"traffic":     func(_, v *yaml.Node) { sec.traffic = v },
-		"rollout":     func(_, v *yaml.Node) { sec.rollout = v },
-		"probes":      func(_, v *yaml.Node) { sec.probes = v },
+		"description":   func(_, v *yaml.Node) { sec.description = v },
+		"params":        func(_, v *yaml.Node) { sec.params = v },
+		"queries":       func(_, v *yaml.Node) { sec.queries = v },
+		"rules":         func(_, v *yaml.Node) { sec.rules = v },
+		"compare":       func(_, v *yaml.Node) { sec.compare = v },
+		"scoring":       func(_, v *yaml.Node) { sec.scoring = v },
+		"decision":      func(_, v *yaml.Node) { sec.decision = v },
+		"alerts":        func(_, v *yaml.Node) { sec.alerts = v },
+		"traffic":       func(_, v *yaml.Node) { sec.traffic = v },
+		"rollout":       func(_, v *yaml.Node) { sec.rollout = v },
+		"probes":        func(_, v *yaml.Node) { sec.probes = v },
+		"notifications": func(_, v *yaml.Node) { sec.notifications = v },
 	})
 
 	if sec.description != nil {
@@ -368,6 +370,10 @@ func (p *parser) spec(n *yaml.Node, pol *Policy, s scope) {
 	}
 	if sec.probes != nil {
 		pol.Probes = p.probes(sec.probes, s)
+	}
+	pol.Notifications = defaultNotifications()
+	if sec.notifications != nil {
+		p.notifications(sec.notifications, pol, s)
 	}
 }
 

@@ -69,6 +69,8 @@ type Policy struct {
 	// Probes is nil when the policy has no probes section: its http and
 	// tcp queries may then reach whatever the server allows.
 	Probes *ProbeTargets
+	// Notifications tune what canary serve tells about this policy's runs.
+	Notifications Notifications
 	// Comparisons are the statistical baseline-vs-canary rules.
 	Comparisons []*Comparison
 	// Scoring, when set, scores rules and comparisons Kayenta's way.

@@ -40,3 +40,15 @@ func TestProbesSection(t *testing.T) {
 		Namespaces: []string{"caiso", "miso"},
 	}, set.Policies[0].Probes)
 }
+
+// TestNotificationsSection: the defaults without the section, and what a
+// section sets; testdata/bad/bad-notifications.yaml pins the errors.
+func TestNotificationsSection(t *testing.T) {
+	pol := goodPolicy(t)
+	require.Equal(t, Notifications{InconclusiveAfter: DefaultInconclusiveAfter, DegradedAnalyses: 3}, pol.Notifications)
+
+	set, err := Load("testdata/good/sections.yaml")
+	require.NoError(t, err)
+	require.Equal(t, Notifications{Severity: map[string]string{"paused": "critical", "degraded": "info"},
+		InconclusiveAfter: 5, DegradedMargin: 0.1, DegradedAnalyses: 4}, set.Policies[0].Notifications)
+}

@@ -134,7 +134,7 @@ func TestSectionOrderLoads(t *testing.T) {
 	data, err := os.ReadFile(file)
 	require.NoError(t, err)
 	head, secs := splitSections(t, data)
-	require.Len(t, secs, 11, "the fixture has every section")
+	require.Len(t, secs, 12, "the fixture has every section")
 
 	pols, err := Parse(file, data)
 	require.NoError(t, err)
@@ -308,5 +308,7 @@ func dumpPolicy(p *Policy) string {
 	if pr := p.Probes; pr != nil {
 		w(1, "probes: hosts=%q namespaces=%q", pr.Hosts, pr.Namespaces)
 	}
+	no := p.Notifications
+	w(1, "notifications: severity=%s inconclusiveAfter=%d degraded=%g×%d", sorted(no.Severity), no.InconclusiveAfter, no.DegradedMargin, no.DegradedAnalyses)
 	return b.String()
 }
