@@ -72,7 +72,10 @@ type TrafficOptions struct {
 	Registerer prometheus.Registerer
 	// Panicked, when set, counts a recovered panic.
 	Panicked func(component string)
-	Logger   *slog.Logger
+	// OnDone, when set, is called once a step-down has the weight at 0,
+	// after that is stored.
+	OnDone func(*StepDown)
+	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -275,6 +278,9 @@ func (t *Traffic) advance(ctx context.Context, sd *StepDown) (*StepDown, error) 
 	}
 	if err != nil {
 		return sd, fmt.Errorf("lower canary weight to %d: %w", w, err)
+	}
+	if sd.Done && t.o.OnDone != nil {
+		t.o.OnDone(sd)
 	}
 	return sd, nil
 }

@@ -146,3 +146,21 @@ func (s *Bolt) DeleteDocument(ctx context.Context, kind, key string) error {
 	}
 	return nil
 }
+
+// QueueDocument stores a document without waiting for its commit: it goes
+// with the next synced write or within the flush interval, like an
+// analysis record. done, when set, gets the outcome.
+func (s *Bolt) QueueDocument(kind, key string, value []byte, done func(error)) {
+	value = bytes.Clone(value)
+	s.commits.queue(func(tx *bbolt.Tx) error {
+		docs, err := tx.CreateBucketIfNotExists(bucketDocs)
+		if err != nil {
+			return err
+		}
+		b, err := docs.CreateBucketIfNotExists([]byte(kind))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(key), value)
+	}, done)
+}
