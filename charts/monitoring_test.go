@@ -21,7 +21,7 @@ func exportedMetrics(t testing.TB) map[string]bool {
 	t.Helper()
 	names := map[string]bool{"up": true} // Prometheus's own, per target
 	re := regexp.MustCompile(`Name:\s*"(\w+)"`)
-	for _, file := range [][]string{{"webhooks", "metrics.go"}, {"runs", "metrics.go"}, {"rollout", "traffic.go"}} {
+	for _, file := range [][]string{{"webhooks", "metrics.go"}, {"runs", "metrics.go"}, {"rollout", "traffic.go"}, {"rollout", "notify", "outbox.go"}} {
 		src, err := os.ReadFile(filepath.Join(append([]string{repoRoot(t)}, file...)...))
 		require.NoError(t, err)
 		require.Contains(t, string(src), `const namespace = "canary"`)

@@ -435,6 +435,7 @@ var subcommands = map[string][]string{
 	"runs":    {"list", "status", "rollback"},
 	"rollout": {"start", "status", "pause"},
 	"traffic": {"set", "status", "reset"},
+	"notify":  {"test"},
 }
 
 // cliFlags knows canary's commands and reads their flags from -h, once

@@ -33,6 +33,7 @@ import (
 	httpprobe "github.com/aurum/canary/queries/http"
 	tcpprobe "github.com/aurum/canary/queries/tcp"
 	"github.com/aurum/canary/rollout"
+	"github.com/aurum/canary/rollout/notify"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs/bolt"
 	"github.com/aurum/canary/traffic"
@@ -579,7 +580,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		"POST /v1/flagger/{policy}/check", "POST /v1/flagger/{policy}/gate",
 		"POST /v1/flagger/rollback", "POST /v1/flagger/events", "POST /v1/alertmanager",
 		"GET /v1/runs", "GET /v1/runs/{namespace}/{name}", "POST /v1/runs/{namespace}/{name}/{action}",
-		"GET /v1/policies", "POST /-/reload", "GET /metrics", "GET /healthz", "GET /readyz", "GET " + openAPIPath,
+		"GET /v1/policies", "GET /v1/notifications", "POST /-/reload", "GET /metrics", "GET /healthz", "GET /readyz", "GET " + openAPIPath,
 		"POST /v1/rollouts", "GET /v1/rollouts", "GET /v1/rollouts/{namespace}/{name}", "POST /v1/rollouts/{namespace}/{name}/{action}",
 		"POST /v1/groups", "GET /v1/groups/{namespace}/{name}",
 	} {
@@ -915,6 +916,7 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "metrics", method: "GET", path: "/metrics", code: 200},
 			{name: "openapi", method: "GET", path: openAPIPath, code: 200},
 			{name: "policies", method: "GET", path: "/v1/policies", code: 200},
+			{name: "no notification routes", method: "GET", path: "/v1/notifications", code: 200},
 
 			{name: "argo pass", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=good&revision=r1", code: 200},
 			{name: "argo fail", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=bad&revision=r1&track=canary", code: 200},
@@ -1096,6 +1098,7 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "run admin", method: "GET", path: "/v1/runs/caiso/good", headers: admin, code: 200},
 			{name: "action", method: "POST", path: "/v1/runs/caiso/good/resume", code: 401},
 			{name: "policies", method: "GET", path: "/v1/policies", code: 401},
+			{name: "notifications", method: "GET", path: "/v1/notifications", code: 401},
 			{name: "reload", method: "POST", path: "/-/reload", code: 401},
 			{name: "reload admin", method: "POST", path: "/-/reload", headers: admin, code: 200},
 			{name: "start rollout", method: "POST", path: "/v1/rollouts", body: map[string]any{"name": "good", "version": "v1", "policy": "ingest"}, code: 401},
@@ -1109,6 +1112,18 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "metrics open", method: "GET", path: "/metrics", code: 200},
 			{name: "openapi open", method: "GET", path: openAPIPath, code: 200},
 		})
+	})
+
+	t.Run("notification routes", func(t *testing.T) {
+		down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+		}))
+		t.Cleanup(down.Close)
+		var ob *notify.Outbox
+		e := newEnv(t, withNotifications(t, down.URL, &ob))
+		ob.Enqueue(notify.Notification{ID: "n1", Kind: notify.KindPaused, Severity: notify.SeverityWarning, Namespace: "caiso", Name: "good"})
+		require.Eventually(t, func() bool { return ob.Status()[0].LastError != "" }, 10*time.Second, 20*time.Millisecond)
+		c.run(t, e, []apiCall{{name: "notification route failing", method: "GET", path: "/v1/notifications", code: 200}})
 	})
 
 	t.Run("body limit", func(t *testing.T) {

@@ -33,6 +33,7 @@ import (
 
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/rollout"
+	"github.com/aurum/canary/rollout/notify"
 	"github.com/aurum/canary/rules"
 )
 
@@ -65,6 +66,8 @@ type Options struct {
 	// Rollouts, when set, serves the orchestrator's API under
 	// /v1/rollouts and /v1/groups, and its health is part of /readyz.
 	Rollouts *rollout.Orchestrator
+	// Notifications, when set, is reported at /v1/notifications.
+	Notifications interface{ Status() []notify.RouteStatus }
 }
 
 // Server is the engine's HTTP handler. Build one per process; it holds no
@@ -80,6 +83,8 @@ type Server struct {
 	inconclFails bool
 	rollouts     *rollout.Orchestrator
 	panicked     func(string)
+
+	notifications interface{ Status() []notify.RouteStatus }
 
 	router   *gin.Engine
 	draining atomic.Bool
@@ -101,6 +106,8 @@ func New(o Options) (*Server, error) {
 		inconclFails: o.FlaggerInconclusiveFails,
 		rollouts:     o.Rollouts,
 		panicked:     o.Panicked,
+
+		notifications: o.Notifications,
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -149,6 +156,7 @@ func New(o Options) (*Server, error) {
 	admin.GET("/v1/runs/:namespace/:name", s.getRun)
 	admin.POST("/v1/runs/:namespace/:name/:action", s.actOnRun)
 	admin.GET("/v1/policies", s.listPolicies)
+	admin.GET("/v1/notifications", s.listNotifications)
 	admin.POST("/v1/rollouts", s.startRollout)
 	admin.GET("/v1/rollouts", s.listRollouts)
 	admin.GET("/v1/rollouts/:namespace/:name", s.getRollout)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/aurum/canary/rollout/notify"
 	"github.com/aurum/canary/rules"
 )
 
@@ -28,6 +29,12 @@ func runCheck(_ context.Context, c *cli, args []string) int {
 			return exitError
 		}
 		opts.Sources = cfg.sourceNames()
+		// Notification routes are checked as serve builds them: secrets
+		// read, templates tried.
+		if _, err := notify.Build(cfg.Notifications, nil); err != nil {
+			fmt.Fprintf(c.stderr, "canary check: %s: %v\n", *config, err)
+			return exitError
+		}
 	}
 	set, err := rules.LoadWith(opts, paths...)
 	if err != nil {

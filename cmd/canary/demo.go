@@ -22,6 +22,7 @@ import (
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/internal/demo"
 	"github.com/aurum/canary/rollout"
+	"github.com/aurum/canary/rollout/notify"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/traffic/routers"
 	"github.com/aurum/canary/webhooks"
@@ -235,8 +236,21 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 	cfg.ReloadInterval = model.Duration(time.Hour) // the policy is fixed
 	logger := slog.New(slog.DiscardHandler)
 	var lastRules string
+	// The notifications the scenario produces, as a Go route of the
+	// program's own would get them.
+	printer, err := notify.NewRoute("demo", notify.Filter{}, notify.NotifierFunc(func(_ context.Context, n notify.Notification) error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		fmt.Fprintln(c.stdout, c.notificationLine(n))
+		return nil
+	}))
+	if err != nil {
+		fmt.Fprintf(c.stderr, "canary demo: %v\n", err)
+		return res, exitError
+	}
 	svc, err := newService(runCtx, cfg, logger, serviceOptions{
-		Clients: &routers.Clients{Kubernetes: world.Kubernetes()},
+		Notifiers: []*notify.Route{printer},
+		Clients:   &routers.Clients{Kubernetes: world.Kubernetes()},
 		OnEvent: func(r *rollout.Rollout, e rollout.Event) {
 			d.mu.Lock()
 			defer d.mu.Unlock()
@@ -322,6 +336,10 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+	// The last notifications are told before the summary.
+	wctx, wcancel := context.WithTimeout(runCtx, 5*time.Second)
+	_ = svc.outbox.Wait(wctx)
+	wcancel()
 	c.summary(c.stdout, st, d.started)
 	res.Phase = st.Status
 	var weights []string

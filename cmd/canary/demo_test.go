@@ -25,13 +25,18 @@ func TestDemoScenarios(t *testing.T) {
 		phase    rollout.Phase
 		weights  []string
 		output   string
+		// notified are the kinds of notification the scenario tells.
+		notified []string
 	}{
-		{scenario: "healthy", phase: rollout.PhaseCompleted, weights: []string{"10", "25", "50", "100"}, output: "promoted: the canary takes all traffic"},
-		{scenario: "errors", phase: rollout.PhaseRolledBack, weights: []string{"10", "25", "10", "0"}, output: "error-rate: "},
+		{scenario: "healthy", phase: rollout.PhaseCompleted, weights: []string{"10", "25", "50", "100"}, output: "promoted: the canary takes all traffic",
+			notified: []string{"info promoted", "info rollout_completed"}},
+		{scenario: "errors", phase: rollout.PhaseRolledBack, weights: []string{"10", "25", "10", "0"}, output: "error-rate: ",
+			notified: []string{"warning analysis_failed", "warning rollback_done"}},
 		// The lag builds up at the producer's pace, which the shortened
 		// steps may outrun by a step: only the start and the end are fixed.
-		{scenario: "lag", phase: rollout.PhaseRolledBack, output: "kafka-lag: "},
-		{scenario: "alert", phase: rollout.PhaseRolledBack, weights: []string{"10", "25", "0"}, output: "kill switch: the canary Ingress's weight is 0%"},
+		{scenario: "lag", phase: rollout.PhaseRolledBack, output: "kafka-lag: ", notified: []string{"warning analysis_failed", "warning rollback_done"}},
+		{scenario: "alert", phase: rollout.PhaseRolledBack, weights: []string{"10", "25", "0"}, output: "kill switch: the canary Ingress's weight is 0%",
+			notified: []string{"critical rollback_latched", "warning rollback_done"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario, func(t *testing.T) {
@@ -50,6 +55,9 @@ func TestDemoScenarios(t *testing.T) {
 				require.Equal(t, "0", res.Weights[len(res.Weights)-1])
 			}
 			require.Contains(t, stdout.String(), tt.output)
+			for _, n := range tt.notified {
+				require.Contains(t, stdout.String(), "notify       "+n+" ", "the demo prints the notifications it produces")
+			}
 		})
 	}
 }

@@ -51,6 +51,7 @@ func commands() []command {
 		{"demo", "demo [--scenario healthy,errors,lag,alert|all] [--serve]", "run a whole canary rollout on this machine: no Kubernetes, no Prometheus", runDemo},
 		{"rollout", "rollout start|status|list|promote|rollback|pause|resume|skip-step ...", "drive a rollout through canary serve's orchestrator", runRollout},
 		{"runs", "runs list|status|rollback|promote|pause|resume [NAMESPACE/NAME] ...", "show runs and their latches; latch or lift one by hand", runRuns},
+		{"notify", "notify test --route NAME [--config FILE] [--kind K] [--severity S]", "send a sample notification through a route of canary serve's config", runNotify},
 		{"traffic", "traffic set|reset|status --router nginx|gatewayapi ...", "move canary traffic: weights, headers, user shares, cookies, countries", runTraffic},
 		{"version", "version", "print the version", runVersion},
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/queries/cache"
 	"github.com/aurum/canary/rollout"
+	"github.com/aurum/canary/rollout/notify"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs"
 	"github.com/aurum/canary/runs/bolt"
@@ -80,7 +81,10 @@ type serveConfig struct {
 	Auth authConfig `yaml:"auth"`
 	// Kubeconfig gives the kill switch its Kubernetes access; empty means
 	// in-cluster, then $KUBECONFIG or ~/.kube/config.
-	Kubeconfig    string `yaml:"kubeconfig"`
+	Kubeconfig string `yaml:"kubeconfig"`
+	// Notifications are the routes canary's own notifications take:
+	// Alertmanager, Slack, Teams, signed webhooks.
+	Notifications notify.Config `yaml:"notifications"`
 	sourcesConfig `yaml:",inline"`
 }
 
@@ -388,6 +392,7 @@ func loadServeConfig(path string, cfg *serveConfig) error {
 	for i := range cfg.Postgres {
 		cfg.Postgres[i].DSNFile = rel(cfg.Postgres[i].DSNFile)
 	}
+	cfg.Notifications.SetDirectory(dir)
 	return nil
 }
 
@@ -444,6 +449,9 @@ type serviceOptions struct {
 	Clients *routers.Clients
 	// OnEvent is the orchestrator's event callback.
 	OnEvent func(*rollout.Rollout, rollout.Event)
+	// Notifiers are routes of the program's own, beside the configured
+	// ones.
+	Notifiers []*notify.Route
 }
 
 // service is canary serve's components, wired.
@@ -458,6 +466,8 @@ type service struct {
 	server       *webhooks.Server
 	runs         *runs.Runs
 	auth         webhooks.Auth
+	outbox       *notify.Outbox
+	hub          *notify.Hub
 }
 
 // errOpenRoutes refuses a start with routes that would be open to anyone.
@@ -543,19 +553,39 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 		Retention: time.Duration(cfg.RunRetention), LatchedRetention: time.Duration(cfg.LatchedRunRetention), MaxCanaries: cfg.MaxRuns}); err != nil {
 		return nil, err
 	}
+	// Notifications subscribe to the runs before anything can change one.
+	routes, err := notify.Build(cfg.Notifications, logger)
+	if err != nil {
+		return nil, err
+	}
+	if svc.outbox, err = notify.NewOutbox(ctx, notify.OutboxOptions{Store: svc.store, Routes: append(routes, opts.Notifiers...),
+		Registerer: reg, Panicked: runMetrics.Panicked, Logger: logger}); err != nil {
+		return nil, err
+	}
+	svc.hub = notify.NewHub(notify.HubOptions{Policies: svc.loader.Set, Sink: svc.outbox, Link: cfg.Notifications.Link,
+		Panicked: runMetrics.Panicked, Logger: logger})
+	svc.runs.Subscribe(svc.hub)
+	onEvent := svc.hub.Rollout
+	if opts.OnEvent != nil {
+		onEvent = func(r *rollout.Rollout, e rollout.Event) {
+			svc.hub.Rollout(r, e)
+			opts.OnEvent(r, e)
+		}
+	}
+
 	clients := opts.Clients
 	if clients == nil {
 		clients = kubeAccess(cfg, svc.loader, logger)
 	}
 	if clients != nil {
 		svc.traffic = rollout.NewTraffic(rollout.TrafficOptions{
-			Store: svc.store, Registerer: reg, Panicked: runMetrics.Panicked, Logger: logger,
+			Store: svc.store, Registerer: reg, Panicked: runMetrics.Panicked, Logger: logger, OnDone: svc.hub.StepDownDone,
 			Routers: func(t routers.Target) (traffic.Router, error) { return routers.New(t, *clients, logger) },
 		})
 		svc.runs.Subscribe(rollout.NewKillSwitch(svc.traffic, svc.loader.Set, logger))
 		svc.orchestrator = rollout.New(rollout.Options{
 			Store: svc.store, Runs: svc.runs, Evaluator: ev, Traffic: svc.traffic, Policies: svc.loader.Set,
-			Logger: logger, OnEvent: opts.OnEvent, Panicked: runMetrics.Panicked, Retention: time.Duration(cfg.RunRetention),
+			Logger: logger, OnEvent: onEvent, Panicked: runMetrics.Panicked, Retention: time.Duration(cfg.RunRetention),
 		})
 	}
 	gin.SetMode(gin.ReleaseMode)
@@ -564,6 +594,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 		Logger: logger, Auth: svc.auth, BodyLimit: cfg.BodyLimit, Panicked: runMetrics.Panicked,
 		FlaggerInconclusiveFails: cfg.Flagger.InconclusiveFails,
 		Rollouts:                 svc.orchestrator,
+		Notifications:            svc.outbox,
 	})
 	if err != nil {
 		return nil, err
@@ -623,6 +654,19 @@ func (svc *service) run(ctx context.Context, ready chan<- string) error {
 	defer wg.Wait()
 	defer stopBackground()
 	wg.Go(func() { svc.loader.Watch(bg, time.Duration(cfg.ReloadInterval), srv.OnReload) })
+	// What a crash lost between a latch and its notification's write is
+	// queued again (the outbox sends each notification once), and alerts
+	// whose condition ended meanwhile are resolved.
+	var rollouts []*rollout.Rollout
+	if svc.orchestrator != nil {
+		var err error
+		if rollouts, _, err = svc.orchestrator.List(ctx); err != nil {
+			rollouts = nil
+			logger.Error("rollouts not read for notifications; their alerts are left as they are", "err", err)
+		}
+	}
+	svc.hub.Reconcile(svc.runs, rollouts, time.Now())
+	wg.Go(func() { svc.outbox.Run(bg) })
 	// Retention looks a few times per retention period, and at least
 	// hourly.
 	wg.Go(func() {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/rollout"
+	"github.com/aurum/canary/rollout/notify"
 )
 
 // weightBar draws a weight as a 20-cell bar.
@@ -85,6 +86,24 @@ func (c *cli) eventLine(name string, e rollout.Event) string {
 		return fmt.Sprintf("%s  %-12s analysis %s  %s", at, name, c.paint(string(e.Verdict)), e.Reason)
 	}
 	return fmt.Sprintf("%s  %-12s %s  %s", at, name, e.Type, e.Reason)
+}
+
+// notificationLine renders a notification as the demo prints it.
+func (c *cli) notificationLine(n notify.Notification) string {
+	line := n.Summary
+	if n.Reason != "" {
+		line += ": " + n.Reason
+	}
+	sev := string(n.Severity)
+	switch {
+	case n.Resolved:
+		sev = c.color2(ansiGreen, "resolved")
+	case n.Severity == notify.SeverityCritical:
+		sev = c.color2(ansiRed, sev)
+	case n.Severity == notify.SeverityWarning:
+		sev = c.color2(ansiYellow, sev)
+	}
+	return fmt.Sprintf("%s  %-12s %s %s  %s", n.At.Local().Format("15:04:05"), "notify", sev, n.Kind, line)
 }
 
 // summary renders how a rollout ended.
