@@ -22,9 +22,17 @@ type decider struct {
 	// vm keeps its stack between runs. Programs are shared between
 	// goroutines; VMs are not.
 	vm vm.VM
-	// env is what expressions read: the queries' values and the params.
-	// The map's storage is kept between calls; its entries are not.
-	env map[string]any
+	// env is what programs read: the queries' values and the params.
+	// The map's storage is kept between calls; its entries are not. It
+	// is filled on the first program a call runs (see run): rules
+	// compiled to Go read qs and params instead, and a call that runs
+	// no program then spends nothing on boxing values into it.
+	env    map[string]any
+	filled bool
+	// qs and params are the call's, for the rules compiled to Go
+	// (rules.Values).
+	qs     QueryResults
+	params map[string]string
 	// buf holds the rules' reasons back to back and ends where each one
 	// ends, so that a call converts them to a string once rather than
 	// once per rule.
@@ -38,6 +46,7 @@ var deciders = sync.Pool{New: func() any { return &decider{env: map[string]any{}
 // map does not keep the call's query results and params alive.
 func (d *decider) release() {
 	clear(d.env)
+	d.filled, d.qs, d.params = false, nil, nil
 	d.buf, d.ends = d.buf[:0], d.ends[:0]
 	deciders.Put(d)
 }
@@ -67,12 +76,7 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 	}
 	d := deciders.Get().(*decider)
 	defer d.release()
-	for i := range qs {
-		if v, ok := qs[i].envValue(); ok {
-			d.env[qs[i].Name] = v
-		}
-	}
-	d.env[rules.ParamsVar] = params
+	d.qs, d.params = qs, params
 
 	// A rule has at most a value and a threshold.
 	floats := make(floatSlab, 0, 2*len(pol.Rules))
@@ -112,6 +116,7 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 // of its queries does not apply.
 func (res *Result) applyDecisionRules(d *decider, pol *rules.Policy, qs QueryResults, at time.Time) {
 	local := at.In(pol.Decision.Location)
+	d.fill()
 	d.env[rules.HourVar], d.env[rules.MinuteVar], d.env[rules.WeekdayVar] = local.Hour(), local.Minute(), int(local.Weekday())
 	for _, dr := range pol.Decision.Rules {
 		usable := true
@@ -122,7 +127,7 @@ func (res *Result) applyDecisionRules(d *decider, pol *rules.Policy, qs QueryRes
 		if !usable {
 			continue
 		}
-		out, err := d.vm.Run(dr.Program, d.env)
+		out, err := d.run(dr.Program)
 		if held, _ := out.(bool); err != nil || !held {
 			continue
 		}
@@ -146,6 +151,36 @@ func joinReason(why, prev string) string {
 		return why
 	}
 	return why + "; " + prev
+}
+
+// fill puts the call's query values and params into the env, once.
+func (d *decider) fill() {
+	if d.filled {
+		return
+	}
+	d.filled = true
+	for i := range d.qs {
+		if v, ok := d.qs[i].envValue(); ok {
+			d.env[d.qs[i].Name] = v
+		}
+	}
+	d.env[rules.ParamsVar] = d.params
+}
+
+// run runs one of the policy's programs over the call's env.
+func (d *decider) run(p *vm.Program) (any, error) {
+	d.fill()
+	return d.vm.Run(p, d.env)
+}
+
+// Scalar is rules.Values' view of query i: the float64 its program would
+// see, as in envValue.
+func (d *decider) Scalar(i int) (float64, bool) { return d.qs[i].scalar() }
+
+// Param is rules.Values' view of a param: what params.name reads.
+func (d *decider) Param(name string) (string, bool) {
+	v, ok := d.params[name]
+	return v, ok
 }
 
 // scalar is what rule expressions see for this query when that is a
@@ -213,13 +248,20 @@ func (d *decider) evalRule(buf []byte, r *rules.Rule, qs QueryResults, rr *RuleR
 	// Such a rule is judged from its sides rather than by running its
 	// program and then each side again for the reason, which computed
 	// every side twice (TestDecideSidesAgreeWithProgram holds the two
-	// ways to the same verdicts).
+	// ways to the same verdicts). Any other rule compiled to Go is judged
+	// by its Condition, which holds when the program does; what that
+	// cannot tell is left to the program
+	// (TestDecideGoCompiledAgreesWithPrograms).
 	left, right, sided := d.sides(r, qs)
-	var ok bool
-	if sided {
-		ok = holds(r.Explain.Op, left, right)
-	} else {
-		out, err := d.vm.Run(r.Program, d.env)
+	var ok, known bool
+	switch {
+	case sided:
+		ok, known = holds(r.Explain.Op, left, right), true
+	case r.Condition != nil:
+		ok, known = r.Condition(d)
+	}
+	if !known {
+		out, err := d.run(r.Program)
 		if err != nil {
 			rr.Verdict = rules.OutcomeError
 			buf = append(buf, "expression error: "...)
@@ -268,7 +310,9 @@ func (d *decider) sides(r *rules.Rule, qs QueryResults) (left, right float64, ok
 // spend none of expr's memory budget, which the whole program shares: two
 // sides each within it could exceed it together.
 func standalone(o rules.Operand) bool {
-	if o.Program == nil {
+	// A side compiled to Go is a float64 expression that spends no
+	// budget.
+	if o.Program == nil || o.Number != nil {
 		return true
 	}
 	if t := o.Program.Node().Type(); t == nil || t.Kind() != reflect.Float64 {
@@ -321,17 +365,21 @@ func (d *decider) explainRule(buf []byte, r *rules.Rule, ok bool, qs QueryResult
 		}
 		buf = append(buf, q.Name...)
 		buf = append(buf, '=')
-		switch v := d.env[q.Name].(type) {
-		case float64:
+		// What the program sees for the query (envValue; it neither
+		// failed nor lacks data here), read from its result: the env
+		// may not be filled.
+		switch qr := &qs[q.Index]; {
+		case qr.Value != nil:
+			v := float64(*qr.Value)
 			if rr.Value == nil {
 				rr.Value = floats.ptr(v)
 			}
 			buf = appendValue(buf, v)
-		case []float64:
-			buf = strconv.AppendInt(buf, int64(len(v)), 10)
+		case qr.Points != nil:
+			buf = strconv.AppendInt(buf, int64(len(qr.Points)), 10)
 			buf = append(buf, " points"...)
-		case []rules.Sample:
-			buf = strconv.AppendInt(buf, int64(len(v)), 10)
+		case qr.Samples != nil:
+			buf = strconv.AppendInt(buf, int64(len(qr.Samples)), 10)
 			buf = append(buf, " series"...)
 		default:
 			// A record: the fields the rule reads.
@@ -372,6 +420,8 @@ func (d *decider) operandValue(o rules.Operand, r *rules.Rule, qs QueryResults) 
 	switch {
 	case o.IsConst:
 		return o.Const, true
+	case o.Number != nil:
+		return o.Number(d)
 	case o.Ident != "":
 		// The query is one of the rule's inputs: reading its result
 		// is quicker than hashing its name into the env, and gives
@@ -383,7 +433,7 @@ func (d *decider) operandValue(o rules.Operand, r *rules.Rule, qs QueryResults) 
 		}
 		return 0, false
 	case o.Program != nil:
-		out, err := d.vm.Run(o.Program, d.env)
+		out, err := d.run(o.Program)
 		if err != nil {
 			return 0, false
 		}
