@@ -286,7 +286,7 @@ func (d *decider) evalRule(buf []byte, r *rules.Rule, qs QueryResults, rr *RuleR
 // error is the reason.
 func (d *decider) sides(r *rules.Rule, qs QueryResults) (left, right float64, ok bool) {
 	c := r.Explain
-	if c == nil || !standalone(c.Left) || !standalone(c.Right) {
+	if c == nil || !alone(&c.Left) || !alone(&c.Right) {
 		return 0, 0, false
 	}
 	switch c.Op {
@@ -294,11 +294,11 @@ func (d *decider) sides(r *rules.Rule, qs QueryResults) (left, right float64, ok
 	default:
 		return 0, 0, false
 	}
-	left, ok = d.operandValue(c.Left, r, qs)
+	left, ok = d.operandValue(&c.Left, r, qs)
 	if !ok {
 		return 0, 0, false
 	}
-	right, ok = d.operandValue(c.Right, r, qs)
+	right, ok = d.operandValue(&c.Right, r, qs)
 	return left, right, ok
 }
 
@@ -319,6 +319,13 @@ func standalone(o rules.Operand) bool {
 		return false
 	}
 	return !slices.ContainsFunc(o.Program.Bytecode, spendsBudget)
+}
+
+// alone is standalone, with its first answer inlined: most sides are a
+// query, a constant or compiled to Go, and those need neither a copy of
+// the operand nor a look at a program.
+func alone(o *rules.Operand) bool {
+	return o.Program == nil || o.Number != nil || standalone(*o)
 }
 
 // spendsBudget reports whether an instruction counts against expr's
@@ -353,8 +360,8 @@ func holds(op string, left, right float64) bool {
 // said `error_rate <= 0.01`); otherwise the inputs' values.
 func (d *decider) explainRule(buf []byte, r *rules.Rule, ok bool, qs QueryResults, rr *RuleResult, floats *floatSlab) []byte {
 	if c := r.Explain; c != nil {
-		left, lok := d.operandValue(c.Left, r, qs)
-		right, rok := d.operandValue(c.Right, r, qs)
+		left, lok := d.operandValue(&c.Left, r, qs)
+		right, rok := d.operandValue(&c.Right, r, qs)
 		if lok && rok {
 			return d.explainSides(buf, c.Op, ok, left, right, rr, floats)
 		}
@@ -416,7 +423,7 @@ func (d *decider) explainSides(buf []byte, op string, ok bool, left, right float
 	return appendValue(buf, right)
 }
 
-func (d *decider) operandValue(o rules.Operand, r *rules.Rule, qs QueryResults) (float64, bool) {
+func (d *decider) operandValue(o *rules.Operand, r *rules.Rule, qs QueryResults) (float64, bool) {
 	switch {
 	case o.IsConst:
 		return o.Const, true
