@@ -488,12 +488,26 @@ func (res *Result) aggregate(pol *rules.Policy) {
 	default:
 		res.Verdict = VerdictPass
 		res.Decision = DecisionContinue
-		if len(res.Rules) == 1 {
-			res.Reason = "1 rule passed"
-		} else {
-			res.Reason = "all " + strconv.Itoa(len(res.Rules)) + " rules passed"
-		}
+		res.Reason = allPassed(len(res.Rules))
 	}
+}
+
+// allPassedReasons are allPassed's answers for policies of up to 64
+// rules, made once: most analyses pass, and each one built its reason.
+var allPassedReasons = func() (r [65]string) {
+	for n := range r {
+		r[n] = "all " + strconv.Itoa(n) + " rules passed"
+	}
+	r[1] = "1 rule passed"
+	return r
+}()
+
+// allPassed is the reason of an analysis whose n rules all passed.
+func allPassed(n int) string {
+	if n < len(allPassedReasons) {
+		return allPassedReasons[n]
+	}
+	return "all " + strconv.Itoa(n) + " rules passed"
 }
 
 // summarize joins "rule: reason" for the rules with the given outcomes.
