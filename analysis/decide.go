@@ -38,6 +38,16 @@ type decider struct {
 	// once per rule.
 	buf  []byte
 	ends []int
+	// written are the numbers this call's reasons hold that appendValue
+	// wrote with strconv's float formatting, and where in buf.
+	written  [8]writtenValue
+	nwritten int
+}
+
+// writtenValue is a number at buf[start:end].
+type writtenValue struct {
+	bits       uint64
+	start, end int
 }
 
 var deciders = sync.Pool{New: func() any { return &decider{env: map[string]any{}} }}
@@ -48,6 +58,7 @@ func (d *decider) release() {
 	clear(d.env)
 	d.filled, d.qs, d.params = false, nil, nil
 	d.buf, d.ends = d.buf[:0], d.ends[:0]
+	d.nwritten = 0
 	deciders.Put(d)
 }
 
@@ -381,7 +392,7 @@ func (d *decider) explainRule(buf []byte, r *rules.Rule, ok bool, qs QueryResult
 			if rr.Value == nil {
 				rr.Value = floats.ptr(v)
 			}
-			buf = appendValue(buf, v)
+			buf = d.appendValue(buf, v)
 		case qr.Points != nil:
 			buf = strconv.AppendInt(buf, int64(len(qr.Points)), 10)
 			buf = append(buf, " points"...)
@@ -399,7 +410,7 @@ func (d *decider) explainRule(buf []byte, r *rules.Rule, ok bool, qs QueryResult
 				}
 				buf = append(buf, f...)
 				buf = append(buf, '=')
-				buf = appendValue(buf, qs[q.Index].record[f])
+				buf = d.appendValue(buf, qs[q.Index].record[f])
 			}
 		}
 	}
@@ -416,11 +427,37 @@ func (d *decider) explainSides(buf []byte, op string, ok bool, left, right float
 	if !ok {
 		op = rules.Negate(op)
 	}
-	buf = appendValue(buf, left)
+	buf = d.appendValue(buf, left)
 	buf = append(buf, ' ')
 	buf = append(buf, op...)
 	buf = append(buf, ' ')
-	return appendValue(buf, right)
+	return d.appendValue(buf, right)
+}
+
+// appendValue is appendValue for this call's reasons. The same number
+// recurs in them: a query's value in each rule that reads it, a threshold
+// in several rules. A whole number is quick to write; any other takes
+// strconv's float formatting, the slowest step of writing a reason, so
+// those are remembered and copied from where the call first wrote them.
+// The same bits give the same text, so the copy is what appendValue
+// would write.
+func (d *decider) appendValue(buf []byte, v float64) []byte {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return appendValue(buf, v)
+	}
+	bits := math.Float64bits(v)
+	for _, w := range d.written[:d.nwritten] {
+		if w.bits == bits {
+			return append(buf, buf[w.start:w.end]...)
+		}
+	}
+	start := len(buf)
+	buf = appendValue(buf, v)
+	if d.nwritten < len(d.written) {
+		d.written[d.nwritten] = writtenValue{bits: bits, start: start, end: len(buf)}
+		d.nwritten++
+	}
+	return buf
 }
 
 func (d *decider) operandValue(o *rules.Operand, r *rules.Rule, qs QueryResults) (float64, bool) {

@@ -219,3 +219,45 @@ func TestDecideGoCompiledAgreesWithPrograms(t *testing.T) {
 	}
 	require.Greater(t, compiled, 20, "rules compiled to Go")
 }
+
+// TestDecideReasonsWriteEachValueAsFormatValue pins the reasons' numbers
+// to FormatValue when the same numbers recur across rules, as Decide
+// copies a number it already wrote rather than formatting it again, and
+// when there are more distinct numbers than it remembers.
+func TestDecideReasonsWriteEachValueAsFormatValue(t *testing.T) {
+	pol := loadPolicy(t, "testdata/comparisons.yaml", "go-compiled")
+	few := []float64{0.004, 0.01, math.Copysign(0, -1), 1.5, -2.25, math.NaN(), math.Inf(-1), 1e300, 1234.5678}
+	rng := rand.New(rand.NewSource(1))
+	var sided int
+	for i := 0; i < 500; i++ {
+		qs := make(QueryResults, len(pol.Queries))
+		for j, q := range pol.Queries {
+			qs[j] = QueryResult{Name: q.Name, Kind: q.Kind}
+			v := few[rng.Intn(len(few))]
+			if i%2 == 1 {
+				v = rng.NormFloat64() * math.Pow(10, float64(rng.Intn(10)-5))
+			}
+			switch q.ValueKind() {
+			case rules.KindScalar:
+				qs[j].Value = floatPtr(v)
+			case rules.KindRange:
+				qs[j].Points = []float64{v, 1, 2, 3}
+			case rules.KindRecord:
+				qs[j].setRecord(map[string]float64{"up": 1, "status": 200, "latency_ms": v})
+			}
+		}
+		res := Decide(pol, map[string]string{"limit": "0.004"}, qs, time.Unix(0, 0))
+		for j, rr := range res.Rules {
+			if rr.Threshold == nil {
+				continue
+			}
+			sided++
+			op := pol.Rules[j].Explain.Op
+			if rr.Verdict != rules.OutcomePass {
+				op = rules.Negate(op)
+			}
+			require.Equal(t, FormatValue(float64(*rr.Value))+" "+op+" "+FormatValue(float64(*rr.Threshold)), rr.Reason, rr.Name)
+		}
+	}
+	require.Greater(t, sided, 5000)
+}
