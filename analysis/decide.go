@@ -285,7 +285,7 @@ func (d *decider) evalRule(buf []byte, r *rules.Rule, qs QueryResults, rr *RuleR
 		rr.Verdict = rules.OutcomePass
 	}
 	if sided {
-		return d.explainSides(buf, r.Explain.Op, ok, left, right, rr, floats)
+		return d.explainSides(buf, r.Explain, ok, left, right, rr, floats)
 	}
 	return d.explainRule(buf, r, ok, qs, rr, floats)
 }
@@ -374,7 +374,7 @@ func (d *decider) explainRule(buf []byte, r *rules.Rule, ok bool, qs QueryResult
 		left, lok := d.operandValue(&c.Left, r, qs)
 		right, rok := d.operandValue(&c.Right, r, qs)
 		if lok && rok {
-			return d.explainSides(buf, c.Op, ok, left, right, rr, floats)
+			return d.explainSides(buf, c, ok, left, right, rr, floats)
 		}
 	}
 	for i, q := range r.Inputs {
@@ -422,28 +422,41 @@ func (d *decider) explainRule(buf []byte, r *rules.Rule, ok bool, qs QueryResult
 
 // explainSides sets a comparison's value and threshold and writes its
 // reason.
-func (d *decider) explainSides(buf []byte, op string, ok bool, left, right float64, rr *RuleResult, floats *floatSlab) []byte {
+func (d *decider) explainSides(buf []byte, c *rules.Sides, ok bool, left, right float64, rr *RuleResult, floats *floatSlab) []byte {
 	rr.Value, rr.Threshold = floats.ptr(left), floats.ptr(right)
+	op := c.Op
 	if !ok {
 		op = rules.Negate(op)
 	}
-	buf = d.appendValue(buf, left)
+	buf = d.appendSide(buf, &c.Left, left)
 	buf = append(buf, ' ')
 	buf = append(buf, op...)
 	buf = append(buf, ' ')
-	return d.appendValue(buf, right)
+	return d.appendSide(buf, &c.Right, right)
 }
 
-// appendValue is appendValue for this call's reasons. The same number
-// recurs in them: a query's value in each rule that reads it, a threshold
-// in several rules. A whole number is quick to write; any other takes
-// strconv's float formatting, the slowest step of writing a reason, so
-// those are remembered and copied from where the call first wrote them.
-// The same bits give the same text, so the copy is what appendValue
+// appendSide writes a side's value v. A constant's value is its Const,
+// which the policy wrote when it loaded.
+func (d *decider) appendSide(buf []byte, o *rules.Operand, v float64) []byte {
+	if o.IsConst {
+		start := len(buf)
+		buf = append(buf, o.Written...)
+		d.remember(v, start, len(buf))
+		return buf
+	}
+	return d.appendValue(buf, v)
+}
+
+// appendValue is rules.AppendValue for this call's reasons. The same
+// number recurs in them: a query's value in each rule that reads it, a
+// threshold in several rules. A whole number is quick to write; any other
+// takes strconv's float formatting, the slowest step of writing a reason,
+// so those are remembered and copied from where the call first wrote
+// them. The same bits give the same text, so the copy is what AppendValue
 // would write.
 func (d *decider) appendValue(buf []byte, v float64) []byte {
-	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
-		return appendValue(buf, v)
+	if whole(v) {
+		return rules.AppendValue(buf, v)
 	}
 	bits := math.Float64bits(v)
 	for _, w := range d.written[:d.nwritten] {
@@ -452,13 +465,21 @@ func (d *decider) appendValue(buf []byte, v float64) []byte {
 		}
 	}
 	start := len(buf)
-	buf = appendValue(buf, v)
-	if d.nwritten < len(d.written) {
-		d.written[d.nwritten] = writtenValue{bits: bits, start: start, end: len(buf)}
-		d.nwritten++
-	}
+	buf = rules.AppendValue(buf, v)
+	d.remember(v, start, len(buf))
 	return buf
 }
+
+// remember notes that buf[start:end] holds v, unless v is whole.
+func (d *decider) remember(v float64, start, end int) {
+	if !whole(v) && d.nwritten < len(d.written) {
+		d.written[d.nwritten] = writtenValue{bits: math.Float64bits(v), start: start, end: end}
+		d.nwritten++
+	}
+}
+
+// whole reports whether AppendValue writes v as an integer, quickly.
+func whole(v float64) bool { return v == math.Trunc(v) && math.Abs(v) < 1e15 }
 
 func (d *decider) operandValue(o *rules.Operand, r *rules.Rule, qs QueryResults) (float64, bool) {
 	switch {

@@ -178,9 +178,11 @@ func operand(n ast.Node, env map[string]any, pol *Policy) (Operand, bool) {
 		}
 	case *ast.FloatNode:
 		o.Const, o.IsConst = n.Value, true
+		o.Written = string(AppendValue(nil, o.Const))
 		return o, true
 	case *ast.IntegerNode:
 		o.Const, o.IsConst = float64(n.Value), true
+		o.Written = string(AppendValue(nil, o.Const))
 		return o, true
 	}
 	prog, err := expr.Compile(o.Text, exprOptions(env, expr.AsFloat64())...)

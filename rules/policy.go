@@ -212,6 +212,9 @@ type Operand struct {
 	Ident   string
 	Const   float64
 	IsConst bool
+	// Written is Const as a reason writes it (AppendValue), for a
+	// constant.
+	Written string
 	Program *vm.Program
 	// Number is the side compiled to Go: set for a scalar query and
 	// for a float64 Program made only of what Number covers (see
