@@ -38,8 +38,8 @@ type decider struct {
 	// once per rule.
 	buf  []byte
 	ends []int
-	// written are the numbers this call's reasons hold that appendValue
-	// wrote with strconv's float formatting, and where in buf.
+	// written are the first numbers that are not whole in this call's
+	// reasons, and where in buf each is (see appendValue).
 	written  [8]writtenValue
 	nwritten int
 }
