@@ -250,29 +250,7 @@ func floatPtr(v float64) *Float {
 
 // FormatValue renders a value for reasons and tables: integers without a
 // fraction, large values with one decimal, others with four significant
-// digits, so "0.03333333333" reads "0.03333".
+// digits, so "0.03333333333" reads "0.03333" (rules.AppendValue).
 func FormatValue(v float64) string {
-	return string(appendValue(nil, v))
-}
-
-func appendValue(b []byte, v float64) []byte {
-	switch {
-	case math.IsNaN(v):
-		return append(b, "NaN"...)
-	case math.IsInf(v, 1):
-		return append(b, "+Inf"...)
-	case math.IsInf(v, -1):
-		return append(b, "-Inf"...)
-	case v == math.Trunc(v) && math.Abs(v) < 1e15:
-		// Whole numbers are most thresholds and many values, and
-		// formatting an int is several times quicker than a float. -0
-		// keeps its sign, as 'f' writes it.
-		if v != 0 || !math.Signbit(v) {
-			return strconv.AppendInt(b, int64(v), 10)
-		}
-		return strconv.AppendFloat(b, v, 'f', 0, 64)
-	case math.Abs(v) >= 1000 && math.Abs(v) < 1e15:
-		return strconv.AppendFloat(b, v, 'f', 1, 64)
-	}
-	return strconv.AppendFloat(b, v, 'g', 4, 64)
+	return string(rules.AppendValue(nil, v))
 }
