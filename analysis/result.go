@@ -35,10 +35,7 @@ const (
 // Result is one evaluation of a policy: the value both the CLI and the HTTP
 // layer render.
 type Result struct {
-	Policy string `json:"policy"`
-	// Run identifies the canary run the evaluation belongs to, when the
-	// caller tracks runs.
-	Run      string            `json:"run,omitempty"`
+	Policy   string            `json:"policy"`
 	Params   map[string]string `json:"params"`
 	Verdict  Verdict           `json:"verdict"`
 	Decision Decision          `json:"decision"`
@@ -47,10 +44,6 @@ type Result struct {
 	// Reason is one line a human can act on.
 	Reason string       `json:"reason"`
 	Rules  []RuleResult `json:"rules"`
-	// Latched names the latch (rollback, pause, promote) that answered
-	// this analysis instead of the rules; empty when the rules did. Latches
-	// belong to runs (package runs), which fills this in.
-	Latched string `json:"latched,omitempty"`
 	// Decisions name the policy's decision rules that held.
 	Decisions   []string     `json:"decisions,omitempty"`
 	Queries     QueryResults `json:"queries"`
