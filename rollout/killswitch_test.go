@@ -21,6 +21,7 @@ import (
 	"github.com/aurum/canary/runs"
 	"github.com/aurum/canary/runs/bolt"
 	"github.com/aurum/canary/traffic"
+	"github.com/aurum/canary/traffic/nginx"
 	"github.com/aurum/canary/traffic/routers"
 )
 
@@ -266,7 +267,7 @@ func newSwitchWorld(t *testing.T, extra string) *switchWorld {
 	w := &switchWorld{client: fake.NewClientset(stableIngress()), set: set, up: 1}
 	w.runs, err = runs.New(context.Background(), runs.Options{Store: st})
 	require.NoError(t, err)
-	clients := routers.Clients{Kubernetes: w.client}
+	clients := routers.Clients{Ingresses: func(ns string) nginx.Ingresses { return w.client.NetworkingV1().Ingresses(ns) }}
 	tr := NewTraffic(TrafficOptions{Store: st, Routers: func(target routers.Target) (traffic.Router, error) {
 		return routers.New(target, clients, nil)
 	}})

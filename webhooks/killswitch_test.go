@@ -13,6 +13,7 @@ import (
 	"github.com/aurum/canary/rollout"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/traffic"
+	"github.com/aurum/canary/traffic/nginx"
 	"github.com/aurum/canary/traffic/routers"
 )
 
@@ -41,7 +42,7 @@ func TestKillSwitch(t *testing.T) {
 	argoOwned := ingress("bad-canary")
 	argoOwned.OwnerReferences = []metav1.OwnerReference{{APIVersion: "argoproj.io/v1alpha1", Kind: "Rollout", Name: "bad", UID: "u1", Controller: ptr(true)}}
 	client := fake.NewClientset(ingress("good"), ingress("bad"), argoOwned)
-	clients := routers.Clients{Kubernetes: client}
+	clients := routers.Clients{Ingresses: func(ns string) nginx.Ingresses { return client.NetworkingV1().Ingresses(ns) }}
 	e := newEnv(t)
 	tr := rollout.NewTraffic(rollout.TrafficOptions{Store: e.store, Registerer: e.reg,
 		Routers: func(target routers.Target) (traffic.Router, error) { return routers.New(target, clients, nil) }})

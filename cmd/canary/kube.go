@@ -9,6 +9,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
+	"github.com/aurum/canary/traffic/gatewayapi"
+	"github.com/aurum/canary/traffic/nginx"
 	"github.com/aurum/canary/traffic/routers"
 )
 
@@ -45,5 +47,8 @@ func kubeClients(cfg *rest.Config) (routers.Clients, error) {
 	if err != nil {
 		return routers.Clients{}, fmt.Errorf("gateway api client: %w", err)
 	}
-	return routers.Clients{Kubernetes: k, Gateway: g}, nil
+	return routers.Clients{
+		Ingresses:  func(ns string) nginx.Ingresses { return k.NetworkingV1().Ingresses(ns) },
+		HTTPRoutes: func(ns string) gatewayapi.HTTPRoutes { return g.GatewayV1().HTTPRoutes(ns) },
+	}, nil
 }

@@ -182,8 +182,8 @@ func (f *trafficFlags) spec(ctx context.Context, clients routers.Clients) (route
 	if spec.CanaryService == "" {
 		return spec, fmt.Errorf("--canary-service is required")
 	}
-	if spec.StableService == "" && f.router == routers.KindNginx && clients.Kubernetes != nil {
-		ing, err := clients.Kubernetes.NetworkingV1().Ingresses(ns).Get(ctx, name, metav1.GetOptions{})
+	if spec.StableService == "" && f.router == routers.KindNginx && clients.Ingresses != nil {
+		ing, err := clients.Ingresses(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return spec, fmt.Errorf("ingress %s: %w", target, err)
 		}

@@ -45,8 +45,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
-	"sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
-	gwv1client "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/typed/apis/v1"
 )
 
 const (
@@ -118,20 +116,30 @@ func (c Config) validate() error {
 	return errors.Join(errs...)
 }
 
+// HTTPRoutes is what the router needs of the Kubernetes API: the
+// HTTPRoutes of its namespace, read and updated. The Gateway API's typed
+// client (clientset.GatewayV1().HTTPRoutes(namespace)) is one;
+// traffic/kube builds a lean one.
+type HTTPRoutes interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (*gwv1.HTTPRoute, error)
+	Update(ctx context.Context, route *gwv1.HTTPRoute, opts metav1.UpdateOptions) (*gwv1.HTTPRoute, error)
+}
+
 // Router applies traffic steps to one HTTPRoute. It keeps no state of its
 // own, the route is the state, so it is safe for concurrent use.
 type Router struct {
-	routes gwv1client.HTTPRouteInterface
+	routes HTTPRoutes
 	cfg    Config
 	logger *slog.Logger
 }
 
 var _ traffic.Router = (*Router)(nil)
 
-// New returns a Router for the route cfg names. It does not contact the API
-// server: the route may be created after the router. A nil logger discards.
-func New(client versioned.Interface, cfg Config, logger *slog.Logger) (*Router, error) {
-	if client == nil {
+// New returns a Router for the route cfg names, among routes, the
+// HTTPRoutes of cfg.Namespace. It does not contact the API server: the
+// route may be created after the router. A nil logger discards.
+func New(routes HTTPRoutes, cfg Config, logger *slog.Logger) (*Router, error) {
+	if routes == nil {
 		return nil, errors.New("gateway api router: no client")
 	}
 	if err := cfg.validate(); err != nil {
@@ -141,7 +149,7 @@ func New(client versioned.Interface, cfg Config, logger *slog.Logger) (*Router, 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Router{
-		routes: client.GatewayV1().HTTPRoutes(cfg.Namespace),
+		routes: routes,
 		cfg:    cfg,
 		logger: logger.With("httproute", cfg.Namespace+"/"+cfg.HTTPRoute),
 	}, nil

@@ -136,7 +136,7 @@ func setup(t *testing.T, cfg Config, route *gwv1.HTTPRoute) (*Router, *fake.Clie
 		objects = append(objects, route)
 	}
 	client := fake.NewClientset(objects...)
-	r, err := New(client, cfg, nil)
+	r, err := New(client.GatewayV1().HTTPRoutes(cfg.Namespace), cfg, nil)
 	require.NoError(t, err)
 	return r, client
 }
@@ -781,7 +781,7 @@ func TestNew(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig
 			tt.cfg(&cfg)
-			_, err := New(fake.NewClientset(), cfg, nil)
+			_, err := New(fake.NewClientset().GatewayV1().HTTPRoutes(cfg.Namespace), cfg, nil)
 			require.ErrorContains(t, err, tt.want)
 		})
 	}

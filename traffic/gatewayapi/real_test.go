@@ -45,7 +45,7 @@ func TestRealAPIServer(t *testing.T) {
 	}
 	_, err := c.Gateway().GatewayV1().HTTPRoutes(ns).Create(ctx, route, metav1.CreateOptions{})
 	require.NoError(t, err)
-	r, err := New(c.Gateway(), Config{Namespace: ns, HTTPRoute: "lmp", StableService: "lmp-primary", CanaryService: "lmp-canary"}, nil)
+	r, err := New(c.Gateway().GatewayV1().HTTPRoutes(ns), Config{Namespace: ns, HTTPRoute: "lmp", StableService: "lmp-primary", CanaryService: "lmp-canary"}, nil)
 	require.NoError(t, err)
 
 	userPattern, _, err := traffic.UserIDPattern(traffic.IDNumeric, 20, 2)

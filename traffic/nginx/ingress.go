@@ -31,7 +31,7 @@ func (r *Router) create(ctx context.Context, stable *networkingv1.Ingress, want 
 	if err := r.checkOverlap(ctx, ing); err != nil {
 		return err
 	}
-	if _, err := r.ingresses().Create(ctx, ing, metav1.CreateOptions{FieldManager: r.cfg.FieldManager}); err != nil {
+	if _, err := r.ingresses.Create(ctx, ing, metav1.CreateOptions{FieldManager: r.cfg.FieldManager}); err != nil {
 		return fmt.Errorf("create ingress %s: %w", r.canaryRef(), err)
 	}
 	r.logger.Info("canary ingress created", "stable_ingress", stable.Name,
@@ -130,7 +130,7 @@ func (r *Router) canaryFor(stable *networkingv1.Ingress, want map[string]string)
 // cannot see. The check runs on creation only; without the right to list
 // Ingresses it is skipped with a warning.
 func (r *Router) checkOverlap(ctx context.Context, canary *networkingv1.Ingress) error {
-	list, err := r.ingresses().List(ctx, metav1.ListOptions{})
+	list, err := r.ingresses.List(ctx, metav1.ListOptions{})
 	if apierrors.IsForbidden(err) {
 		r.logger.Warn("cannot list ingresses to check for another canary of the same paths", "err", err)
 		return nil
@@ -222,7 +222,7 @@ func (r *Router) patch(ctx context.Context, cur *networkingv1.Ingress, want map[
 	if err != nil {
 		return fmt.Errorf("patch ingress %s: %w", r.canaryRef(), err)
 	}
-	_, err = r.ingresses().Patch(ctx, cur.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: r.cfg.FieldManager})
+	_, err = r.ingresses.Patch(ctx, cur.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: r.cfg.FieldManager})
 	if err != nil {
 		return fmt.Errorf("patch ingress %s: %w", r.canaryRef(), err)
 	}

@@ -50,10 +50,9 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
-	networkingclient "k8s.io/client-go/kubernetes/typed/networking/v1"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/aurum/canary/traffic"
@@ -117,27 +116,39 @@ type Config struct {
 	FieldManager string
 }
 
+// Ingresses is what the router needs of the Kubernetes API: the Ingresses
+// of its namespace, read, listed, created and merge-patched. client-go's
+// typed IngressInterface (clientset.NetworkingV1().Ingresses(namespace))
+// is one; traffic/kube builds a lean one.
+type Ingresses interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (*networkingv1.Ingress, error)
+	List(ctx context.Context, opts metav1.ListOptions) (*networkingv1.IngressList, error)
+	Create(ctx context.Context, ing *networkingv1.Ingress, opts metav1.CreateOptions) (*networkingv1.Ingress, error)
+	Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (*networkingv1.Ingress, error)
+}
+
 // Router writes ingress-nginx canary annotations. It implements
 // traffic.Router and is safe for concurrent use: it keeps no state between
 // calls besides its configuration, and the API server orders the writes.
 type Router struct {
-	client kubernetes.Interface
-	cfg    Config
-	logger *slog.Logger
+	ingresses Ingresses
+	cfg       Config
+	logger    *slog.Logger
 }
 
 var _ traffic.Router = (*Router)(nil)
 
-// New returns a Router for cfg, after filling its defaults and checking
-// every name, with all problems reported at once. A nil logger discards.
 // conflictBackoff spaces retries after a write lost to another writer of
 // the same Ingress (a controller, a person with kubectl). client-go's
 // DefaultRetry gives up after five tries 10ms apart, which writers in a
 // tight loop exhaust; jitter keeps retrying writers out of lockstep.
 var conflictBackoff = wait.Backoff{Steps: 10, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 0.5, Cap: time.Second}
 
-func New(client kubernetes.Interface, cfg Config, logger *slog.Logger) (*Router, error) {
-	if client == nil {
+// New returns a Router for cfg, after filling its defaults and checking
+// every name, with all problems reported at once. ingresses are the
+// Ingresses of cfg.Namespace. A nil logger discards.
+func New(ingresses Ingresses, cfg Config, logger *slog.Logger) (*Router, error) {
+	if ingresses == nil {
 		return nil, errors.New("nginx router: no Kubernetes client")
 	}
 	if cfg.CanaryIngress == "" && cfg.StableIngress != "" {
@@ -152,9 +163,9 @@ func New(client kubernetes.Interface, cfg Config, logger *slog.Logger) (*Router,
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Router{
-		client: client,
-		cfg:    cfg,
-		logger: logger.With("router", "nginx", "ingress", cfg.Namespace+"/"+cfg.CanaryIngress),
+		ingresses: ingresses,
+		cfg:       cfg,
+		logger:    logger.With("router", "nginx", "ingress", cfg.Namespace+"/"+cfg.CanaryIngress),
 	}, nil
 }
 
@@ -205,7 +216,7 @@ func (r *Router) Apply(ctx context.Context, step traffic.Step) error {
 		return err
 	}
 	want := r.annotations(step)
-	stable, err := r.ingresses().Get(ctx, r.cfg.StableIngress, metav1.GetOptions{})
+	stable, err := r.ingresses.Get(ctx, r.cfg.StableIngress, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("stable ingress %s: %w", r.ref(r.cfg.StableIngress), traffic.ErrNotFound)
 	}
@@ -217,7 +228,7 @@ func (r *Router) Apply(ctx context.Context, step traffic.Step) error {
 			r.ref(stable.Name), r.cfg.AnnotationPrefix)
 	}
 	return retry.OnError(conflictBackoff, retriable, func() error {
-		cur, err := r.ingresses().Get(ctx, r.cfg.CanaryIngress, metav1.GetOptions{})
+		cur, err := r.ingresses.Get(ctx, r.cfg.CanaryIngress, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return r.create(ctx, stable, want)
 		}
@@ -245,7 +256,7 @@ func (r *Router) Apply(ctx context.Context, step traffic.Step) error {
 func (r *Router) Reset(ctx context.Context) error {
 	want := r.annotations(traffic.Step{})
 	return retry.RetryOnConflict(conflictBackoff, func() error {
-		cur, err := r.ingresses().Get(ctx, r.cfg.CanaryIngress, metav1.GetOptions{})
+		cur, err := r.ingresses.Get(ctx, r.cfg.CanaryIngress, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			r.logger.Debug("no canary ingress to reset")
 			return nil
@@ -265,7 +276,7 @@ func (r *Router) Reset(ctx context.Context) error {
 // Step is zero, as nginx ignores the other canary annotations then. Objects
 // is empty when there is no canary Ingress to read.
 func (r *Router) State(ctx context.Context) (traffic.State, error) {
-	cur, err := r.ingresses().Get(ctx, r.cfg.CanaryIngress, metav1.GetOptions{})
+	cur, err := r.ingresses.Get(ctx, r.cfg.CanaryIngress, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return traffic.State{}, nil
 	}
@@ -283,10 +294,6 @@ func (r *Router) State(ctx context.Context) (traffic.State, error) {
 // controller, which the next round's ownership check then names).
 func retriable(err error) bool {
 	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
-}
-
-func (r *Router) ingresses() networkingclient.IngressInterface {
-	return r.client.NetworkingV1().Ingresses(r.cfg.Namespace)
 }
 
 // ref names an Ingress in the router's namespace for errors and State.

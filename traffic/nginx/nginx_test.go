@@ -117,7 +117,7 @@ func newRouter(t *testing.T, cs *fake.Clientset, mutate func(*Config)) *Router {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	r, err := New(cs, cfg, nil)
+	r, err := New(cs.NetworkingV1().Ingresses(cfg.Namespace), cfg, nil)
 	require.NoError(t, err)
 	return r
 }
@@ -783,7 +783,7 @@ func TestNew(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := valid
 			tt.mutate(&cfg)
-			r, err := New(fake.NewClientset(), cfg, nil)
+			r, err := New(fake.NewClientset().NetworkingV1().Ingresses(cfg.Namespace), cfg, nil)
 			if len(tt.errs) == 0 {
 				require.NoError(t, err)
 				require.Equal(t, "lmp-canary", r.cfg.CanaryIngress)

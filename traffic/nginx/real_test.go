@@ -52,7 +52,7 @@ func stableForReal(ns string) *networkingv1.Ingress {
 
 func realRouter(t *testing.T, c *testkube.Cluster, ns string) *Router {
 	t.Helper()
-	r, err := New(c.Kubernetes(), Config{Namespace: ns, StableIngress: "lmp", StableService: "lmp-primary", CanaryService: "lmp-canary"}, nil)
+	r, err := New(c.Kubernetes().NetworkingV1().Ingresses(ns), Config{Namespace: ns, StableIngress: "lmp", StableService: "lmp-primary", CanaryService: "lmp-canary"}, nil)
 	require.NoError(t, err)
 	return r
 }
@@ -186,7 +186,7 @@ func TestRealAPIServer(t *testing.T) {
 		require.ErrorIs(t, err, traffic.ErrNotOwned)
 		require.NotContains(t, canaryAnnotations(t, c, ns), "nginx.ingress.kubernetes.io/canary-weight")
 
-		r, err := New(c.Kubernetes(), Config{Namespace: ns, StableIngress: "lmp", StableService: "lmp-primary", CanaryService: "lmp-canary", TakeOver: true}, nil)
+		r, err := New(c.Kubernetes().NetworkingV1().Ingresses(ns), Config{Namespace: ns, StableIngress: "lmp", StableService: "lmp-primary", CanaryService: "lmp-canary", TakeOver: true}, nil)
 		require.NoError(t, err)
 		require.NoError(t, r.Apply(ctx, traffic.Step{Weight: 10}))
 		require.Equal(t, "10", canaryAnnotations(t, c, ns)["nginx.ingress.kubernetes.io/canary-weight"])

@@ -9,9 +9,6 @@ import (
 	"log/slog"
 	"strings"
 
-	"k8s.io/client-go/kubernetes"
-	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
-
 	"github.com/aurum/canary/traffic"
 	"github.com/aurum/canary/traffic/gatewayapi"
 	"github.com/aurum/canary/traffic/nginx"
@@ -47,11 +44,15 @@ func (t Target) Key() string {
 	return t.Router + ":" + t.Namespace + "/" + t.Ingress + t.HTTPRoute
 }
 
-// Clients are the API clients routers use; a router whose client is nil
-// cannot be built.
+// Clients are the API clients routers use, for any namespace; a router
+// whose client is nil cannot be built. traffic/kube builds both from a
+// kubeconfig; client-go's clientsets (and their fakes) serve too, as
+// clientset.NetworkingV1().Ingresses and clientset.GatewayV1().HTTPRoutes.
 type Clients struct {
-	Kubernetes kubernetes.Interface
-	Gateway    gatewayclient.Interface
+	// Ingresses returns the Ingresses of a namespace, for nginx.
+	Ingresses func(namespace string) nginx.Ingresses
+	// HTTPRoutes returns the HTTPRoutes of a namespace, for gatewayapi.
+	HTTPRoutes func(namespace string) gatewayapi.HTTPRoutes
 }
 
 // New builds the router the target names. An unknown kind is an error
@@ -62,19 +63,19 @@ func New(spec Target, clients Clients, logger *slog.Logger) (traffic.Router, err
 	}
 	switch spec.Router {
 	case KindNginx:
-		if clients.Kubernetes == nil {
+		if clients.Ingresses == nil {
 			return nil, errors.New("router nginx: no Kubernetes client configured")
 		}
-		return nginx.New(clients.Kubernetes, nginx.Config{
+		return nginx.New(clients.Ingresses(spec.Namespace), nginx.Config{
 			Namespace: spec.Namespace, StableIngress: spec.Ingress,
 			StableService: spec.StableService, CanaryService: spec.CanaryService,
 			AnnotationPrefix: spec.AnnotationPrefix, TakeOver: spec.TakeOver,
 		}, logger)
 	case KindGatewayAPI:
-		if clients.Gateway == nil {
+		if clients.HTTPRoutes == nil {
 			return nil, errors.New("router gatewayapi: no Gateway API client configured")
 		}
-		return gatewayapi.New(clients.Gateway, gatewayapi.Config{
+		return gatewayapi.New(clients.HTTPRoutes(spec.Namespace), gatewayapi.Config{
 			Namespace: spec.Namespace, HTTPRoute: spec.HTTPRoute,
 			StableService: spec.StableService, CanaryService: spec.CanaryService, TakeOver: spec.TakeOver,
 		}, logger)

@@ -5,10 +5,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/aurum/canary/traffic/nginx"
 )
 
 func TestNew(t *testing.T) {
-	clients := Clients{Kubernetes: fake.NewClientset()}
+	cs := fake.NewClientset()
+	clients := Clients{Ingresses: func(ns string) nginx.Ingresses { return cs.NetworkingV1().Ingresses(ns) }}
 	spec := Target{Router: "nginx", Namespace: "caiso", Ingress: "lmp", StableService: "lmp-primary", CanaryService: "lmp-canary"}
 	_, err := New(spec, clients, nil)
 	require.NoError(t, err)
