@@ -4,12 +4,11 @@ import (
 	"errors"
 	"fmt"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/aurum/canary/traffic/gatewayapi"
+	"github.com/aurum/canary/traffic/kube"
 	"github.com/aurum/canary/traffic/nginx"
 	"github.com/aurum/canary/traffic/routers"
 )
@@ -39,16 +38,12 @@ func kubeConfig(path string) (*rest.Config, error) {
 func kubeClients(cfg *rest.Config) (routers.Clients, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "aurum-canary/" + buildVersion()
-	k, err := kubernetes.NewForConfig(cfg)
+	k, err := kube.New(cfg)
 	if err != nil {
-		return routers.Clients{}, fmt.Errorf("kubernetes client: %w", err)
-	}
-	g, err := gatewayclient.NewForConfig(cfg)
-	if err != nil {
-		return routers.Clients{}, fmt.Errorf("gateway api client: %w", err)
+		return routers.Clients{}, err
 	}
 	return routers.Clients{
-		Ingresses:  func(ns string) nginx.Ingresses { return k.NetworkingV1().Ingresses(ns) },
-		HTTPRoutes: func(ns string) gatewayapi.HTTPRoutes { return g.GatewayV1().HTTPRoutes(ns) },
+		Ingresses:  func(ns string) nginx.Ingresses { return k.Ingresses(ns) },
+		HTTPRoutes: func(ns string) gatewayapi.HTTPRoutes { return k.HTTPRoutes(ns) },
 	}, nil
 }

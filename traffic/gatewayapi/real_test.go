@@ -10,6 +10,7 @@ import (
 
 	"github.com/aurum/canary/internal/testkube"
 	"github.com/aurum/canary/traffic"
+	"github.com/aurum/canary/traffic/kube"
 )
 
 func TestMain(m *testing.M) { os.Exit(testkube.Main(m)) }
@@ -45,7 +46,11 @@ func TestRealAPIServer(t *testing.T) {
 	}
 	_, err := c.Gateway().GatewayV1().HTTPRoutes(ns).Create(ctx, route, metav1.CreateOptions{})
 	require.NoError(t, err)
-	r, err := New(c.Gateway().GatewayV1().HTTPRoutes(ns), Config{Namespace: ns, HTTPRoute: "lmp", StableService: "lmp-primary", CanaryService: "lmp-canary"}, nil)
+	// The router writes through traffic/kube's lean client, as `canary`
+	// does; the test reads back through the Gateway API's clientset.
+	k, err := kube.New(c.Config())
+	require.NoError(t, err)
+	r, err := New(k.HTTPRoutes(ns), Config{Namespace: ns, HTTPRoute: "lmp", StableService: "lmp-primary", CanaryService: "lmp-canary"}, nil)
 	require.NoError(t, err)
 
 	userPattern, _, err := traffic.UserIDPattern(traffic.IDNumeric, 20, 2)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aurum/canary/internal/testkube"
 	"github.com/aurum/canary/traffic"
+	"github.com/aurum/canary/traffic/kube"
 )
 
 func TestMain(m *testing.M) { os.Exit(testkube.Main(m)) }
@@ -50,11 +51,20 @@ func stableForReal(ns string) *networkingv1.Ingress {
 	}
 }
 
+// realRouter writes through traffic/kube's lean client, as `canary`
+// does; the tests read back through client-go's clientset.
 func realRouter(t *testing.T, c *testkube.Cluster, ns string) *Router {
 	t.Helper()
-	r, err := New(c.Kubernetes().NetworkingV1().Ingresses(ns), Config{Namespace: ns, StableIngress: "lmp", StableService: "lmp-primary", CanaryService: "lmp-canary"}, nil)
+	r, err := New(realIngresses(t, c, ns), Config{Namespace: ns, StableIngress: "lmp", StableService: "lmp-primary", CanaryService: "lmp-canary"}, nil)
 	require.NoError(t, err)
 	return r
+}
+
+func realIngresses(t *testing.T, c *testkube.Cluster, ns string) Ingresses {
+	t.Helper()
+	k, err := kube.New(c.Config())
+	require.NoError(t, err)
+	return k.Ingresses(ns)
 }
 
 func canaryAnnotations(t *testing.T, c *testkube.Cluster, ns string) map[string]string {
@@ -186,7 +196,7 @@ func TestRealAPIServer(t *testing.T) {
 		require.ErrorIs(t, err, traffic.ErrNotOwned)
 		require.NotContains(t, canaryAnnotations(t, c, ns), "nginx.ingress.kubernetes.io/canary-weight")
 
-		r, err := New(c.Kubernetes().NetworkingV1().Ingresses(ns), Config{Namespace: ns, StableIngress: "lmp", StableService: "lmp-primary", CanaryService: "lmp-canary", TakeOver: true}, nil)
+		r, err := New(realIngresses(t, c, ns), Config{Namespace: ns, StableIngress: "lmp", StableService: "lmp-primary", CanaryService: "lmp-canary", TakeOver: true}, nil)
 		require.NoError(t, err)
 		require.NoError(t, r.Apply(ctx, traffic.Step{Weight: 10}))
 		require.Equal(t, "10", canaryAnnotations(t, c, ns)["nginx.ingress.kubernetes.io/canary-weight"])

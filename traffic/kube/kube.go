@@ -1,0 +1,103 @@
+// Package kube builds the Kubernetes API clients the traffic routers use:
+// Ingresses (networking.k8s.io/v1) for traffic/nginx and HTTPRoutes
+// (gateway.networking.k8s.io/v1) for traffic/gatewayapi.
+//
+// They are client-go's generic typed clients (k8s.io/client-go/gentype,
+// the code each generated clientset is made of) over client-go's REST
+// client, with a scheme that knows these two API groups and nothing else.
+// The generated clientsets (k8s.io/client-go/kubernetes and the Gateway
+// API's versioned clientset) send the same requests, but each registers
+// every API group it knows in its scheme and links client-go's discovery,
+// measured at 189 packages and 13 MB of `canary` for two resources.
+package kube
+
+import (
+	"fmt"
+	"net/http"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/gentype"
+	"k8s.io/client-go/rest"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// scheme knows the two API groups and the options every request carries,
+// as a generated clientset's scheme does for all of its groups.
+var (
+	scheme         = runtime.NewScheme()
+	codecs         = serializer.NewCodecFactory(scheme)
+	parameterCodec = runtime.NewParameterCodec(scheme)
+)
+
+func init() {
+	metav1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
+	utilruntime.Must(networkingv1.AddToScheme(scheme))
+	utilruntime.Must(gwv1.Install(scheme))
+}
+
+// Ingresses is a client of one namespace's Ingresses: client-go's typed
+// IngressInterface without the methods the routers never call.
+type Ingresses = gentype.ClientWithList[*networkingv1.Ingress, *networkingv1.IngressList]
+
+// HTTPRoutes is a client of one namespace's HTTPRoutes.
+type HTTPRoutes = gentype.Client[*gwv1.HTTPRoute]
+
+// Clients reach one API server for any namespace.
+type Clients struct {
+	networking rest.Interface
+	gateway    rest.Interface
+}
+
+// New builds the clients for the API server and credentials cfg names,
+// sharing one HTTP client (and its connections) between the two groups.
+func New(cfg *rest.Config) (*Clients, error) {
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	networking, err := restClient(cfg, networkingv1.SchemeGroupVersion, httpClient)
+	if err != nil {
+		return nil, err
+	}
+	gateway, err := restClient(cfg, gwv1.SchemeGroupVersion, httpClient)
+	if err != nil {
+		return nil, err
+	}
+	return &Clients{networking: networking, gateway: gateway}, nil
+}
+
+// restClient is the REST client of one API group, configured as a
+// generated clientset configures its own (setConfigDefaults).
+func restClient(cfg *rest.Config, gv schema.GroupVersion, httpClient *http.Client) (*rest.RESTClient, error) {
+	c := *cfg
+	c.GroupVersion = &gv
+	c.APIPath = "/apis"
+	c.NegotiatedSerializer = rest.CodecFactoryForGeneratedClient(scheme, codecs).WithoutConversion()
+	if c.UserAgent == "" {
+		c.UserAgent = rest.DefaultKubernetesUserAgent()
+	}
+	rc, err := rest.RESTClientForConfigAndClient(&c, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client for %s: %w", gv, err)
+	}
+	return rc, nil
+}
+
+// Ingresses returns a client of the namespace's Ingresses.
+func (c *Clients) Ingresses(namespace string) *Ingresses {
+	return gentype.NewClientWithList[*networkingv1.Ingress, *networkingv1.IngressList](
+		"ingresses", c.networking, parameterCodec, namespace,
+		func() *networkingv1.Ingress { return &networkingv1.Ingress{} },
+		func() *networkingv1.IngressList { return &networkingv1.IngressList{} })
+}
+
+// HTTPRoutes returns a client of the namespace's HTTPRoutes.
+func (c *Clients) HTTPRoutes(namespace string) *HTTPRoutes {
+	return gentype.NewClient[*gwv1.HTTPRoute]("httproutes", c.gateway, parameterCodec, namespace,
+		func() *gwv1.HTTPRoute { return &gwv1.HTTPRoute{} })
+}
