@@ -24,7 +24,6 @@ import (
 	"github.com/aurum/canary/rollout"
 	"github.com/aurum/canary/rollout/notify"
 	"github.com/aurum/canary/rules"
-	"github.com/aurum/canary/traffic/nginx"
 	"github.com/aurum/canary/traffic/routers"
 	"github.com/aurum/canary/webhooks"
 )
@@ -251,9 +250,7 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 	}
 	svc, err := newService(runCtx, cfg, logger, serviceOptions{
 		Notifiers: []*notify.Route{printer},
-		Clients: &routers.Clients{Ingresses: func(ns string) nginx.Ingresses {
-			return world.Kubernetes().NetworkingV1().Ingresses(ns)
-		}},
+		Clients:   &routers.Clients{Ingresses: world.Ingresses},
 		OnEvent: func(r *rollout.Rollout, e rollout.Event) {
 			d.mu.Lock()
 			defer d.mu.Unlock()

@@ -11,9 +11,9 @@
 //     ingest_records_total and ingest_last_success_timestamp_seconds. Their
 //     error rate, added latency, records per request and Kafka consume rate
 //     are knobs to turn while they run;
-//   - a fake Kubernetes (client-go's fake clientset) holding the stable
-//     Ingress and both Services, for the orchestrator's nginx router
-//     (traffic/nginx) to write the canary Ingress into;
+//   - a small in-memory Kubernetes API of Ingresses holding the stable
+//     Ingress, for the orchestrator's nginx router (traffic/nginx) to write
+//     the canary Ingress into;
 //   - an edge proxy standing in for ingress-nginx, which routes each
 //     request by the canary Ingress's annotations as they are at that
 //     moment, with ingress-nginx's semantics;
@@ -40,7 +40,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/aurum/canary/queries/embedded"
 	"github.com/aurum/canary/traffic/nginx"
@@ -213,7 +212,7 @@ type World struct {
 }
 
 // NewWorld builds a World: the services, the edge and the Prometheus API
-// listen (but do not answer until Start), the fake cluster holds the
+// listen (but do not answer until Start), the cluster holds the
 // stable Ingress and the Kafka cluster runs. Close releases it, started or
 // not.
 func NewWorld(cfg Config) (_ *World, err error) {
@@ -402,12 +401,12 @@ func (w *World) Primary() *Service { return w.primary }
 // Canary is the canary service: track "canary", Service <App>-canary.
 func (w *World) Canary() *Service { return w.canary }
 
-// Kubernetes is the fake cluster's client, for the nginx router to write
-// the canary Ingress with (see NginxConfig). It holds the stable Ingress
-// <App> (host Config.Host, path / to Service <App>-primary port 80) and the
-// Services <App>-primary and <App>-canary. Every write to an Ingress
-// through it takes effect on the edge before the call returns.
-func (w *World) Kubernetes() kubernetes.Interface { return w.cluster.cs }
+// Ingresses are the Ingresses of a namespace of the demo's Kubernetes, for
+// the nginx router to write the canary Ingress with (see NginxConfig). The
+// world's namespace holds the stable Ingress <App> (host Config.Host, path
+// / to Service <App>-primary port 80). Every write to an Ingress of that
+// namespace takes effect on the edge before the call returns.
+func (w *World) Ingresses(namespace string) nginx.Ingresses { return w.cluster.ingresses(namespace) }
 
 // NginxConfig is the nginx router configuration for this world's objects:
 // stable Ingress <App>, Services <App>-primary and <App>-canary, and the

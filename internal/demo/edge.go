@@ -272,7 +272,7 @@ func pinnedTo(r *http.Request, b *backend) bool {
 }
 
 // edge is the demo's ingress-nginx: an HTTP proxy that routes each request
-// by the Ingresses currently in the fake cluster.
+// by the Ingresses currently in the demo's cluster.
 type edge struct {
 	// routing is swapped whenever an Ingress changes (see cluster).
 	routing  atomic.Pointer[routing]

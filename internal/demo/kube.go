@@ -1,6 +1,9 @@
 package demo
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,13 +12,14 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/kubernetes/fake"
-	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/uuid"
+
+	"github.com/aurum/canary/traffic/nginx"
 )
 
 // AnnotationChange is one change of a canary Ingress's annotations, as
@@ -33,24 +37,24 @@ type AnnotationChange struct {
 // servicePort is the port of both Services, which the Ingresses name.
 const servicePort = 80
 
-var (
-	ingressResource = networkingv1.SchemeGroupVersion.WithResource("ingresses")
-	ingressKind     = networkingv1.SchemeGroupVersion.WithKind("Ingress")
-)
+// ingressesResource names Ingresses in API errors.
+var ingressesResource = networkingv1.Resource("ingresses")
 
-// cluster is the demo's Kubernetes: a fake clientset holding the stable
-// Ingress and the two Services, watched so that the edge and the annotation
-// history follow every Ingress write.
+// cluster is the demo's Kubernetes: the Ingresses of an API server that
+// lives in memory, with the stable Ingress to start with. It keeps what the
+// nginx router relies on from a real API server: a resourceVersion that
+// changes with every write, 404 NotFound, 409 AlreadyExists, JSON merge
+// patches refused with 409 Conflict when they carry a resourceVersion that
+// is no longer current, and server-set metadata (uid, creation time).
 //
-// It watches with a reactor rather than a watch: the reactor runs inside
-// the write, so when a write (the nginx router's patch, say) returns, the
-// edge already routes by it and the history already holds it. A fake watch
-// would deliver the change a moment later, through a channel of 100 events
-// whose overflow panics inside the writer. The reactor sees every write made
-// through the clientset's API, which is all the router and the tests make;
-// writes straight into Tracker() bypass it.
+// Every write of an Ingress of the demo's namespace updates the edge's
+// routing and the annotation history before it returns, so that when the
+// router's patch returns, the edge already routes by it.
+//
+// It replaces client-go's fake clientset, which did the same job but
+// linked every API group's types and clients into `canary` for the demo's
+// one resource.
 type cluster struct {
-	cs        *fake.Clientset
 	namespace string
 	stable    string // the stable Ingress's name
 	now       func() time.Time
@@ -58,76 +62,181 @@ type cluster struct {
 	setRouting func(*routing)
 
 	mu      sync.Mutex
+	version int64 // the last resourceVersion written
+	objects map[types.NamespacedName]*networkingv1.Ingress
 	last    map[string]map[string]string // annotations of the Ingresses besides the stable one
 	history []AnnotationChange
 }
 
-// newCluster builds the fake cluster with cfg's stable Ingress and
-// Services, and installs the reactor that keeps the edge's routing and the
-// history current.
+// newCluster builds the cluster with cfg's stable Ingress and hands the
+// edge its first routing.
 func newCluster(cfg Config, setRouting func(*routing)) (*cluster, error) {
-	cs := fake.NewClientset(stableObjects(cfg)...)
 	c := &cluster{
-		cs:         cs,
 		namespace:  cfg.Namespace,
 		stable:     cfg.App,
 		now:        time.Now,
 		setRouting: setRouting,
+		objects:    map[types.NamespacedName]*networkingv1.Ingress{},
 		last:       map[string]map[string]string{},
 	}
-	// The clientset's own reactors, which the watching reactor runs
-	// itself so that it sees their result.
-	chain := slices.Clone(cs.ReactionChain)
-	cs.PrependReactor("*", "ingresses", func(action k8stesting.Action) (bool, runtime.Object, error) {
-		for _, r := range chain {
-			if !r.Handles(action) {
-				continue
-			}
-			handled, obj, err := r.React(action)
-			if !handled {
-				continue
-			}
-			if err == nil && mutates(action.GetVerb()) && action.GetNamespace() == c.namespace {
-				c.observe()
-			}
-			return true, obj, err
-		}
-		return false, nil, nil
-	})
-	if err := c.observe(); err != nil {
+	if _, err := c.ingresses(cfg.Namespace).Create(context.Background(), stableIngress(cfg), metav1.CreateOptions{}); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// mutates reports whether an action verb writes.
-func mutates(verb string) bool {
-	switch verb {
-	case "create", "update", "patch", "delete", "delete-collection":
-		return true
-	}
-	return false
+// ingresses returns the client of a namespace's Ingresses.
+func (c *cluster) ingresses(namespace string) *ingressClient {
+	return &ingressClient{c: c, namespace: namespace}
 }
 
-// observe reads every Ingress of the namespace from the tracker (never
-// through the clientset: the reactor calling it holds the clientset's
-// lock), records the annotation changes and hands the edge its new
-// routing.
-func (c *cluster) observe() error {
-	obj, err := c.cs.Tracker().List(ingressResource, ingressKind, c.namespace)
-	if err != nil {
-		return fmt.Errorf("list ingresses: %w", err)
+// ingressClient is one namespace's Ingresses, as nginx.Ingresses.
+type ingressClient struct {
+	c         *cluster
+	namespace string
+}
+
+var _ nginx.Ingresses = (*ingressClient)(nil)
+
+// Get returns a copy of the Ingress, or a NotFound error.
+func (i *ingressClient) Get(ctx context.Context, name string, _ metav1.GetOptions) (*networkingv1.Ingress, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	list, ok := obj.(*networkingv1.IngressList)
+	i.c.mu.Lock()
+	defer i.c.mu.Unlock()
+	ing, ok := i.c.objects[types.NamespacedName{Namespace: i.namespace, Name: name}]
 	if !ok {
-		return fmt.Errorf("list ingresses: unexpected %T", obj)
+		return nil, apierrors.NewNotFound(ingressesResource, name)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	return ing.DeepCopy(), nil
+}
+
+// List returns copies of the namespace's Ingresses, by name. Selectors
+// are refused rather than ignored: nothing in the demo filters.
+func (i *ingressClient) List(ctx context.Context, opts metav1.ListOptions) (*networkingv1.IngressList, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if opts.LabelSelector != "" || opts.FieldSelector != "" {
+		return nil, apierrors.NewBadRequest("the demo's Kubernetes does not filter lists")
+	}
+	i.c.mu.Lock()
+	defer i.c.mu.Unlock()
+	return &networkingv1.IngressList{
+		ListMeta: metav1.ListMeta{ResourceVersion: strconv.FormatInt(i.c.version, 10)},
+		Items:    i.c.list(i.namespace),
+	}, nil
+}
+
+// Create stores a copy of ing with the metadata an API server sets.
+func (i *ingressClient) Create(ctx context.Context, ing *networkingv1.Ingress, _ metav1.CreateOptions) (*networkingv1.Ingress, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if ing.Name == "" {
+		return nil, apierrors.NewBadRequest("ingress name is empty")
+	}
+	if ing.Namespace != "" && ing.Namespace != i.namespace {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("ingress namespace %q does not match the request's %q", ing.Namespace, i.namespace))
+	}
+	i.c.mu.Lock()
+	defer i.c.mu.Unlock()
+	key := types.NamespacedName{Namespace: i.namespace, Name: ing.Name}
+	if _, ok := i.c.objects[key]; ok {
+		return nil, apierrors.NewAlreadyExists(ingressesResource, ing.Name)
+	}
+	stored := ing.DeepCopy()
+	stored.Namespace = i.namespace
+	stored.UID = uuid.NewUUID()
+	stored.CreationTimestamp = metav1.NewTime(i.c.now().Truncate(time.Second))
+	stored.Generation = 1
+	return i.c.write(key, stored), nil
+}
+
+// Patch applies a JSON merge patch, the only kind the nginx router sends.
+// A resourceVersion in the patch is a precondition, as on a real API
+// server: the patch fails with a Conflict when the Ingress has changed
+// since that version was read.
+func (i *ingressClient) Patch(ctx context.Context, name string, pt types.PatchType, data []byte, _ metav1.PatchOptions, subresources ...string) (*networkingv1.Ingress, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if pt != types.MergePatchType || len(subresources) > 0 {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the demo's Kubernetes takes merge patches of ingresses only, not %s of %v", pt, subresources))
+	}
+	i.c.mu.Lock()
+	defer i.c.mu.Unlock()
+	key := types.NamespacedName{Namespace: i.namespace, Name: name}
+	cur, ok := i.c.objects[key]
+	if !ok {
+		return nil, apierrors.NewNotFound(ingressesResource, name)
+	}
+	orig, err := json.Marshal(cur)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	patched, err := jsonpatch.MergePatch(orig, data)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("merge patch: %v", err))
+	}
+	next := &networkingv1.Ingress{}
+	if err := json.Unmarshal(patched, next); err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("patched ingress: %v", err))
+	}
+	if next.ResourceVersion != cur.ResourceVersion {
+		return nil, apierrors.NewConflict(ingressesResource, name,
+			errors.New("the object has been modified; please apply your changes to the latest version and try again"))
+	}
+	// What the server owns stays as it was.
+	next.Name, next.Namespace, next.UID = cur.Name, cur.Namespace, cur.UID
+	next.CreationTimestamp, next.Generation = cur.CreationTimestamp, cur.Generation
+	if !equalSpec(cur, next) {
+		next.Generation++
+	}
+	return i.c.write(key, next), nil
+}
+
+// equalSpec reports whether two Ingresses have the same spec.
+func equalSpec(a, b *networkingv1.Ingress) bool {
+	x, errA := json.Marshal(a.Spec)
+	y, errB := json.Marshal(b.Spec)
+	return errA == nil && errB == nil && string(x) == string(y)
+}
+
+// write stores ing under key with a new resourceVersion and returns a copy;
+// a write in the demo's namespace updates the routing and the history.
+// The caller holds c.mu.
+func (c *cluster) write(key types.NamespacedName, ing *networkingv1.Ingress) *networkingv1.Ingress {
+	c.version++
+	ing.ResourceVersion = strconv.FormatInt(c.version, 10)
+	c.objects[key] = ing
+	if key.Namespace == c.namespace {
+		c.observe()
+	}
+	return ing.DeepCopy()
+}
+
+// list returns copies of a namespace's Ingresses, by name. The caller
+// holds c.mu.
+func (c *cluster) list(namespace string) []networkingv1.Ingress {
+	var out []networkingv1.Ingress
+	for _, key := range slices.SortedFunc(maps.Keys(c.objects), func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) }) {
+		if key.Namespace == namespace {
+			out = append(out, *c.objects[key].DeepCopy())
+		}
+	}
+	return out
+}
+
+// observe records the annotation changes of the namespace's Ingresses and
+// hands the edge its new routing. The caller holds c.mu.
+func (c *cluster) observe() {
+	items := c.list(c.namespace)
 	now := c.now()
 	seen := map[string]bool{}
-	for i := range list.Items {
-		ing := &list.Items[i]
+	for i := range items {
+		ing := &items[i]
 		if ing.Name == c.stable {
 			continue
 		}
@@ -149,8 +258,7 @@ func (c *cluster) observe() error {
 			c.history = append(c.history, AnnotationChange{At: now, Ingress: name})
 		}
 	}
-	c.setRouting(routingOf(list.Items, c.namespace, c.stable))
-	return nil
+	c.setRouting(routingOf(items, c.namespace, c.stable))
 }
 
 // annotationHistory returns a copy of the history, oldest first.
@@ -250,14 +358,13 @@ func backendOf(namespace string, svc *networkingv1.IngressServiceBackend) *backe
 	return &backend{service: svc.Name, key: namespace + "-" + svc.Name + "-" + port}
 }
 
-// stableObjects are the cluster's starting objects: the stable Ingress
-// (host cfg.Host, path / to the primary Service) and both Services, so that
-// the nginx router finds what it expects.
-func stableObjects(cfg Config) []runtime.Object {
+// stableIngress is the cluster's starting object: the stable Ingress
+// (host cfg.Host, path / to the primary Service), which the nginx router
+// finds and copies its canary Ingress from.
+func stableIngress(cfg Config) *networkingv1.Ingress {
 	prefix := networkingv1.PathTypePrefix
 	class := "nginx"
-	primary := cfg.App + "-" + TrackPrimary
-	ing := &networkingv1.Ingress{
+	return &networkingv1.Ingress{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      cfg.App,
 			Namespace: cfg.Namespace,
@@ -272,7 +379,7 @@ func stableObjects(cfg Config) []runtime.Object {
 						Path:     "/",
 						PathType: &prefix,
 						Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
-							Name: primary,
+							Name: cfg.App + "-" + TrackPrimary,
 							Port: networkingv1.ServiceBackendPort{Number: servicePort},
 						}},
 					}},
@@ -280,21 +387,4 @@ func stableObjects(cfg Config) []runtime.Object {
 			}},
 		},
 	}
-	objs := []runtime.Object{ing}
-	for _, track := range []string{TrackPrimary, TrackCanary} {
-		objs = append(objs, &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{
-				Name:      cfg.App + "-" + track,
-				Namespace: cfg.Namespace,
-				Labels:    map[string]string{"app": cfg.App, "track": track},
-			},
-			Spec: corev1.ServiceSpec{
-				Selector: map[string]string{"app": cfg.App, "track": track},
-				Ports: []corev1.ServicePort{{
-					Name: "http", Port: servicePort, TargetPort: intstr.FromString("http"),
-				}},
-			},
-		})
-	}
-	return objs
 }

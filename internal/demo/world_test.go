@@ -116,7 +116,7 @@ func TestWorld(t *testing.T) {
 				}},
 			}}},
 		}
-		_, err := w.Kubernetes().NetworkingV1().Ingresses("demo").Create(ctx, ing, metav1.CreateOptions{})
+		_, err := w.Ingresses("demo").Create(ctx, ing, metav1.CreateOptions{})
 		require.NoError(t, err)
 
 		history := w.AnnotationHistory()
@@ -188,7 +188,7 @@ func TestWorld(t *testing.T) {
 		// The canary Ingress above was written by hand, not by the
 		// router.
 		cfg.TakeOver = true
-		router, err := nginx.New(w.Kubernetes().NetworkingV1().Ingresses(cfg.Namespace), cfg, nil)
+		router, err := nginx.New(w.Ingresses(cfg.Namespace), cfg, nil)
 		require.NoError(t, err)
 		pattern, err := traffic.GeoPattern([]string{"GB"})
 		require.NoError(t, err)
@@ -240,7 +240,7 @@ func TestWorldCookieStrategy(t *testing.T) {
 	t.Cleanup(w.Close)
 	ctx := t.Context()
 
-	router, err := nginx.New(w.Kubernetes().NetworkingV1().Ingresses(w.NginxConfig().Namespace), w.NginxConfig(), nil)
+	router, err := nginx.New(w.Ingresses(w.NginxConfig().Namespace), w.NginxConfig(), nil)
 	require.NoError(t, err)
 	require.NoError(t, router.Apply(ctx, traffic.Step{Match: &traffic.Match{Strategy: traffic.StrategyCookie, Cookie: "beta"}}))
 	require.NoError(t, w.Start(ctx))
