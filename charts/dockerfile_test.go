@@ -16,7 +16,13 @@ import (
 )
 
 // buildCommand is what the Dockerfile's build stage must run, word for word.
-const buildCommand = `CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/canary ./cmd/canary`
+const buildCommand = `CGO_ENABLED=0 go build -tags nomsgpack -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/canary ./cmd/canary`
+
+// maxBinaryBytes is the size the README promises for the stripped binary
+// (issue 17: it was 100 MB while Prometheus's TSDB and client-go's
+// clientsets came along). A dependency that pushes past it should be a
+// decision, not a surprise.
+const maxBinaryBytes = 50_000_000
 
 // instruction is one Dockerfile instruction, continuation lines joined.
 type instruction struct {
@@ -122,6 +128,12 @@ func TestDockerfile(t *testing.T) {
 		require.Equal(t, "golang:1.26", build.from)
 		require.Equal(t, "build", build.name)
 		require.Equal(t, buildCommand, buildRun(t, build))
+		// `make build` and the image build the same binary: same tags.
+		makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+		require.NoError(t, err)
+		tags := regexp.MustCompile(`(?m)^TAGS\s*:?=\s*(\S+)`).FindSubmatch(makefile)
+		require.NotNil(t, tags, "the Makefile sets no TAGS")
+		require.Contains(t, buildCommand, " -tags "+string(tags[1])+" ", "the Dockerfile builds with the Makefile's tags")
 
 		// The toolchain of the image must be new enough for go.mod: a
 		// go line of 1.26.x needs the 1.26 image, which has the newest
@@ -186,6 +198,12 @@ func TestDockerfile(t *testing.T) {
 			require.False(t, strings.HasPrefix(s.Name, ".debug_") || strings.HasPrefix(s.Name, ".zdebug_"),
 				"-w strips DWARF, found %s", s.Name)
 		}
+		info, err := os.Stat(bin)
+		require.NoError(t, err)
+		require.LessOrEqual(t, info.Size(), int64(maxBinaryBytes),
+			"the stripped binary is %.1f MB; the README promises at most %d MB", float64(info.Size())/1e6, maxBinaryBytes/1_000_000)
+		t.Logf("the stripped binary is %.1f MB", float64(info.Size())/1e6)
+
 		// -trimpath: no path of the build machine in the binary.
 		data, err := os.ReadFile(bin)
 		require.NoError(t, err)
