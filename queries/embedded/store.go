@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -59,12 +61,26 @@ type store struct {
 	// mu admits one appender at a time; queries never take it.
 	mu sync.Mutex
 	// all is every series, in creation order, as of the last commit or
-	// rollback; index maps a series' labels to its place in all. Both are
-	// owned by the appender holding mu.
-	all   []*memSeries
-	index map[string]int
-	// snap is what queries read: a copy of all made at the last commit.
-	snap atomic.Pointer[[]*memSeries]
+	// rollback; index maps a series' labels to its place in all, and
+	// byName a metric name to the places of its series, in creation order.
+	// They are owned by the appender holding mu.
+	all    []*memSeries
+	index  map[string]int
+	byName map[string][]int
+	// snap is what queries read: a copy of all made at the last commit,
+	// and of byName when series were created since the one before.
+	snap atomic.Pointer[snapshot]
+}
+
+// snapshot is one commit's view of the store. It is never changed once
+// published: its slices may share arrays with later snapshots, which
+// append past the lengths this one reads.
+type snapshot struct {
+	series []*memSeries
+	// byName lists the series of each metric name, in creation order, so
+	// that a selector naming its metric, as nearly all do, reads only its
+	// series instead of matching every series' labels.
+	byName map[string][]int
 }
 
 // memSeries is one series. A published memSeries is never changed: an
@@ -89,8 +105,8 @@ type sample struct {
 var errInvalidSample = errors.New("invalid sample")
 
 func newStore() *store {
-	s := &store{index: map[string]int{}}
-	s.snap.Store(&[]*memSeries{})
+	s := &store{index: map[string]int{}, byName: map[string][]int{}}
+	s.snap.Store(&snapshot{byName: map[string][]int{}})
 	return s
 }
 
@@ -125,6 +141,8 @@ func (a *appender) add(ls labels.Labels, t int64, f float64, fh *histogram.Float
 		i = len(a.s.all)
 		a.s.all = append(a.s.all, &memSeries{labels: ls})
 		a.s.index[key] = i
+		name := ls.Get(labels.MetricName)
+		a.s.byName[name] = append(a.s.byName[name], i)
 	}
 	ms := a.pending[i]
 	if ms == nil {
@@ -211,8 +229,14 @@ func (a *appender) commit() {
 	for i, ms := range a.pending {
 		a.s.all[i] = ms
 	}
-	snap := slices.Clone(a.s.all)
-	a.s.snap.Store(&snap)
+	prev := a.s.snap.Load()
+	next := &snapshot{series: slices.Clone(a.s.all), byName: prev.byName}
+	if len(a.s.all) != len(prev.series) {
+		// New series, from this batch or a rolled-back one: the writer's
+		// map has changed, and the published one must not.
+		next.byName = maps.Clone(a.s.byName)
+	}
+	a.s.snap.Store(next)
 	a.s.mu.Unlock()
 }
 
@@ -228,7 +252,7 @@ func (a *appender) rollback() {
 // Querier returns a querier over the samples committed so far: appends
 // committed later are not seen by it, as with the TSDB's isolation.
 func (s *store) Querier(mint, maxt int64) (storage.Querier, error) {
-	return &querier{series: *s.snap.Load(), mint: mint, maxt: maxt}, nil
+	return &querier{snap: s.snap.Load(), mint: mint, maxt: maxt}, nil
 }
 
 // Compile-time check that the store is what promql.Engine queries.
@@ -236,7 +260,7 @@ var _ storage.Queryable = (*store)(nil)
 
 // querier reads one snapshot of the store.
 type querier struct {
-	series     []*memSeries
+	snap       *snapshot
 	mint, maxt int64
 }
 
@@ -249,7 +273,7 @@ func (q *querier) Select(_ context.Context, sortSeries bool, hints *storage.Sele
 		mint, maxt = hints.Start, hints.End
 	}
 	var out []storage.Series
-	for _, s := range q.series {
+	for s := range q.candidates(ms) {
 		if !matches(s.labels, ms) {
 			continue
 		}
@@ -265,6 +289,28 @@ func (q *querier) Select(_ context.Context, sortSeries bool, hints *storage.Sele
 		slices.SortFunc(out, func(a, b storage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
 	}
 	return &seriesSet{series: out, i: -1}
+}
+
+// candidates are the series that may match ms, in creation order: those
+// of the metric an equality matcher names, or else every series.
+func (q *querier) candidates(ms []*labels.Matcher) iter.Seq[*memSeries] {
+	return func(yield func(*memSeries) bool) {
+		for _, m := range ms {
+			if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+				for _, i := range q.snap.byName[m.Value] {
+					if !yield(q.snap.series[i]) {
+						return
+					}
+				}
+				return
+			}
+		}
+		for _, s := range q.snap.series {
+			if !yield(s) {
+				return
+			}
+		}
+	}
 }
 
 // matches reports whether every matcher matches ls. A label ls lacks has
