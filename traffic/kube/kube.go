@@ -1,6 +1,7 @@
-// Package kube builds the Kubernetes API clients the traffic routers use:
-// Ingresses (networking.k8s.io/v1) for traffic/nginx and HTTPRoutes
-// (gateway.networking.k8s.io/v1) for traffic/gatewayapi.
+// Package kube builds the Kubernetes API clients the traffic routers and
+// the orchestrator use: Ingresses (networking.k8s.io/v1) for traffic/nginx,
+// HTTPRoutes (gateway.networking.k8s.io/v1) for traffic/gatewayapi and
+// Deployments (apps/v1) for rollout/deploy.
 //
 // They are client-go's generic typed clients (k8s.io/client-go/gentype,
 // the code each generated clientset is made of) over client-go's REST
@@ -9,12 +10,17 @@
 // API's versioned clientset) send the same requests, but each registers
 // every API group it knows in its scheme and links client-go's discovery,
 // measured at 189 packages and 13 MB of `canary` for two resources.
+//
+// The scheme is built once, on first use, rather than in an init(): a
+// program that never talks to Kubernetes pays nothing for it.
 package kube
 
 import (
 	"fmt"
 	"net/http"
+	"sync"
 
+	appsv1 "k8s.io/api/apps/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -26,19 +32,26 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
-// scheme knows the two API groups and the options every request carries,
-// as a generated clientset's scheme does for all of its groups.
-var (
-	scheme         = runtime.NewScheme()
-	codecs         = serializer.NewCodecFactory(scheme)
-	parameterCodec = runtime.NewParameterCodec(scheme)
-)
-
-func init() {
-	metav1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
-	utilruntime.Must(networkingv1.AddToScheme(scheme))
-	utilruntime.Must(gwv1.Install(scheme))
+// codecs are the scheme and what the clients encode with: a scheme that
+// knows the three API groups and the options every request carries, as a
+// generated clientset's scheme does for all of its groups.
+type codecs struct {
+	scheme     *runtime.Scheme
+	serializer serializer.CodecFactory
+	parameters runtime.ParameterCodec
 }
+
+// schemeCodecs builds the codecs on first use.
+var schemeCodecs = sync.OnceValue(func() codecs {
+	scheme := runtime.NewScheme()
+	metav1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
+	// Registering known, generated types cannot fail; a failure would be
+	// a programming error of this package, as in a clientset's init.
+	utilruntime.Must(networkingv1.AddToScheme(scheme))
+	utilruntime.Must(appsv1.AddToScheme(scheme))
+	utilruntime.Must(gwv1.Install(scheme))
+	return codecs{scheme: scheme, serializer: serializer.NewCodecFactory(scheme), parameters: runtime.NewParameterCodec(scheme)}
+})
 
 // Ingresses is a client of one namespace's Ingresses: client-go's typed
 // IngressInterface without the methods the routers never call.
@@ -47,14 +60,19 @@ type Ingresses = gentype.ClientWithList[*networkingv1.Ingress, *networkingv1.Ing
 // HTTPRoutes is a client of one namespace's HTTPRoutes.
 type HTTPRoutes = gentype.Client[*gwv1.HTTPRoute]
 
+// Deployments is a client of one namespace's Deployments: client-go's
+// typed DeploymentInterface without the scale and apply methods.
+type Deployments = gentype.ClientWithList[*appsv1.Deployment, *appsv1.DeploymentList]
+
 // Clients reach one API server for any namespace.
 type Clients struct {
 	networking rest.Interface
 	gateway    rest.Interface
+	apps       rest.Interface
 }
 
 // New builds the clients for the API server and credentials cfg names,
-// sharing one HTTP client (and its connections) between the two groups.
+// sharing one HTTP client (and its connections) between the groups.
 func New(cfg *rest.Config) (*Clients, error) {
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
@@ -68,7 +86,11 @@ func New(cfg *rest.Config) (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Clients{networking: networking, gateway: gateway}, nil
+	apps, err := restClient(cfg, appsv1.SchemeGroupVersion, httpClient)
+	if err != nil {
+		return nil, err
+	}
+	return &Clients{networking: networking, gateway: gateway, apps: apps}, nil
 }
 
 // restClient is the REST client of one API group, configured as a
@@ -77,7 +99,8 @@ func restClient(cfg *rest.Config, gv schema.GroupVersion, httpClient *http.Clien
 	c := *cfg
 	c.GroupVersion = &gv
 	c.APIPath = "/apis"
-	c.NegotiatedSerializer = rest.CodecFactoryForGeneratedClient(scheme, codecs).WithoutConversion()
+	codecs := schemeCodecs()
+	c.NegotiatedSerializer = rest.CodecFactoryForGeneratedClient(codecs.scheme, codecs.serializer).WithoutConversion()
 	if c.UserAgent == "" {
 		c.UserAgent = rest.DefaultKubernetesUserAgent()
 	}
@@ -91,13 +114,21 @@ func restClient(cfg *rest.Config, gv schema.GroupVersion, httpClient *http.Clien
 // Ingresses returns a client of the namespace's Ingresses.
 func (c *Clients) Ingresses(namespace string) *Ingresses {
 	return gentype.NewClientWithList[*networkingv1.Ingress, *networkingv1.IngressList](
-		"ingresses", c.networking, parameterCodec, namespace,
+		"ingresses", c.networking, schemeCodecs().parameters, namespace,
 		func() *networkingv1.Ingress { return &networkingv1.Ingress{} },
 		func() *networkingv1.IngressList { return &networkingv1.IngressList{} })
 }
 
 // HTTPRoutes returns a client of the namespace's HTTPRoutes.
 func (c *Clients) HTTPRoutes(namespace string) *HTTPRoutes {
-	return gentype.NewClient[*gwv1.HTTPRoute]("httproutes", c.gateway, parameterCodec, namespace,
+	return gentype.NewClient[*gwv1.HTTPRoute]("httproutes", c.gateway, schemeCodecs().parameters, namespace,
 		func() *gwv1.HTTPRoute { return &gwv1.HTTPRoute{} })
+}
+
+// Deployments returns a client of the namespace's Deployments.
+func (c *Clients) Deployments(namespace string) *Deployments {
+	return gentype.NewClientWithList[*appsv1.Deployment, *appsv1.DeploymentList](
+		"deployments", c.apps, schemeCodecs().parameters, namespace,
+		func() *appsv1.Deployment { return &appsv1.Deployment{} },
+		func() *appsv1.DeploymentList { return &appsv1.DeploymentList{} })
 }
