@@ -208,25 +208,7 @@ from user-given names, so they are always valid DNS labels.
 {{- $mounts = append $mounts (dict "volume" "tls" "secret" .Values.tls.secretName "items" (list (dict "key" "tls.crt" "path" "tls.crt") (dict "key" "tls.key" "path" "tls.key"))) }}
 {{- end }}
 {{- range $i, $p := .Values.prometheus }}
-{{- with $p.bearerTokenSecret }}
-{{- if .name }}
-{{- $mounts = append $mounts (dict "volume" (printf "prometheus-%d-token" $i) "secret" .name "items" (list (dict "key" (.key | default "token") "path" "token"))) }}
-{{- end }}
-{{- end }}
-{{- with $p.basicAuth }}
-{{- if and .passwordSecret .passwordSecret.name }}
-{{- $mounts = append $mounts (dict "volume" (printf "prometheus-%d-password" $i) "secret" .passwordSecret.name "items" (list (dict "key" (.passwordSecret.key | default "password") "path" "password"))) }}
-{{- end }}
-{{- end }}
-{{- with $p.tlsSecret }}
-{{- if .name }}
-{{- $items := list }}
-{{- if .ca }}{{ $items = append $items (dict "key" .ca "path" "ca.crt") }}{{ end }}
-{{- if .cert }}{{ $items = append $items (dict "key" .cert "path" "tls.crt") }}{{ end }}
-{{- if .key }}{{ $items = append $items (dict "key" .key "path" "tls.key") }}{{ end }}
-{{- $mounts = append $mounts (dict "volume" (printf "prometheus-%d-tls" $i) "secret" .name "items" $items) }}
-{{- end }}
-{{- end }}
+{{- $mounts = concat $mounts (include "canary.httpSecretMounts" (dict "prefix" (printf "prometheus-%d" $i) "client" $p) | fromJsonArray) }}
 {{- end }}
 {{- range $i, $k := .Values.kafka }}
 {{- with $k.sasl }}
@@ -250,6 +232,76 @@ from user-given names, so they are always valid DNS labels.
 {{- end }}
 {{- end }}
 {{- toJson $mounts }}
+{{- end }}
+
+{{/*
+The Secrets of an HTTP client whose credentials are given as Prometheus
+sources give them (bearerTokenSecret, basicAuth.passwordSecret, tlsSecret),
+as mounts <prefix>-token, <prefix>-password and <prefix>-tls. Prometheus
+sources and Alertmanager notification routes share it, so that the two take
+credentials alike. Takes dict "prefix" and "client" (the values entry).
+*/}}
+{{- define "canary.httpSecretMounts" -}}
+{{- $mounts := list }}
+{{- $prefix := .prefix }}
+{{- with .client.bearerTokenSecret }}
+{{- if .name }}
+{{- $mounts = append $mounts (dict "volume" (printf "%s-token" $prefix) "secret" .name "items" (list (dict "key" (.key | default "token") "path" "token"))) }}
+{{- end }}
+{{- end }}
+{{- with .client.basicAuth }}
+{{- if and .passwordSecret .passwordSecret.name }}
+{{- $mounts = append $mounts (dict "volume" (printf "%s-password" $prefix) "secret" .passwordSecret.name "items" (list (dict "key" (.passwordSecret.key | default "password") "path" "password"))) }}
+{{- end }}
+{{- end }}
+{{- with .client.tlsSecret }}
+{{- if .name }}
+{{- $items := list }}
+{{- if .ca }}{{ $items = append $items (dict "key" .ca "path" "ca.crt") }}{{ end }}
+{{- if .cert }}{{ $items = append $items (dict "key" .cert "path" "tls.crt") }}{{ end }}
+{{- if .key }}{{ $items = append $items (dict "key" .key "path" "tls.key") }}{{ end }}
+{{- $mounts = append $mounts (dict "volume" (printf "%s-tls" $prefix) "secret" .name "items" $items) }}
+{{- end }}
+{{- end }}
+{{- toJson $mounts }}
+{{- end }}
+
+{{/*
+The Prometheus http_config of such a client, as JSON: its `http` values
+with the files of its mounted Secrets (canary.httpSecretMounts) added as
+authorization.credentials_file, basic_auth.password_file and tls_config's
+ca_file, cert_file and key_file. Takes dict "root", "prefix", "client" and
+"mounts" (the container's Secret mounts by volume).
+*/}}
+{{- define "canary.httpClientConfig" -}}
+{{- $root := .root }}
+{{- $mounts := .mounts }}
+{{- $http := deepCopy (.client.http | default dict) }}
+{{- $v := printf "%s-token" .prefix }}
+{{- if hasKey $mounts $v }}
+{{- $_ := set $http "authorization" (dict "type" "Bearer" "credentials_file" (include "canary.secretFile" (dict "root" $root "volume" $v "path" "token"))) }}
+{{- end }}
+{{- $prefix := .prefix }}
+{{- with .client.basicAuth }}
+{{- if .username }}
+{{- $ba := dict "username" .username }}
+{{- $v := printf "%s-password" $prefix }}
+{{- if hasKey $mounts $v }}
+{{- $_ := set $ba "password_file" (include "canary.secretFile" (dict "root" $root "volume" $v "path" "password")) }}
+{{- end }}
+{{- $_ := set $http "basic_auth" $ba }}
+{{- end }}
+{{- end }}
+{{- $v := printf "%s-tls" .prefix }}
+{{- if hasKey $mounts $v }}
+{{- $tls := deepCopy ($http.tls_config | default dict) }}
+{{- range (get $mounts $v).items }}
+{{- $field := get (dict "ca.crt" "ca_file" "tls.crt" "cert_file" "tls.key" "key_file") .path }}
+{{- $_ := set $tls $field (include "canary.secretFile" (dict "root" $root "volume" $v "path" .path)) }}
+{{- end }}
+{{- $_ := set $http "tls_config" $tls }}
+{{- end }}
+{{- toJson $http }}
 {{- end }}
 
 {{/* The file of a mounted Secret: secretsDir/<volume>/<path>. */}}
