@@ -231,6 +231,23 @@ from user-given names, so they are always valid DNS labels.
 {{- $mounts = append $mounts (dict "volume" (printf "postgres-%d-dsn" $i) "secret" $p.dsnSecret.name "items" (list (dict "key" ($p.dsnSecret.key | default "dsn") "path" "dsn"))) }}
 {{- end }}
 {{- end }}
+{{- range $i, $r := .Values.notifications.routes }}
+{{- $prefix := printf "notify-%d" $i }}
+{{- $dest := include "canary.notifyDestination" (dict "route" $r "index" $i) }}
+{{- $d := get $r $dest }}
+{{- if eq $dest "alertmanager" }}
+{{- $mounts = concat $mounts (include "canary.httpSecretMounts" (dict "prefix" $prefix "client" $d) | fromJsonArray) }}
+{{- else }}
+{{- with $d.urlSecret }}
+{{- if .name }}
+{{- $mounts = append $mounts (dict "volume" (printf "%s-url" $prefix) "secret" .name "items" (list (dict "key" (.key | default "url") "path" "url"))) }}
+{{- end }}
+{{- end }}
+{{- with $d.hmacSecret }}
+{{- $mounts = append $mounts (dict "volume" (printf "%s-hmac" $prefix) "secret" .name "items" (list (dict "key" (.key | default "hmac") "path" "hmac"))) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- toJson $mounts }}
 {{- end }}
 
@@ -302,6 +319,42 @@ ca_file, cert_file and key_file. Takes dict "root", "prefix", "client" and
 {{- $_ := set $http "tls_config" $tls }}
 {{- end }}
 {{- toJson $http }}
+{{- end }}
+
+{{/*
+The one destination of notifications.routes[index]: alertmanager, slack,
+teams or webhook. A route with none or several, or without the Secret its
+destination needs, fails the render with the route named: at install,
+rather than in a pod that canary serve refuses to start. Takes dict
+"route" and "index".
+*/}}
+{{- define "canary.notifyDestination" -}}
+{{- $r := .route }}
+{{- $where := printf "notifications.routes[%d] (%q)" .index ($r.name | default "") }}
+{{- $dests := list }}
+{{- range $d := list "alertmanager" "slack" "teams" "webhook" }}
+{{- if hasKey $r $d }}{{ $dests = append $dests $d }}{{ end }}
+{{- end }}
+{{- if ne (len $dests) 1 }}
+{{- fail (printf "%s: give exactly one of alertmanager, slack, teams and webhook, got %d" $where (len $dests)) }}
+{{- end }}
+{{- $dest := first $dests }}
+{{- $d := get $r $dest }}
+{{- $url := and $d.urlSecret $d.urlSecret.name }}
+{{- if and (has $dest (list "slack" "teams")) (not $url) }}
+{{- fail (printf "%s: set %s.urlSecret.name, the Secret holding the incoming webhook URL (the URL is a secret, so never inline)" $where $dest) }}
+{{- end }}
+{{- if eq $dest "webhook" }}
+{{- if and $d.url $url }}
+{{- fail (printf "%s: set webhook.url or webhook.urlSecret, not both" $where) }}
+{{- else if not (or $d.url $url) }}
+{{- fail (printf "%s: set webhook.url, or webhook.urlSecret.name for a URL that holds a token" $where) }}
+{{- end }}
+{{- if and $d.hmacSecret (not $d.hmacSecret.name) }}
+{{- fail (printf "%s: set webhook.hmacSecret.name, the Secret holding the HMAC key, or leave hmacSecret out for unsigned bodies" $where) }}
+{{- end }}
+{{- end }}
+{{- $dest }}
 {{- end }}
 
 {{/* The file of a mounted Secret: secretsDir/<volume>/<path>. */}}
