@@ -92,12 +92,13 @@ func TestValuesRejected(t *testing.T) {
 // every rendering must have, then what is particular to the file.
 func TestTemplate(t *testing.T) {
 	particular := map[string]func(t *testing.T, m manifests){
-		"default-values.yaml":    checkDefault,
-		"git-sync-values.yaml":   checkGitSync,
-		"monitoring-values.yaml": checkMonitoring,
-		"emptydir-values.yaml":   checkEmptyDir,
-		"secrets-values.yaml":    checkSecrets,
-		"tls-values.yaml":        checkTLS,
+		"default-values.yaml":       checkDefault,
+		"git-sync-values.yaml":      checkGitSync,
+		"monitoring-values.yaml":    checkMonitoring,
+		"emptydir-values.yaml":      checkEmptyDir,
+		"secrets-values.yaml":       checkSecrets,
+		"tls-values.yaml":           checkTLS,
+		"notifications-values.yaml": checkNotifications,
 	}
 	files := ciValues(t)
 	for _, file := range files {
@@ -221,7 +222,7 @@ func checkCommon(t *testing.T, m manifests) {
 	text, cfg := m.canaryYML(t)
 	allowed := []string{"listen", "policies", "dataDir", "history", "bodyLimit", "shutdownTimeout", "reloadInterval",
 		"log", "evaluation", "flagger", "auth", "kubeconfig", "prometheus", "kafka", "postgres", "probes", "cache",
-		"tls", "historyFlush", "runRetention", "latchedRunRetention", "maxRuns"}
+		"tls", "historyFlush", "runRetention", "latchedRunRetention", "maxRuns", "notifications"}
 	for k := range cfg {
 		require.Contains(t, allowed, k, "canary.yml key %q is not in serveConfig", k)
 	}
@@ -783,6 +784,72 @@ func checkSecrets(t *testing.T, m manifests) {
 	}}, c.Env)
 }
 
+// checkNotifications checks the routes of notifications-values.yaml: each
+// secret a Secret item, mounted under notify-<index>-<what> and named in
+// canary.yml by file; everything else as the values give it.
+func checkNotifications(t *testing.T, m manifests) {
+	pod := m.deployment(t).Spec.Template.Spec
+	text, cfg := m.canaryYML(t)
+	file := func(volume, path string) string { return secretsDir + volume + "/" + path }
+	require.Equal(t, map[string]any{
+		"link": "https://canary.example.com",
+		"routes": []any{
+			map[string]any{
+				"name": "oncall", "severities": []any{"critical"},
+				"alertmanager": map[string]any{
+					"url": "https://alertmanager-operated.monitoring.svc:9093",
+					"http": map[string]any{
+						"authorization": map[string]any{"type": "Bearer", "credentials_file": file("notify-0-token", "token")},
+						"tls_config":    map[string]any{"ca_file": file("notify-0-tls", "ca.crt"), "server_name": "alertmanager-operated.monitoring.svc"},
+					},
+				},
+			},
+			map[string]any{
+				"name": "team-caiso", "namespaces": []any{"caiso"},
+				"kinds":    []any{"rollback_latched", "rollback_done", "analysis_failed", "degraded"},
+				"template": "{{ .Summary }} ({{ .Policy }}): {{ .Reason }}",
+				"slack":    map[string]any{"urlFile": file("notify-1-url", "url")},
+			},
+			map[string]any{
+				"name": "team-miso", "namespaces": []any{"miso"},
+				"teams": map[string]any{"urlFile": file("notify-2-url", "url")},
+			},
+			map[string]any{
+				"name": "pipeline-bot", "policies": []any{"iso-ingest"}, "sendResolved": false,
+				"rateLimit": map[string]any{"every": "1s", "burst": 10},
+				"webhook":   map[string]any{"urlFile": file("notify-3-url", "url"), "secretFile": file("notify-3-hmac", "hmac")},
+			},
+			map[string]any{
+				"name": "audit", "kinds": []any{"rollback_latched", "rollback_done", "promoted", "rollout_completed"},
+				// A URL without a token may stay inline; its key not.
+				"webhook": map[string]any{"url": "http://audit.audit.svc:8080/hooks/canary", "secretFile": file("notify-4-hmac", "hmac")},
+			},
+		},
+	}, cfg["notifications"], "%s", text)
+
+	// Each Secret item where canary.yml looks for it; checkCommon checks
+	// that every file canary.yml names is mounted.
+	for volumeName, want := range map[string]struct {
+		secret string
+		items  []corev1.KeyToPath
+	}{
+		"notify-0-token": {"alertmanager-canary", []corev1.KeyToPath{{Key: "token", Path: "token"}}},
+		"notify-0-tls":   {"alertmanager-ca", []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}},
+		"notify-1-url":   {"canary-slack", []corev1.KeyToPath{{Key: "caiso", Path: "url"}}},
+		"notify-2-url":   {"canary-teams", []corev1.KeyToPath{{Key: "url", Path: "url"}}},
+		"notify-3-url":   {"pipeline-bot", []corev1.KeyToPath{{Key: "url", Path: "url"}}},
+		"notify-3-hmac":  {"pipeline-bot", []corev1.KeyToPath{{Key: "hmac-key", Path: "hmac"}}},
+		"notify-4-hmac":  {"audit-hmac", []corev1.KeyToPath{{Key: "hmac", Path: "hmac"}}},
+	} {
+		v := volume(t, pod, volumeName)
+		require.NotNil(t, v.Secret, volumeName)
+		require.Equal(t, want.secret, v.Secret.SecretName, volumeName)
+		require.Equal(t, want.items, v.Secret.Items, volumeName)
+	}
+	require.Len(t, slices.DeleteFunc(slices.Clone(pod.Volumes), func(v corev1.Volume) bool { return !strings.HasPrefix(v.Name, "notify-") }), 7,
+		"a volume per Secret item the routes read, and no other")
+}
+
 // TestRenderedConfigLoads has the real canary load each rendered canary.yml:
 // `canary eval --config` decodes it as `canary serve` does (strictly, every
 // key), builds every source it names (reading the Secret files, and the DSN
@@ -811,20 +878,12 @@ func TestRenderedConfigLoads(t *testing.T) {
 
 			var cfg map[string]any
 			require.NoError(t, yaml.Unmarshal([]byte(text), &cfg))
-			cert, key := selfSigned(t)
+			standIn := standIns(t)
 			for _, s := range stringsIn(cfg) {
 				if !strings.HasPrefix(s, dir+secretsDir) {
 					continue
 				}
-				content := map[string]string{
-					"tokens":   "token-1\ntoken-2\n",
-					"token":    "token-1\n",
-					"password": "password\n",
-					"dsn":      "postgres://canary@127.0.0.1:1/warehouse?sslmode=disable\n",
-					"ca.crt":   cert,
-					"tls.crt":  cert,
-					"tls.key":  key,
-				}[filepath.Base(s)]
+				content := standIn[filepath.Base(s)]
 				require.NotEmpty(t, content, "no stand-in for %s", s)
 				require.NoError(t, os.MkdirAll(filepath.Dir(s), 0o755))
 				require.NoError(t, os.WriteFile(s, []byte(content), 0o600))
