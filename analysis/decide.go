@@ -22,14 +22,32 @@ type decider struct {
 	// vm keeps its stack between runs. Programs are shared between
 	// goroutines; VMs are not.
 	vm vm.VM
-	// env is what expressions read: the queries' values and the params.
-	// The map's storage is kept between calls; its entries are not.
-	env map[string]any
+	// env is what programs read: the queries' values and the params.
+	// The map's storage is kept between calls; its entries are not. It
+	// is filled on the first program a call runs (see run): rules
+	// compiled to Go read qs and params instead, and a call that runs
+	// no program then spends nothing on boxing values into it.
+	env    map[string]any
+	filled bool
+	// qs and params are the call's, for the rules compiled to Go
+	// (rules.Values).
+	qs     QueryResults
+	params map[string]string
 	// buf holds the rules' reasons back to back and ends where each one
 	// ends, so that a call converts them to a string once rather than
 	// once per rule.
 	buf  []byte
 	ends []int
+	// written are the first numbers that are not whole in this call's
+	// reasons, and where in buf each is (see appendValue).
+	written  [8]writtenValue
+	nwritten int
+}
+
+// writtenValue is a number at buf[start:end].
+type writtenValue struct {
+	bits       uint64
+	start, end int
 }
 
 var deciders = sync.Pool{New: func() any { return &decider{env: map[string]any{}} }}
@@ -38,7 +56,9 @@ var deciders = sync.Pool{New: func() any { return &decider{env: map[string]any{}
 // map does not keep the call's query results and params alive.
 func (d *decider) release() {
 	clear(d.env)
+	d.filled, d.qs, d.params = false, nil, nil
 	d.buf, d.ends = d.buf[:0], d.ends[:0]
+	d.nwritten = 0
 	deciders.Put(d)
 }
 
@@ -67,12 +87,7 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 	}
 	d := deciders.Get().(*decider)
 	defer d.release()
-	for i := range qs {
-		if v, ok := qs[i].envValue(); ok {
-			d.env[qs[i].Name] = v
-		}
-	}
-	d.env[rules.ParamsVar] = params
+	d.qs, d.params = qs, params
 
 	// A rule has at most a value and a threshold.
 	floats := make(floatSlab, 0, 2*len(pol.Rules))
@@ -112,6 +127,7 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 // of its queries does not apply.
 func (res *Result) applyDecisionRules(d *decider, pol *rules.Policy, qs QueryResults, at time.Time) {
 	local := at.In(pol.Decision.Location)
+	d.fill()
 	d.env[rules.HourVar], d.env[rules.MinuteVar], d.env[rules.WeekdayVar] = local.Hour(), local.Minute(), int(local.Weekday())
 	for _, dr := range pol.Decision.Rules {
 		usable := true
@@ -122,7 +138,7 @@ func (res *Result) applyDecisionRules(d *decider, pol *rules.Policy, qs QueryRes
 		if !usable {
 			continue
 		}
-		out, err := d.vm.Run(dr.Program, d.env)
+		out, err := d.run(dr.Program)
 		if held, _ := out.(bool); err != nil || !held {
 			continue
 		}
@@ -146,6 +162,36 @@ func joinReason(why, prev string) string {
 		return why
 	}
 	return why + "; " + prev
+}
+
+// fill puts the call's query values and params into the env, once.
+func (d *decider) fill() {
+	if d.filled {
+		return
+	}
+	d.filled = true
+	for i := range d.qs {
+		if v, ok := d.qs[i].envValue(); ok {
+			d.env[d.qs[i].Name] = v
+		}
+	}
+	d.env[rules.ParamsVar] = d.params
+}
+
+// run runs one of the policy's programs over the call's env.
+func (d *decider) run(p *vm.Program) (any, error) {
+	d.fill()
+	return d.vm.Run(p, d.env)
+}
+
+// Scalar is rules.Values' view of query i: the float64 its program would
+// see, as in envValue.
+func (d *decider) Scalar(i int) (float64, bool) { return d.qs[i].scalar() }
+
+// Param is rules.Values' view of a param: what params.name reads.
+func (d *decider) Param(name string) (string, bool) {
+	v, ok := d.params[name]
+	return v, ok
 }
 
 // scalar is what rule expressions see for this query when that is a
@@ -213,13 +259,20 @@ func (d *decider) evalRule(buf []byte, r *rules.Rule, qs QueryResults, rr *RuleR
 	// Such a rule is judged from its sides rather than by running its
 	// program and then each side again for the reason, which computed
 	// every side twice (TestDecideSidesAgreeWithProgram holds the two
-	// ways to the same verdicts).
+	// ways to the same verdicts). Any other rule compiled to Go is judged
+	// by its Condition, which holds when the program does; what that
+	// cannot tell is left to the program
+	// (TestDecideGoCompiledAgreesWithPrograms).
 	left, right, sided := d.sides(r, qs)
-	var ok bool
-	if sided {
-		ok = holds(r.Explain.Op, left, right)
-	} else {
-		out, err := d.vm.Run(r.Program, d.env)
+	var ok, known bool
+	switch {
+	case sided:
+		ok, known = holds(r.Explain.Op, left, right), true
+	case r.Condition != nil:
+		ok, known = r.Condition(d)
+	}
+	if !known {
+		out, err := d.run(r.Program)
 		if err != nil {
 			rr.Verdict = rules.OutcomeError
 			buf = append(buf, "expression error: "...)
@@ -232,7 +285,7 @@ func (d *decider) evalRule(buf []byte, r *rules.Rule, qs QueryResults, rr *RuleR
 		rr.Verdict = rules.OutcomePass
 	}
 	if sided {
-		return d.explainSides(buf, r.Explain.Op, ok, left, right, rr, floats)
+		return d.explainSides(buf, r.Explain, ok, left, right, rr, floats)
 	}
 	return d.explainRule(buf, r, ok, qs, rr, floats)
 }
@@ -244,7 +297,7 @@ func (d *decider) evalRule(buf []byte, r *rules.Rule, qs QueryResults, rr *RuleR
 // error is the reason.
 func (d *decider) sides(r *rules.Rule, qs QueryResults) (left, right float64, ok bool) {
 	c := r.Explain
-	if c == nil || !standalone(c.Left) || !standalone(c.Right) {
+	if c == nil || !alone(&c.Left) || !alone(&c.Right) {
 		return 0, 0, false
 	}
 	switch c.Op {
@@ -252,11 +305,11 @@ func (d *decider) sides(r *rules.Rule, qs QueryResults) (left, right float64, ok
 	default:
 		return 0, 0, false
 	}
-	left, ok = d.operandValue(c.Left, r, qs)
+	left, ok = d.operandValue(&c.Left, r, qs)
 	if !ok {
 		return 0, 0, false
 	}
-	right, ok = d.operandValue(c.Right, r, qs)
+	right, ok = d.operandValue(&c.Right, r, qs)
 	return left, right, ok
 }
 
@@ -268,13 +321,22 @@ func (d *decider) sides(r *rules.Rule, qs QueryResults) (left, right float64, ok
 // spend none of expr's memory budget, which the whole program shares: two
 // sides each within it could exceed it together.
 func standalone(o rules.Operand) bool {
-	if o.Program == nil {
+	// A side compiled to Go is a float64 expression that spends no
+	// budget.
+	if o.Program == nil || o.Number != nil {
 		return true
 	}
 	if t := o.Program.Node().Type(); t == nil || t.Kind() != reflect.Float64 {
 		return false
 	}
 	return !slices.ContainsFunc(o.Program.Bytecode, spendsBudget)
+}
+
+// alone is standalone, with its first answer inlined: most sides are a
+// query, a constant or compiled to Go, and those need neither a copy of
+// the operand nor a look at a program.
+func alone(o *rules.Operand) bool {
+	return o.Program == nil || o.Number != nil || standalone(*o)
 }
 
 // spendsBudget reports whether an instruction counts against expr's
@@ -309,10 +371,10 @@ func holds(op string, left, right float64) bool {
 // said `error_rate <= 0.01`); otherwise the inputs' values.
 func (d *decider) explainRule(buf []byte, r *rules.Rule, ok bool, qs QueryResults, rr *RuleResult, floats *floatSlab) []byte {
 	if c := r.Explain; c != nil {
-		left, lok := d.operandValue(c.Left, r, qs)
-		right, rok := d.operandValue(c.Right, r, qs)
+		left, lok := d.operandValue(&c.Left, r, qs)
+		right, rok := d.operandValue(&c.Right, r, qs)
 		if lok && rok {
-			return d.explainSides(buf, c.Op, ok, left, right, rr, floats)
+			return d.explainSides(buf, c, ok, left, right, rr, floats)
 		}
 	}
 	for i, q := range r.Inputs {
@@ -321,17 +383,21 @@ func (d *decider) explainRule(buf []byte, r *rules.Rule, ok bool, qs QueryResult
 		}
 		buf = append(buf, q.Name...)
 		buf = append(buf, '=')
-		switch v := d.env[q.Name].(type) {
-		case float64:
+		// What the program sees for the query (envValue; it neither
+		// failed nor lacks data here), read from its result: the env
+		// may not be filled.
+		switch qr := &qs[q.Index]; {
+		case qr.Value != nil:
+			v := float64(*qr.Value)
 			if rr.Value == nil {
 				rr.Value = floats.ptr(v)
 			}
-			buf = appendValue(buf, v)
-		case []float64:
-			buf = strconv.AppendInt(buf, int64(len(v)), 10)
+			buf = d.appendValue(buf, v)
+		case qr.Points != nil:
+			buf = strconv.AppendInt(buf, int64(len(qr.Points)), 10)
 			buf = append(buf, " points"...)
-		case []rules.Sample:
-			buf = strconv.AppendInt(buf, int64(len(v)), 10)
+		case qr.Samples != nil:
+			buf = strconv.AppendInt(buf, int64(len(qr.Samples)), 10)
 			buf = append(buf, " series"...)
 		default:
 			// A record: the fields the rule reads.
@@ -344,7 +410,7 @@ func (d *decider) explainRule(buf []byte, r *rules.Rule, ok bool, qs QueryResult
 				}
 				buf = append(buf, f...)
 				buf = append(buf, '=')
-				buf = appendValue(buf, qs[q.Index].record[f])
+				buf = d.appendValue(buf, qs[q.Index].record[f])
 			}
 		}
 	}
@@ -356,22 +422,71 @@ func (d *decider) explainRule(buf []byte, r *rules.Rule, ok bool, qs QueryResult
 
 // explainSides sets a comparison's value and threshold and writes its
 // reason.
-func (d *decider) explainSides(buf []byte, op string, ok bool, left, right float64, rr *RuleResult, floats *floatSlab) []byte {
+func (d *decider) explainSides(buf []byte, c *rules.Sides, ok bool, left, right float64, rr *RuleResult, floats *floatSlab) []byte {
 	rr.Value, rr.Threshold = floats.ptr(left), floats.ptr(right)
+	op := c.Op
 	if !ok {
 		op = rules.Negate(op)
 	}
-	buf = appendValue(buf, left)
+	buf = d.appendSide(buf, &c.Left, left)
 	buf = append(buf, ' ')
 	buf = append(buf, op...)
 	buf = append(buf, ' ')
-	return appendValue(buf, right)
+	return d.appendSide(buf, &c.Right, right)
 }
 
-func (d *decider) operandValue(o rules.Operand, r *rules.Rule, qs QueryResults) (float64, bool) {
+// appendSide writes a side's value v. A constant's value is its Const,
+// which the policy wrote when it loaded.
+func (d *decider) appendSide(buf []byte, o *rules.Operand, v float64) []byte {
+	if o.IsConst {
+		start := len(buf)
+		buf = append(buf, o.Written...)
+		d.remember(v, start, len(buf))
+		return buf
+	}
+	return d.appendValue(buf, v)
+}
+
+// appendValue is rules.AppendValue for this call's reasons. The same
+// number recurs in them: a query's value in each rule that reads it, a
+// threshold in several rules. A whole number is quick to write; any other
+// takes strconv's float formatting, the slowest step of writing a reason,
+// so those are remembered and copied from where the call first wrote
+// them. The same bits give the same text, so the copy is what AppendValue
+// would write.
+func (d *decider) appendValue(buf []byte, v float64) []byte {
+	if whole(v) {
+		return rules.AppendValue(buf, v)
+	}
+	bits := math.Float64bits(v)
+	for _, w := range d.written[:d.nwritten] {
+		if w.bits == bits {
+			return append(buf, buf[w.start:w.end]...)
+		}
+	}
+	start := len(buf)
+	buf = rules.AppendValue(buf, v)
+	d.remember(v, start, len(buf))
+	return buf
+}
+
+// remember notes that buf[start:end] holds v, unless v is whole.
+func (d *decider) remember(v float64, start, end int) {
+	if !whole(v) && d.nwritten < len(d.written) {
+		d.written[d.nwritten] = writtenValue{bits: math.Float64bits(v), start: start, end: end}
+		d.nwritten++
+	}
+}
+
+// whole reports whether AppendValue writes v as an integer, quickly.
+func whole(v float64) bool { return v == math.Trunc(v) && math.Abs(v) < 1e15 }
+
+func (d *decider) operandValue(o *rules.Operand, r *rules.Rule, qs QueryResults) (float64, bool) {
 	switch {
 	case o.IsConst:
 		return o.Const, true
+	case o.Number != nil:
+		return o.Number(d)
 	case o.Ident != "":
 		// The query is one of the rule's inputs: reading its result
 		// is quicker than hashing its name into the env, and gives
@@ -383,7 +498,7 @@ func (d *decider) operandValue(o rules.Operand, r *rules.Rule, qs QueryResults) 
 		}
 		return 0, false
 	case o.Program != nil:
-		out, err := d.vm.Run(o.Program, d.env)
+		out, err := d.run(o.Program)
 		if err != nil {
 			return 0, false
 		}
@@ -431,12 +546,26 @@ func (res *Result) aggregate(pol *rules.Policy) {
 	default:
 		res.Verdict = VerdictPass
 		res.Decision = DecisionContinue
-		if len(res.Rules) == 1 {
-			res.Reason = "1 rule passed"
-		} else {
-			res.Reason = "all " + strconv.Itoa(len(res.Rules)) + " rules passed"
-		}
+		res.Reason = allPassed(len(res.Rules))
 	}
+}
+
+// allPassedReasons are allPassed's answers for policies of up to 64
+// rules, made once: most analyses pass, and each one built its reason.
+var allPassedReasons = func() (r [65]string) {
+	for n := range r {
+		r[n] = "all " + strconv.Itoa(n) + " rules passed"
+	}
+	r[1] = "1 rule passed"
+	return r
+}()
+
+// allPassed is the reason of an analysis whose n rules all passed.
+func allPassed(n int) string {
+	if n < len(allPassedReasons) {
+		return allPassedReasons[n]
+	}
+	return "all " + strconv.Itoa(n) + " rules passed"
 }
 
 // summarize joins "rule: reason" for the rules with the given outcomes.

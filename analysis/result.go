@@ -35,10 +35,7 @@ const (
 // Result is one evaluation of a policy: the value both the CLI and the HTTP
 // layer render.
 type Result struct {
-	Policy string `json:"policy"`
-	// Run identifies the canary run the evaluation belongs to, when the
-	// caller tracks runs.
-	Run      string            `json:"run,omitempty"`
+	Policy   string            `json:"policy"`
 	Params   map[string]string `json:"params"`
 	Verdict  Verdict           `json:"verdict"`
 	Decision Decision          `json:"decision"`
@@ -47,10 +44,6 @@ type Result struct {
 	// Reason is one line a human can act on.
 	Reason string       `json:"reason"`
 	Rules  []RuleResult `json:"rules"`
-	// Latched names the latch (rollback, pause, promote) that answered
-	// this analysis instead of the rules; empty when the rules did. Latches
-	// belong to runs (package runs), which fills this in.
-	Latched string `json:"latched,omitempty"`
 	// Decisions name the policy's decision rules that held.
 	Decisions   []string     `json:"decisions,omitempty"`
 	Queries     QueryResults `json:"queries"`
@@ -250,29 +243,7 @@ func floatPtr(v float64) *Float {
 
 // FormatValue renders a value for reasons and tables: integers without a
 // fraction, large values with one decimal, others with four significant
-// digits, so "0.03333333333" reads "0.03333".
+// digits, so "0.03333333333" reads "0.03333" (rules.AppendValue).
 func FormatValue(v float64) string {
-	return string(appendValue(nil, v))
-}
-
-func appendValue(b []byte, v float64) []byte {
-	switch {
-	case math.IsNaN(v):
-		return append(b, "NaN"...)
-	case math.IsInf(v, 1):
-		return append(b, "+Inf"...)
-	case math.IsInf(v, -1):
-		return append(b, "-Inf"...)
-	case v == math.Trunc(v) && math.Abs(v) < 1e15:
-		// Whole numbers are most thresholds and many values, and
-		// formatting an int is several times quicker than a float. -0
-		// keeps its sign, as 'f' writes it.
-		if v != 0 || !math.Signbit(v) {
-			return strconv.AppendInt(b, int64(v), 10)
-		}
-		return strconv.AppendFloat(b, v, 'f', 0, 64)
-	case math.Abs(v) >= 1000 && math.Abs(v) < 1e15:
-		return strconv.AppendFloat(b, v, 'f', 1, 64)
-	}
-	return strconv.AppendFloat(b, v, 'g', 4, 64)
+	return string(rules.AppendValue(nil, v))
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,14 +51,14 @@ func TestRenderedConfigServes(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, cmd.Start())
 			exited := make(chan struct{})
-			var logs strings.Builder
+			var logs lockedLog
 			addr := make(chan string, 1)
 			go func() {
 				defer close(exited)
 				sc := bufio.NewScanner(stderr)
 				re := regexp.MustCompile(`msg="canary serving" address=(\S+)`)
 				for sc.Scan() {
-					logs.WriteString(sc.Text() + "\n")
+					logs.add(sc.Text() + "\n")
 					if m := re.FindStringSubmatch(sc.Text()); m != nil {
 						addr <- m[1]
 					}
@@ -228,4 +229,23 @@ func notifyRoutes(t testing.TB, cfg map[string]any) []string {
 		}
 	}
 	return out
+}
+
+// lockedLog collects a child's log lines from its reader goroutine while
+// the test reads them.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) add(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

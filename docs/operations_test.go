@@ -400,3 +400,34 @@ func TestBoundsDefaults(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, n, 3, "flags in the bounds table")
 }
+
+// TestPerformanceRowsFromREADME: the performance rows operations.md
+// repeats are the README's, word for word, so a new measurement cannot
+// leave one of the two behind.
+func TestPerformanceRowsFromREADME(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	rows := map[string]bool{}
+	for line := range strings.Lines(string(readme)) {
+		if strings.HasPrefix(line, "| ") {
+			rows[strings.TrimSpace(line)] = true
+		}
+	}
+	data, err := os.ReadFile("operations.md")
+	require.NoError(t, err)
+	_, after, ok := strings.Cut(string(data), "<!-- performance -->\n")
+	require.True(t, ok, "operations.md has no <!-- performance --> table")
+	n := 0
+	for line := range strings.Lines(after) {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "|") {
+			break
+		}
+		if strings.HasPrefix(line, "|---") || line == "| what | measured |" {
+			continue
+		}
+		require.True(t, rows[line], "operations.md performance row not in the README's table:\n%s", line)
+		n++
+	}
+	require.Positive(t, n, "operations.md's performance table has no rows")
+}

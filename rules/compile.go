@@ -137,6 +137,7 @@ func compileRule(r *Rule, pol *Policy) error {
 		return errors.New("expression reads no query: a rule must test at least one query result")
 	}
 	r.Explain = explain(root, env, pol)
+	r.Condition = newNative(prog, pol).condition(root)
 	return nil
 }
 
@@ -172,13 +173,16 @@ func operand(n ast.Node, env map[string]any, pol *Policy) (Operand, bool) {
 	case *ast.IdentifierNode:
 		if q := pol.queries[n.Value]; q != nil && q.ValueKind() == KindScalar {
 			o.Ident = n.Value
+			o.Number = native{pol: pol}.number(n)
 			return o, true
 		}
 	case *ast.FloatNode:
 		o.Const, o.IsConst = n.Value, true
+		o.Written = string(AppendValue(nil, o.Const))
 		return o, true
 	case *ast.IntegerNode:
 		o.Const, o.IsConst = float64(n.Value), true
+		o.Written = string(AppendValue(nil, o.Const))
 		return o, true
 	}
 	prog, err := expr.Compile(o.Text, exprOptions(env, expr.AsFloat64())...)
@@ -186,6 +190,10 @@ func operand(n ast.Node, env map[string]any, pol *Policy) (Operand, bool) {
 		return o, false
 	}
 	o.Program = prog
+	// From the side's own program, not from n: that program is what
+	// gives the side's value, and n's text, parsed again, need not be the
+	// same tree (-0.0 prints as -0, which parses as the integer 0).
+	o.Number = newNative(prog, pol).number(prog.Node())
 	return o, true
 }
 

@@ -31,11 +31,7 @@ var exprFunctions = []expr.Option{
 		return Ratio(args[0].(float64), args[1].(float64)), nil
 	}, new(func(float64, float64) float64)),
 	expr.Function("safeDiv", func(args ...any) (any, error) {
-		a, b, fallback := args[0].(float64), args[1].(float64), args[2].(float64)
-		if b == 0 {
-			return fallback, nil
-		}
-		return a / b, nil
+		return SafeDiv(args[0].(float64), args[1].(float64), args[2].(float64)), nil
 	}, new(func(float64, float64, float64) float64)),
 	expr.Function("within", func(args ...any) (any, error) {
 		a, b, pct := args[0].(float64), args[1].(float64), args[2].(float64)
@@ -77,4 +73,12 @@ func Ratio(v, base float64) float64 {
 		return math.Copysign(math.Inf(1), v)
 	}
 	return v / base
+}
+
+// SafeDiv is a / b, or fallback when b is 0.
+func SafeDiv(a, b, fallback float64) float64 {
+	if b == 0 {
+		return fallback
+	}
+	return a / b
 }

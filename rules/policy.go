@@ -191,6 +191,10 @@ type Rule struct {
 	// Explain describes the top-level comparison, when there is one, so a
 	// reason can show both sides.
 	Explain *Sides
+	// Condition is the expression compiled to Go, when it is made only of
+	// what Condition and Number cover; nil otherwise. It holds exactly
+	// when the program does (see native.go).
+	Condition Condition
 	// Line and Column locate the rule, for messages.
 	Line, Column int
 }
@@ -210,7 +214,15 @@ type Operand struct {
 	Ident   string
 	Const   float64
 	IsConst bool
+	// Written is Const as a reason writes it (AppendValue), for a
+	// constant.
+	Written string
 	Program *vm.Program
+	// Number is the side compiled to Go: set for a scalar query and
+	// for a float64 Program made only of what Number covers (see
+	// native.go), nil otherwise and for a constant. Program is kept for
+	// the values Number cannot tell.
+	Number Number
 }
 
 // Decision maps a verdict to an action.

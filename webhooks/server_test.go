@@ -125,11 +125,11 @@ func (e *testEnv) call(method, path string, body any, headers ...string) (int, s
 	return resp.StatusCode, string(data)
 }
 
-func (e *testEnv) result(method, path string, body any) analysis.Result {
+func (e *testEnv) result(method, path string, body any) runs.Answer {
 	e.t.Helper()
 	code, out := e.call(method, path, body)
 	require.Equal(e.t, http.StatusOK, code, out)
-	var res analysis.Result
+	var res runs.Answer
 	require.NoError(e.t, json.Unmarshal([]byte(out), &res))
 	return res
 }

@@ -179,3 +179,25 @@ func TestNotifyTestCommand(t *testing.T) {
 	require.Contains(t, stderr.String(), `no route "nope"`)
 	require.Contains(t, stderr.String(), "routes: ops")
 }
+
+// TestCheckConfigRoutes: `canary check --config` builds the notification
+// routes as serve does, so a route that would stop serve is found first,
+// named, without its secret.
+func TestCheckConfigRoutes(t *testing.T) {
+	dir := t.TempDir()
+	config := writeFile(t, dir, "serve.yaml", `
+notifications:
+  routes:
+    - name: team-caiso
+      slack: {urlFile: missing-slack-url}
+    - name: audit
+      template: '{{ .Nope }}'
+      webhook: {url: "https://audit.example.com/hooks/t0ken"}
+`)
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"check", "--config", config, "../../examples/policies/iso-ingest.yaml"}, &stdout, &stderr)
+	require.Equal(t, exitError, code, stdout.String())
+	require.Contains(t, stderr.String(), `notifications.routes[0] "team-caiso": slack.urlFile: open `+filepath.Join(dir, "missing-slack-url"))
+	require.Contains(t, stderr.String(), `notifications.routes[1] "audit": template:`)
+	require.NotContains(t, stderr.String(), "t0ken")
+}
