@@ -848,6 +848,87 @@ func checkNotifications(t *testing.T, m manifests) {
 	}
 	require.Len(t, slices.DeleteFunc(slices.Clone(pod.Volumes), func(v corev1.Volume) bool { return !strings.HasPrefix(v.Name, "notify-") }), 7,
 		"a volume per Secret item the routes read, and no other")
+
+	// Egress restricted: DNS, Alertmanager and the audit service by
+	// egress.to, Slack, Teams and the bot by egress.internet.
+	np, ok := m.get(t, "NetworkPolicy", release).typed.(*networkingv1.NetworkPolicy)
+	require.True(t, ok)
+	require.Contains(t, np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
+	require.Len(t, np.Spec.Egress, 4, "DNS, the two rules of egress.to, the internet")
+	require.Equal(t, internetRule([]int32{443}, []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}), np.Spec.Egress[3])
+}
+
+// internetRule is the egress rule of networkPolicy.egress.internet: the
+// ports to every IPv4 address but except.
+func internetRule(ports []int32, except []string) networkingv1.NetworkPolicyEgressRule {
+	tcp := corev1.ProtocolTCP
+	rule := networkingv1.NetworkPolicyEgressRule{
+		To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0", Except: except}}},
+	}
+	for _, p := range ports {
+		port := intstr.FromInt32(p)
+		rule.Ports = append(rule.Ports, networkingv1.NetworkPolicyPort{Protocol: &tcp, Port: &port})
+	}
+	return rule
+}
+
+// TestEgressInternet renders networkPolicy.egress.internet: a rule only
+// when egress is restricted (open egress needs none), with the given ports
+// and ranges.
+func TestEgressInternet(t *testing.T) {
+	tests := []struct {
+		name string
+		set  []string
+		want []networkingv1.NetworkPolicyEgressRule // after DNS; nil: egress not restricted
+	}{
+		{
+			name: "egress open: no rule",
+			set:  []string{"networkPolicy.egress.internet.enabled=true"},
+		},
+		{
+			name: "restricted, internet off",
+			set:  []string{"networkPolicy.egress.restrict=true"},
+			want: []networkingv1.NetworkPolicyEgressRule{},
+		},
+		{
+			name: "restricted, internet on",
+			set:  []string{"networkPolicy.egress.restrict=true", "networkPolicy.egress.internet.enabled=true"},
+			want: []networkingv1.NetworkPolicyEgressRule{internetRule([]int32{443}, []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"})},
+		},
+		{
+			name: "ports and ranges of the values",
+			set: []string{"networkPolicy.egress.restrict=true", "networkPolicy.egress.internet.enabled=true",
+				"networkPolicy.egress.internet.ports={443,8443}", "networkPolicy.egress.internet.except={10.0.0.0/8,100.64.0.0/10}"},
+			want: []networkingv1.NetworkPolicyEgressRule{internetRule([]int32{443, 8443}, []string{"10.0.0.0/8", "100.64.0.0/10"})},
+		},
+		{
+			name: "no range left out",
+			set: []string{"networkPolicy.egress.restrict=true", "networkPolicy.egress.internet.enabled=true",
+				"networkPolicy.egress.internet.except=null"},
+			want: []networkingv1.NetworkPolicyEgressRule{internetRule([]int32{443}, nil)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var args []string
+			for _, s := range tt.set {
+				args = append(args, "--set", s)
+			}
+			m := render(t, args...)
+			checkCommon(t, m)
+			np, ok := m.get(t, "NetworkPolicy", release).typed.(*networkingv1.NetworkPolicy)
+			require.True(t, ok)
+			if tt.want == nil {
+				require.Equal(t, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}, np.Spec.PolicyTypes)
+				require.Empty(t, np.Spec.Egress)
+				return
+			}
+			require.Contains(t, np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
+			require.NotEmpty(t, np.Spec.Egress)
+			require.EqualValues(t, 53, np.Spec.Egress[0].Ports[0].Port.IntValue(), "DNS first")
+			require.Equal(t, tt.want, np.Spec.Egress[1:])
+		})
+	}
 }
 
 // TestRenderedConfigLoads has the real canary load each rendered canary.yml:
