@@ -53,9 +53,14 @@ func TestLint(t *testing.T) {
 	}
 }
 
+// secretMarker is a secret in the values of testdata and the stand-in
+// Secret files: no message, log or rendered ConfigMap may repeat it.
+const secretMarker = "s3cr3t"
+
 // TestValuesRejected checks that mistakes in values fail the install with
 // an error that names them. Each file in testdata is one mistake; its first
-// line is "# error: " and a part of the message helm must print.
+// line is "# error: " and a part of the message helm must print, which
+// never repeats a secret of the values (secretMarker).
 //   - testdata/schema: unknown keys, wrong types and inline secrets, which
 //     values.schema.json rejects, in helm lint too;
 //   - testdata/template: contradictions the templates reject with `fail`,
@@ -79,10 +84,12 @@ func TestValuesRejected(t *testing.T) {
 					out, err := runHelm(t, "lint", "--strict", chartDir(t), "-f", abs)
 					require.Error(t, err, "helm lint accepted %s", file)
 					require.Contains(t, out, want)
+					require.NotContains(t, out, secretMarker, "the message repeats a secret of the values")
 				}
 				out, err := runHelm(t, "template", release, chartDir(t), "-f", abs)
 				require.Error(t, err, "helm template accepted %s", file)
 				require.Contains(t, out, want)
+				require.NotContains(t, out, secretMarker, "the message repeats a secret of the values")
 			})
 		}
 	}

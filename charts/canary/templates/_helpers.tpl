@@ -324,13 +324,16 @@ ca_file, cert_file and key_file. Takes dict "root", "prefix", "client" and
 {{/*
 The one destination of notifications.routes[index]: alertmanager, slack,
 teams or webhook. A route with none or several, or without the Secret its
-destination needs, fails the render with the route named: at install,
-rather than in a pod that canary serve refuses to start. Takes dict
-"route" and "index".
+destination needs, or with a URL that would put a credential in the
+ConfigMap, fails the render with the route named: at install, rather than
+in a pod that canary serve refuses to start (or a secret in plain sight).
+Takes dict "route" and "index".
 */}}
 {{- define "canary.notifyDestination" -}}
 {{- $r := .route }}
 {{- $where := printf "notifications.routes[%d] (%q)" .index ($r.name | default "") }}
+{{- /* User info, or a query parameter that usually carries a secret. */}}
+{{- $credentialURL := `^[a-zA-Z]+://[^/?#]*@|[?&]([a-z_]*token|api[-_]?key|key|sig|signature|secret|password|code)=` }}
 {{- $dests := list }}
 {{- range $d := list "alertmanager" "slack" "teams" "webhook" }}
 {{- if hasKey $r $d }}{{ $dests = append $dests $d }}{{ end }}
@@ -340,6 +343,16 @@ rather than in a pod that canary serve refuses to start. Takes dict
 {{- end }}
 {{- $dest := first $dests }}
 {{- $d := get $r $dest }}
+{{- if and $d.url (regexMatch $credentialURL $d.url) }}
+{{- if eq $dest "webhook" }}
+{{- fail (printf "%s: webhook.url holds a credential (user:password@ or a token parameter), and canary.yml is a ConfigMap: give the URL in webhook.urlSecret" $where) }}
+{{- else }}
+{{- fail (printf "%s: alertmanager.url holds a credential (user:password@ or a token parameter), and canary.yml is a ConfigMap: give it by bearerTokenSecret or basicAuth" $where) }}
+{{- end }}
+{{- end }}
+{{- if and (eq $dest "alertmanager") (hasKey $r "sendResolved") (not $r.sendResolved) }}
+{{- fail (printf "%s: an alertmanager route always sends resolutions, or its alerts would never clear: remove sendResolved: false" $where) }}
+{{- end }}
 {{- $url := and $d.urlSecret $d.urlSecret.name }}
 {{- if and (has $dest (list "slack" "teams")) (not $url) }}
 {{- fail (printf "%s: set %s.urlSecret.name, the Secret holding the incoming webhook URL (the URL is a secret, so never inline)" $where $dest) }}
