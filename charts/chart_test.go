@@ -941,7 +941,8 @@ func TestEgressInternet(t *testing.T) {
 // TestRenderedConfigLoads has the real canary load each rendered canary.yml:
 // `canary eval --config` decodes it as `canary serve` does (strictly, every
 // key), builds every source it names (reading the Secret files, and the DSN
-// variables the Deployment sets), then evaluates a policy. The paths of
+// variables the Deployment sets), then evaluates a policy; `canary check
+// --config` builds every notification route it names. The paths of
 // canary.yml are moved into a temporary directory, where each Secret file
 // it names is made with a stand-in value.
 func TestRenderedConfigLoads(t *testing.T) {
@@ -994,6 +995,16 @@ func TestRenderedConfigLoads(t *testing.T) {
 			out, err := cmd.CombinedOutput()
 			require.NoError(t, err, "canary eval with the rendered canary.yml:\n%s\n%s", out, text)
 			require.Contains(t, string(out), "verdict pass")
+
+			// canary check --config builds the notification routes as
+			// canary serve does (Secret files read, templates tried), and
+			// checks a policy against the configured sources.
+			check := exec.Command(bin, "check", "--config", cfgPath, filepath.Join(root, "examples", "policies", "iso-ingest.yaml"))
+			check.Env = cmd.Env
+			out, err = check.CombinedOutput()
+			require.NoError(t, err, "canary check --config with the rendered canary.yml:\n%s\n%s", out, text)
+			require.Contains(t, string(out), "SUCCESS")
+			require.NotContains(t, string(out), secretMarker)
 		})
 	}
 }

@@ -143,6 +143,8 @@ func TestRenderedConfigServes(t *testing.T) {
 				built = append(built, r.Name+" "+r.Kind)
 			}
 			require.ElementsMatch(t, notifyRoutes(t, cfg), built)
+			require.NotContains(t, body, secretMarker)
+			require.NotContains(t, logs.String(), secretMarker, "canary serve logged a secret of its Secret files")
 		})
 	}
 }
@@ -204,12 +206,12 @@ func standIns(t testing.TB) map[string]string {
 	t.Helper()
 	cert, key := selfSigned(t)
 	return map[string]string{
-		"tokens": "token-1\ntoken-2\n", "token": "token-1\n", "password": "password\n",
+		"tokens": "token-1\ntoken-2\n", "token": secretMarker + "-token\n", "password": secretMarker + "-password\n",
 		"dsn":    "postgres://canary@127.0.0.1:1/warehouse?sslmode=disable\n",
 		"ca.crt": cert, "tls.crt": cert, "tls.key": key,
 		// A webhook's URL must be http or https to build; nothing is sent.
-		"url":  "https://hooks.example.com/services/stand-in\n",
-		"hmac": "stand-in-hmac-key\n",
+		"url":  "https://hooks.example.com/services/" + secretMarker + "\n",
+		"hmac": secretMarker + "-hmac-key\n",
 	}
 }
 
