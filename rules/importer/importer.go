@@ -271,3 +271,84 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+func regexpQuote(s string) string { return regexp.QuoteMeta(s) }
+
+// Options tune an import.
+type Options struct {
+	// MeshProvider is Flagger's -mesh-provider: the provider of the
+	// Canaries that name none.
+	MeshProvider string
+}
+
+// Tools are the tools Import knows.
+var Tools = []string{"argo", "flagger", "keptn"}
+
+// Import decodes the files of one tool (their contents in inputs) and
+// makes policies of them, as canary import does. Policies whose names
+// clash keep the first; the others are notes.
+func Import(tool string, files []string, inputs map[string][]byte, o Options) ([]Document, []Note, error) {
+	var docs []Document
+	var all []Note
+	switch tool {
+	case "argo":
+		for _, f := range files {
+			ts, ns, err := DecodeArgo(f, inputs[f])
+			if err != nil {
+				return nil, nil, err
+			}
+			all = append(all, ns...)
+			for _, t := range ts {
+				d, ns, err := FromArgo(t)
+				if err != nil {
+					return nil, nil, err
+				}
+				all = append(all, ns...)
+				if d != nil {
+					docs = append(docs, *d)
+				}
+			}
+		}
+	case "flagger":
+		var objs FlaggerObjects
+		for _, f := range files {
+			ns, err := DecodeFlagger(f, inputs[f], &objs)
+			if err != nil {
+				return nil, nil, err
+			}
+			all = append(all, ns...)
+		}
+		ds, ns, err := FromFlagger(objs, o.MeshProvider)
+		if err != nil {
+			return nil, nil, err
+		}
+		docs, all = ds, append(all, ns...)
+	case "keptn":
+		var objs KeptnObjects
+		for _, f := range files {
+			ns, err := DecodeKeptn(f, inputs[f], &objs)
+			if err != nil {
+				return nil, nil, err
+			}
+			all = append(all, ns...)
+		}
+		ds, ns, err := FromKeptn(objs)
+		if err != nil {
+			return nil, nil, err
+		}
+		docs, all = ds, append(all, ns...)
+	default:
+		return nil, nil, fmt.Errorf("unknown tool %q: want one of %s", tool, strings.Join(Tools, ", "))
+	}
+	seen := map[string]string{}
+	kept := docs[:0]
+	for _, d := range docs {
+		if first, dup := seen[d.Name]; dup {
+			all = append(all, Note{From: d.From, Text: fmt.Sprintf("policy name %s is taken by %s: not written; rename one", d.Name, first)})
+			continue
+		}
+		seen[d.Name] = d.From
+		kept = append(kept, d)
+	}
+	return kept, all, nil
+}

@@ -12,6 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// goldenMeshProvider is --mesh-provider for the files that need one.
+var goldenMeshProvider = map[string]string{"podinfo.yaml": "nginx"}
+
 var update = flag.Bool("update", false, "rewrite the golden files of testdata/ with what the import gives now")
 
 // importFile runs one tool's import of a file as canary import does: the
@@ -21,26 +24,7 @@ func importFile(tool, file string) ([]Document, []Note, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	switch tool {
-	case "argo":
-		ts, notes, err := DecodeArgo(file, data)
-		if err != nil {
-			return nil, nil, err
-		}
-		var docs []Document
-		for _, t := range ts {
-			d, ns, err := FromArgo(t)
-			if err != nil {
-				return nil, nil, err
-			}
-			if d != nil {
-				docs = append(docs, *d)
-			}
-			notes = append(notes, ns...)
-		}
-		return docs, notes, nil
-	}
-	return nil, nil, fmt.Errorf("unknown tool %s", tool)
+	return Import(tool, []string{file}, map[string][]byte{file: data}, Options{MeshProvider: goldenMeshProvider[filepath.Base(file)]})
 }
 
 // render writes what the import gave in the golden files' form.
@@ -66,7 +50,7 @@ func render(docs []Document, notes []Note, err error) []byte {
 // TestGolden imports every upstream example of testdata/TOOL/ and compares
 // the policies and the notes with its .golden file; every policy loads.
 func TestGolden(t *testing.T) {
-	for _, tool := range []string{"argo"} {
+	for _, tool := range []string{"argo", "flagger"} {
 		files, err := filepath.Glob(filepath.Join("testdata", tool, "*.yaml"))
 		require.NoError(t, err)
 		require.NotEmpty(t, files)
