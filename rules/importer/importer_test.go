@@ -50,7 +50,7 @@ func render(docs []Document, notes []Note, err error) []byte {
 // TestGolden imports every upstream example of testdata/TOOL/ and compares
 // the policies and the notes with its .golden file; every policy loads.
 func TestGolden(t *testing.T) {
-	for _, tool := range []string{"argo", "flagger"} {
+	for _, tool := range []string{"argo", "flagger", "keptn"} {
 		files, err := filepath.Glob(filepath.Join("testdata", tool, "*.yaml"))
 		require.NoError(t, err)
 		require.NotEmpty(t, files)
