@@ -241,6 +241,23 @@ func TestHelmInstallDryRun(t *testing.T) {
 			notWant: []string{"http://canary.", "WARNING"},
 		},
 		{
+			name: "notifications",
+			args: []string{"-f", filepath.Join(chartDir(t), "ci", "notifications-values.yaml")},
+			want: []string{
+				"Notifications go through 5 route(s): oncall (alertmanager), team-caiso (slack), team-miso (teams), pipeline-bot (webhook), audit (webhook).",
+				"-c canary -- /canary notify test --config /etc/canary/canary.yml --route oncall",
+				"networkPolicy.egress.restrict is on: the routes' destinations in the cluster must be in\nnetworkPolicy.egress.to, or",
+			},
+			notWant: []string{"WARNING", "egress.internet"},
+		},
+		{
+			name: "notifications, egress restricted to the cluster",
+			args: []string{"-f", filepath.Join(chartDir(t), "ci", "notifications-values.yaml"), "--set", "networkPolicy.egress.internet.enabled=false"},
+			want: []string{
+				"and those outside (Slack and Teams, on port 443) need\nnetworkPolicy.egress.internet.enabled, or their notifications wait",
+			},
+		},
+		{
 			name: "analysis and flagger open",
 			args: []string{"--set", "auth.analysis.open=true", "--set", "auth.flagger.open=true"},
 			want: []string{
