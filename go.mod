@@ -3,6 +3,7 @@ module github.com/aurum/canary
 go 1.26.7
 
 require (
+	github.com/CycloneDX/cyclonedx-go v0.12.0
 	github.com/IBM/sarama v1.61.1
 	github.com/argoproj/argo-rollouts v1.10.1
 	github.com/expr-lang/expr v1.17.8

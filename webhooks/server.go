@@ -88,6 +88,8 @@ type Server struct {
 
 	router   *gin.Engine
 	draining atomic.Bool
+	// lastReloadErr is the last rejected reload's error, logged once.
+	lastReloadErr atomic.Pointer[string]
 }
 
 // New builds a server and its router.
@@ -188,10 +190,20 @@ func (s *Server) Reload() error {
 // policy files changed.
 func (s *Server) reloaded(err error) {
 	if err != nil {
+		// A policy path that cannot be read is tried on every poll; the
+		// same rejection is logged and counted once, not every few seconds.
+		if prev := s.lastReloadErr.Swap(new(err.Error())); prev != nil && *prev == err.Error() {
+			return
+		}
 		s.metrics.reloadErrors.Inc()
+		if set := s.policies.Set(); set == nil || len(set.Policies) == 0 {
+			s.logger.Error("policy reload rejected; no policies are in service, and /readyz answers 503 until one loads", "err", err)
+			return
+		}
 		s.logger.Error("policy reload rejected; the previous policies stay in service", "err", err)
 		return
 	}
+	s.lastReloadErr.Store(nil)
 	set := s.policies.Set()
 	s.metrics.policiesLoaded.Set(float64(len(set.Policies)))
 	s.metrics.lastReload.Set(float64(s.policies.Status().LastSuccess.Unix()))

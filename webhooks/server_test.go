@@ -534,6 +534,9 @@ func TestHotReload(t *testing.T) {
 	require.Len(t, pr.Policies, 2)
 	require.Len(t, pr.Status.Errors, 1)
 	require.Contains(t, pr.Status.Errors[0], "unknown name error_rat")
+	// The same rejection again is answered, but counted and logged once.
+	code, _ = e.call("POST", "/-/reload", nil)
+	require.Equal(t, 500, code)
 	metrics := e.metrics()
 	require.Contains(t, metrics, "canary_policy_reload_errors_total 1")
 	require.Contains(t, metrics, "canary_policies_loaded 2")

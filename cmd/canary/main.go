@@ -54,7 +54,7 @@ func commands() []command {
 		{"runs", "runs list|status|rollback|promote|pause|resume [NAMESPACE/NAME] ...", "show runs and their latches; latch or lift one by hand", runRuns},
 		{"notify", "notify test --route NAME [--config FILE] [--kind K] [--severity S]", "send a sample notification through a route of canary serve's config", runNotify},
 		{"traffic", "traffic set|reset|status --router nginx|gatewayapi ...", "move canary traffic: weights, headers, user shares, cookies, countries", runTraffic},
-		{"version", "version", "print the version", runVersion},
+		{"version", "version [-o table|json]", "print the version, commit, build date and Go version", runVersion},
 	}
 }
 

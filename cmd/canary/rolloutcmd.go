@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/aurum/canary/rollout"
@@ -202,8 +203,14 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 			fmt.Fprintf(c.stderr, "canary rollout list: %v\n", err)
 			return exitError
 		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ROLLOUT\tVERSION\tPHASE\tSTEP\tWEIGHT\tHEALTH")
 		for _, st := range list.Rollouts {
-			fmt.Fprintf(c.stdout, "%-28s %-10s %-13s step %d/%d  %s  %s\n", st.Namespace+"/"+st.Name, st.Version, st.Status, st.Step, st.Steps, weightBar(st.CurrentWeight), st.HealthStatus)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", st.Namespace+"/"+st.Name, st.Version, st.Status, st.Step, st.Steps, weightBar(st.CurrentWeight), st.HealthStatus)
+		}
+		if err := tw.Flush(); err != nil {
+			fmt.Fprintf(c.stderr, "canary rollout list: %v\n", err)
+			return exitError
 		}
 		return exitOK
 	default:
@@ -257,12 +264,19 @@ func (c *cli) followRollout(ctx context.Context, rc *apiClient, key string, watc
 			fmt.Fprintln(c.stdout, c.eventLine(st.Name, e))
 		}
 		seen = len(st.History)
-		if st.Status.Terminal() {
+		switch {
+		case st.Status.Terminal():
 			c.summary(c.stdout, st, started)
 			if st.Status == rollout.PhaseRolledBack {
 				return exitFail
 			}
 			return exitOK
+		case st.Status == rollout.PhasePaused || st.Status == rollout.PhaseFailed:
+			// Nothing changes until a person acts: a watch that went on
+			// would hang a CI job for good.
+			c.summary(c.stdout, st, started)
+			fmt.Fprintf(c.stdout, "  waiting for a person: canary rollout resume|rollback %s --reason \"…\"\n", key)
+			return exitInconclusive
 		}
 		select {
 		case <-ctx.Done():

@@ -521,7 +521,11 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 	if err := svc.loader.Reload(); err != nil {
 		// Start anyway, not ready: the watcher picks up a fix, and the
 		// errors are at /v1/policies.
-		logger.Error("policies do not load; not ready until they do", "paths", strings.Join(cfg.Policies, ","), "err", err)
+		if errors.Is(err, rules.ErrNoPolicies) {
+			logger.Error("no policies: not ready until a policy file appears under the policy paths", "paths", strings.Join(cfg.Policies, ","))
+		} else {
+			logger.Error("policies do not load; not ready until they do", "paths", strings.Join(cfg.Policies, ","), "err", err)
+		}
 	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
