@@ -562,6 +562,7 @@ func TestSubscriberPanicIsAnError(t *testing.T) {
 # TYPE canary_panics_total counter
 canary_panics_total{component="alerts"} 0
 canary_panics_total{component="http"} 0
+canary_panics_total{component="notify"} 0
 canary_panics_total{component="orchestrator"} 0
 canary_panics_total{component="query"} 0
 canary_panics_total{component="reload"} 0
