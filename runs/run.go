@@ -257,6 +257,11 @@ type Evaluation struct {
 	Score    float64           `json:"score"`
 	Reason   string            `json:"reason"`
 	Rules    []RuleRecord      `json:"rules"`
+	// Hold is what hold and cap decision rules asked for.
+	Hold *analysis.Hold `json:"hold,omitempty"`
+	// DryRun is what the analysis would have concluded with its dry-run
+	// parts counted.
+	DryRun *analysis.DryRun `json:"dryRun,omitempty"`
 }
 
 // RuleRecord is one rule's outcome in a stored evaluation.
@@ -265,4 +270,5 @@ type RuleRecord struct {
 	Verdict string          `json:"verdict"`
 	Value   *analysis.Float `json:"value,omitempty"`
 	Reason  string          `json:"reason"`
+	DryRun  bool            `json:"dryRun,omitempty"`
 }

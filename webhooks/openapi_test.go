@@ -876,11 +876,13 @@ spec:
     - {name: health, expr: health.up == 1 && health.value > 0}
     - {name: health-up, expr: health.up == 1, weight: 2, critical: true}
     - {name: port, expr: port.up == 1 && port.latency_ms < 1000}
+    - {name: on-trial, expr: rate > 1000000, dryRun: true}
   compare:
     - {name: rate-vs-itself, canary: 'sum(rate(requests_total{app="{{ .name }}"}[5m]))', baseline: 'sum(rate(requests_total{app="{{ .name }}"}[5m]))', range: 10m, step: 1m, group: traffic}
   decision:
     rules:
       - {name: busy, expr: rate > 0, action: pause}
+      - {name: quota, expr: rate > 0, action: cap, weight: 5, maxHold: 10m}
 `
 
 // renderFails is a policy whose query cannot render for a short name: the
@@ -1272,7 +1274,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		code, out := e.call("GET", path, nil)
 		require.Equal(t, 200, code)
 		for _, want := range []string{`"points":[`, `"samples":[`, `"values":[`, `"values":{`, `"fields":{`, `"error":"`,
-			`"noData":true`, `"threshold":`, `"critical":true`, `"decisions":["busy"]`, `"value":"NaN"`, `"comparison":{"class":"pass"`, `"group":"traffic"`, `"header.Authorization":"\u003credacted\u003e"`} {
+			`"noData":true`, `"threshold":`, `"critical":true`, `"decisions":["busy","quota"]`, `"hold":{"rules":["quota"],"cap":5,"maxHoldSeconds":600}`, `"dryRun":{"verdict":"fail"`, `"dryRun":true`, `"value":"NaN"`, `"comparison":{"class":"pass"`, `"group":"traffic"`, `"header.Authorization":"\u003credacted\u003e"`} {
 			require.Contains(t, out, want)
 		}
 	})

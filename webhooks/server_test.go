@@ -327,6 +327,43 @@ func TestFlaggerHooks(t *testing.T) {
 	})
 }
 
+// holdPolicy caps the canary while its traffic runs high, and tries a
+// stricter threshold dry.
+const holdPolicy = `apiVersion: canary.aurum.dev/v1
+kind: Policy
+metadata: {name: quota}
+spec:
+  params: {namespace: {}, name: {}}
+  queries:
+    rate: {prometheus: 'sum(rate(requests_total{namespace="{{ .namespace }}",app="{{ .name }}"}[5m]))'}
+    errors: {prometheus: 'sum(rate(requests_total{namespace="{{ .namespace }}",app="{{ .name }}",code="500"}[5m])) / sum(rate(requests_total{namespace="{{ .namespace }}",app="{{ .name }}"}[5m]))'}
+  rules:
+    - {name: error-rate, expr: errors <= 0.1}
+    - {name: strict-on-trial, expr: errors <= 0.001, dryRun: true}
+  decision:
+    rules:
+      - {name: busy, expr: rate > 1, action: cap, weight: 5}
+`
+
+// TestFlaggerHold: a hold or cap keeps a Flagger gate closed (Flagger
+// cannot lower a weight; not raising it is the nearest it does) and lets
+// a check pass; a failing dry-run rule closes nothing.
+func TestFlaggerHold(t *testing.T) {
+	e := newEnv(t)
+	require.NoError(t, os.WriteFile(filepath.Join(e.policies, "quota.yaml"), []byte(holdPolicy), 0o644))
+	require.NoError(t, e.srv.Reload())
+	code, out := e.call("POST", "/v1/flagger/quota/gate", flagger("good", "c1", nil))
+	require.Equal(t, 403, code, out)
+	require.Equal(t, "hold: decision rule busy holds (rate > 1): cap at 5%\n", out)
+	code, out = e.call("POST", "/v1/flagger/quota/check", flagger("good", "c1", nil))
+	require.Equal(t, 200, code, out)
+	res := e.result("GET", "/v1/analysis/quota?namespace=caiso&name=good", nil)
+	require.Equal(t, analysis.DecisionHold, res.Decision)
+	require.Equal(t, analysis.VerdictPass, res.Verdict, "the dry-run rule fails, and changes nothing")
+	require.Equal(t, analysis.VerdictFail, res.DryRun.Verdict)
+	require.Equal(t, 5, *res.Hold.Cap)
+}
+
 func TestFlaggerInconclusiveFails(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.FlaggerInconclusiveFails = true })
 	code, _ := e.call("POST", "/v1/flagger/ingest/check", flagger("quiet", "1", nil))
