@@ -833,7 +833,9 @@ func (stubDeployments) status(name string) deploy.Status {
 		Updated: 2, Ready: 2, Available: 2, Generation: 1, ObservedGeneration: 1}
 }
 
-func (stubDeployments) Check(context.Context, deploy.Spec) (time.Duration, error) { return time.Minute, nil }
+func (stubDeployments) Check(context.Context, deploy.Spec) (time.Duration, error) {
+	return time.Minute, nil
+}
 func (d stubDeployments) ApplyCanary(_ context.Context, s deploy.Spec) (deploy.Status, error) {
 	return d.status(s.CanaryName()), nil
 }
