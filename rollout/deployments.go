@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	"github.com/aurum/canary/rollout/deploy"
 )
 
@@ -45,7 +47,9 @@ func (o *Orchestrator) deployWork(ctx context.Context, r *Rollout) (*deployObser
 	case r.Phase == PhaseDeploying && d.Stage == "":
 		st, err := o.o.Deployments.ApplyCanary(ctx, spec)
 		switch {
-		case errors.Is(err, deploy.ErrManaged) || errors.Is(err, deploy.ErrBadSpec):
+		case errors.Is(err, deploy.ErrManaged) || errors.Is(err, deploy.ErrBadSpec) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err):
+			// Trying again would be refused again: the rollout, which
+			// has no traffic yet, rolls back and says why.
 			seen.refused = err.Error()
 		case err != nil:
 			return nil, fmt.Errorf("apply canary deployment: %w", err)

@@ -377,6 +377,9 @@ func (o *Orchestrator) checkShadows(set *rules.Set, spec Spec) error {
 	return nil
 }
 
+// maxImages bounds a deployment's images: a pod has a few containers.
+const maxImages = 32
+
 // checkDeployment completes a start's deployment spec and checks the
 // stable Deployment, returning the progress deadline.
 func (o *Orchestrator) checkDeployment(ctx context.Context, spec *Spec) (Duration, error) {
@@ -391,6 +394,9 @@ func (o *Orchestrator) checkDeployment(ctx context.Context, spec *Spec) (Duratio
 	}
 	if len(d.Images) == 0 && d.Template == nil {
 		return 0, fmt.Errorf("%w: deployment %s/%s: say what the canary runs: images (--image CONTAINER=IMAGE) or a pod template (--from-manifest)", ErrBadSpec, d.Namespace, d.Name)
+	}
+	if len(d.Images) > maxImages {
+		return 0, fmt.Errorf("%w: at most %d images, got %d", ErrBadSpec, maxImages, len(d.Images))
 	}
 	if d.Replicas != nil && *d.Replicas < 1 {
 		return 0, fmt.Errorf("%w: the canary needs at least 1 replica", ErrBadSpec)

@@ -415,6 +415,14 @@ func TestCanaryNeverAvailable(t *testing.T) {
 		require.False(t, e.Type == "traffic" && e.Weight > 0, "the canary took traffic: %+v", e)
 	}
 
+	t.Run("a canary the API server refuses rolls back at once", func(t *testing.T) {
+		w := newWorld(t)
+		w.start(func(s *rollout.Spec) { s.Deployment.Images = map[string]string{"app": ""} })
+		r := w.until(3, func(r *rollout.Rollout) bool { return r.Phase.Terminal() })
+		require.Equal(t, rollout.PhaseRolledBack, r.Phase)
+		require.Contains(t, r.Reason, "canary deployment refused: ")
+		require.Contains(t, r.Reason, "image: Required value")
+	})
 	t.Run("the controller's own deadline fails it at once", func(t *testing.T) {
 		w := newWorld(t)
 		w.stuck["lmp-canary"] = true
