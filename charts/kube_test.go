@@ -99,9 +99,11 @@ func TestKillSwitchRBAC(t *testing.T) {
 	tests := []struct {
 		name        string
 		clusterWide bool
+		deployments bool
 	}{
 		{name: "release namespace"},
 		{name: "cluster wide", clusterWide: true},
+		{name: "deployments", deployments: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,6 +113,9 @@ func TestKillSwitchRBAC(t *testing.T) {
 			args := []string{"--namespace", ns, "--set", "rbac.create=true"}
 			if tt.clusterWide {
 				args = append(args, "--set", "rbac.clusterWide=true")
+			}
+			if tt.deployments {
+				args = append(args, "--set", "rbac.deployments=true")
 			}
 			var rbac manifests
 			for _, o := range render(t, args...) {
@@ -151,7 +156,16 @@ func TestKillSwitchRBAC(t *testing.T) {
 			require.False(t, can("delete", "networking.k8s.io", "ingresses", ns))
 			require.False(t, can("create", "gateway.networking.k8s.io", "httproutes", ns))
 			require.False(t, can("get", "", "secrets", ns))
-			require.False(t, can("update", "apps", "deployments", ns))
+			// Deployments only with rbac.deployments, for the
+			// orchestrator's canary and promotion (rollout/deploy).
+			for _, verb := range []string{"get", "create", "update"} {
+				require.Equal(t, tt.deployments, can(verb, "apps", "deployments", ns), "%s deployments", verb)
+			}
+			require.Equal(t, tt.deployments, can("list", "argoproj.io", "rollouts", ns))
+			require.Equal(t, tt.deployments, can("list", "flagger.app", "canaries", ns))
+			require.False(t, can("delete", "apps", "deployments", ns))
+			require.False(t, can("patch", "apps", "deployments", ns))
+			require.False(t, can("update", "argoproj.io", "rollouts", ns))
 			// Other namespaces only cluster wide.
 			require.Equal(t, tt.clusterWide, can("patch", "networking.k8s.io", "ingresses", "default"))
 			require.Equal(t, tt.clusterWide, can("update", "gateway.networking.k8s.io", "httproutes", "default"))

@@ -33,6 +33,7 @@ import (
 	httpprobe "github.com/aurum/canary/queries/http"
 	tcpprobe "github.com/aurum/canary/queries/tcp"
 	"github.com/aurum/canary/rollout"
+	"github.com/aurum/canary/rollout/deploy"
 	"github.com/aurum/canary/rollout/notify"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs/bolt"
@@ -816,11 +817,36 @@ func withOrchestrator(t *testing.T, store **bolt.Bolt) envOption {
 		require.NoError(t, err)
 		o.Runs = rs
 		o.Rollouts = rollout.New(rollout.Options{
-			Store: st, Runs: rs, Evaluator: o.Evaluator, Policies: o.Policies.Set,
+			Store: st, Runs: rs, Evaluator: o.Evaluator, Policies: o.Policies.Set, Deployments: stubDeployments{},
 			Traffic: rollout.NewTraffic(rollout.TrafficOptions{Store: st,
 				Routers: func(routers.Target) (traffic.Router, error) { return nopRouter{}, nil }}),
 		})
 	}
+}
+
+// stubDeployments plays rollout/deploy's manager for the orchestrator:
+// every Deployment exists and is rolled out.
+type stubDeployments struct{}
+
+func (stubDeployments) status(name string) deploy.Status {
+	return deploy.Status{Name: name, Images: map[string]string{"app": "registry.example/" + name + ":v2"}, Desired: 2, Current: 2,
+		Updated: 2, Ready: 2, Available: 2, Generation: 1, ObservedGeneration: 1}
+}
+
+func (stubDeployments) Check(context.Context, deploy.Spec) (time.Duration, error) {
+	return time.Minute, nil
+}
+func (d stubDeployments) ApplyCanary(_ context.Context, s deploy.Spec) (deploy.Status, error) {
+	return d.status(s.CanaryName()), nil
+}
+func (d stubDeployments) PromoteStable(_ context.Context, s deploy.Spec) (deploy.Status, error) {
+	return d.status(s.Name), nil
+}
+func (d stubDeployments) ScaleCanary(_ context.Context, s deploy.Spec, _ int32) (deploy.Status, error) {
+	return d.status(s.CanaryName()), nil
+}
+func (d stubDeployments) State(_ context.Context, s deploy.Spec) (deploy.State, error) {
+	return deploy.State{Stable: d.status(s.Name), Canary: deploy.Status{Name: s.CanaryName(), Missing: true}}, nil
 }
 
 // withEverySource evaluates with the embedded PromQL engine, over the same
@@ -1163,6 +1189,13 @@ func TestOpenAPIResponses(t *testing.T) {
 			"stepDown": map[string]any{"weights": []int{20}, "interval": "10s"}}
 		badName := spec("x", "v1")
 		badName["namespace"] = "Not A Name"
+		deployed := spec("deployed", "v2")
+		deployed["deployment"] = map[string]any{"name": "deployed", "images": map[string]string{"app": "registry.example/deployed:v2"},
+			"replicas": 2, "template": map[string]any{"metadata": map[string]any{"labels": map[string]string{"app": "deployed"}},
+				"spec": map[string]any{"containers": []any{map[string]any{"name": "app", "image": "registry.example/deployed:v1"}}}}}
+		deployed["schedule"] = map[string]any{"progressDeadline": "5m"}
+		noImage := spec("x", "v1")
+		noImage["deployment"] = map[string]any{"name": "x"}
 		// A stored rollout that no longer decodes is listed as a problem;
 		// the others are served all the same.
 		_, err := st.UpdateDocument(context.Background(), "rollout", "caiso/broken", func([]byte) ([]byte, error) { return []byte(`{"spec":`), nil })
@@ -1174,6 +1207,8 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "another version", method: "POST", path: "/v1/rollouts", body: spec("good", "v2"), code: 409},
 			{name: "same name, another namespace", method: "POST", path: "/v1/rollouts", body: pjm, code: 201},
 			{name: "with a schedule", method: "POST", path: "/v1/rollouts", body: tuned, code: 201},
+			{name: "with a deployment", method: "POST", path: "/v1/rollouts", body: deployed, code: 201},
+			{name: "a deployment without images", method: "POST", path: "/v1/rollouts", body: noImage, code: 400},
 			{name: "unknown policy", method: "POST", path: "/v1/rollouts", body: map[string]any{"name": "x", "version": "v1", "policy": "nope"}, code: 400},
 			{name: "no traffic section", method: "POST", path: "/v1/rollouts", body: map[string]any{"name": "x", "version": "v1", "policy": "ingest-latching",
 				"params": map[string]string{"namespace": "caiso", "name": "x"}}, code: 400},
@@ -1206,9 +1241,20 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "unknown group", method: "GET", path: "/v1/groups/caiso/nope", code: 404},
 			{name: "group in another namespace", method: "GET", path: "/v1/groups/pjm/isos", code: 404},
 		})
+		// The deployed rollout goes on to deploying and makes its
+		// canary: its status shows both Deployments, its events their
+		// counts.
+		for range 2 {
+			_, err := e.srv.rollouts.Tick(context.Background(), "caiso", "deployed")
+			require.NoError(t, err)
+		}
+		c.run(t, e, []apiCall{{name: "get a deploy", method: "GET", path: "/v1/rollouts/caiso/deployed", code: 200}})
 		// The new fields reached the answers, so their schemas were
 		// checked.
 		for _, check := range []struct{ path, want string }{
+			{"/v1/rollouts/caiso/deployed", `"deployments":{"stable":{"name":"deployed"`},
+			{"/v1/rollouts/caiso/deployed", `"type":"deployment"`},
+			{"/v1/rollouts/caiso/deployed", `"replicas":{"stable":{"desired":2`},
 			{"/v1/rollouts", `"problems":["rollout caiso/broken does not decode`},
 			{"/v1/rollouts/pjm/good", `"namespace":"pjm","name":"good"`},
 			{"/v1/rollouts/caiso/good", `"seq":1,`},

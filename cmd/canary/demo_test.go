@@ -32,6 +32,9 @@ func TestDemoScenarios(t *testing.T) {
 	}{
 		{scenario: "healthy", phase: rollout.PhaseCompleted, weights: []string{"10", "25", "50", "100"}, output: "promoted: the canary takes all traffic",
 			notified: []string{"info promoted", "info rollout_completed"}},
+		{scenario: "deploy", phase: rollout.PhaseCompleted, weights: []string{"10", "25", "50", "100", "0"},
+			output:   "deployments: stable lmp-ingest runs ingest=registry.demo/lmp-ingest:v2 on 3/3; canary lmp-ingest-canary at 0 replicas",
+			notified: []string{"info promoted", "info rollout_completed"}},
 		{scenario: "errors", phase: rollout.PhaseRolledBack, weights: []string{"10", "25", "10", "0"}, output: "error-rate: ",
 			notified: []string{"warning analysis_failed", "warning rollback_done"}},
 		// The lag builds up at the producer's pace, which the shortened

@@ -27,10 +27,13 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 	"go.yaml.in/yaml/v3"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/queries/cache"
 	"github.com/aurum/canary/rollout"
+	"github.com/aurum/canary/rollout/deploy"
 	"github.com/aurum/canary/rollout/notify"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs"
@@ -578,8 +581,9 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 	}
 
 	clients := opts.Clients
+	var dyn dynamic.Interface
 	if clients == nil {
-		clients = kubeAccess(cfg, svc.loader, logger)
+		clients, dyn = kubeAccess(cfg, svc.loader, logger)
 	}
 	if clients != nil {
 		svc.traffic = rollout.NewTraffic(rollout.TrafficOptions{
@@ -589,7 +593,8 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 		svc.runs.Subscribe(rollout.NewKillSwitch(svc.traffic, svc.loader.Set, logger))
 		svc.orchestrator = rollout.New(rollout.Options{
 			Store: svc.store, Runs: svc.runs, Evaluator: ev, Traffic: svc.traffic, Policies: svc.loader.Set,
-			Logger: logger, OnEvent: onEvent, Panicked: runMetrics.Panicked, Retention: time.Duration(cfg.RunRetention),
+			Deployments: deploy.New(clients.Kubernetes, dyn),
+			Logger:      logger, OnEvent: onEvent, Panicked: runMetrics.Panicked, Retention: time.Duration(cfg.RunRetention),
 		})
 	}
 	gin.SetMode(gin.ReleaseMode)
@@ -710,10 +715,12 @@ func (svc *service) run(ctx context.Context, ready chan<- string) error {
 	}
 }
 
-// kubeAccess connects the kill switch and the orchestrator to Kubernetes.
-// Without access both are off: analyses and latches work all the same, only
-// traffic is not moved, which is logged loudly when a policy asks for it.
-func kubeAccess(cfg serveConfig, loader *rules.Loader, logger *slog.Logger) *routers.Clients {
+// kubeAccess connects the kill switch and the orchestrator to Kubernetes,
+// with a dynamic client for the Deployment manager's look-up of Argo
+// Rollouts and Flagger objects. Without access both are off: analyses and
+// latches work all the same, only traffic is not moved, which is logged
+// loudly when a policy asks for it.
+func kubeAccess(cfg serveConfig, loader *rules.Loader, logger *slog.Logger) (*routers.Clients, dynamic.Interface) {
 	wanted := false
 	if set := loader.Set(); set != nil {
 		for _, p := range set.Policies {
@@ -724,12 +731,15 @@ func kubeAccess(cfg serveConfig, loader *rules.Loader, logger *slog.Logger) *rou
 	if err == nil {
 		var clients routers.Clients
 		if clients, err = kubeClients(kc); err == nil {
-			logger.Info("kill switch on", "kubernetes", kc.Host)
-			return &clients
+			var dyn dynamic.Interface
+			if dyn, err = dynamic.NewForConfig(rest.CopyConfig(kc)); err == nil {
+				logger.Info("kill switch on", "kubernetes", kc.Host)
+				return &clients, dyn
+			}
 		}
 	}
 	if wanted || cfg.Kubeconfig != "" {
 		logger.Warn("kill switch and orchestrator off: no Kubernetes access", "err", err)
 	}
-	return nil
+	return nil, nil
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -89,6 +90,23 @@ func newCluster(cfg Config, setRouting func(*routing)) (*cluster, error) {
 			}
 			if err == nil && mutates(action.GetVerb()) && action.GetNamespace() == c.namespace {
 				c.observe()
+			}
+			return true, obj, err
+		}
+		return false, nil, nil
+	})
+	deployChain := slices.Clone(cs.ReactionChain)
+	cs.PrependReactor("*", "deployments", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		for _, r := range deployChain {
+			if !r.Handles(action) {
+				continue
+			}
+			handled, obj, err := r.React(action)
+			if !handled {
+				continue
+			}
+			if err == nil {
+				obj = c.rollOut(action, obj)
 			}
 			return true, obj, err
 		}
@@ -296,5 +314,55 @@ func stableObjects(cfg Config) []runtime.Object {
 			},
 		})
 	}
+	// The stable Deployment the orchestrator's deploy scenario makes the
+	// canary Deployment from and promotes; its pods are the primary
+	// Service's.
+	replicas := int32(3)
+	labels := map[string]string{"app": cfg.App, "track": TrackPrimary}
+	objs = append(objs, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: cfg.App, Namespace: cfg.Namespace, Labels: map[string]string{"app": cfg.App}, Generation: 1},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: DeploymentContainer, Image: DeploymentImage + ":v1",
+					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+				}}},
+			},
+		},
+		Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: replicas, UpdatedReplicas: replicas, ReadyReplicas: replicas, AvailableReplicas: replicas},
+	})
 	return objs
+}
+
+// The stable Deployment's container and image repository.
+const (
+	DeploymentContainer = "ingest"
+	DeploymentImage     = "registry.demo/lmp-ingest"
+)
+
+var deploymentResource = appsv1.SchemeGroupVersion.WithResource("deployments")
+
+// rollOut plays the Deployment controller and the kubelets for the demo,
+// which has neither: every Deployment written gets a new generation and
+// at once a status saying it runs on all its replicas, all available.
+// It returns the Deployment as stored.
+func (c *cluster) rollOut(action k8stesting.Action, obj runtime.Object) runtime.Object {
+	d, ok := obj.(*appsv1.Deployment)
+	if !ok || (action.GetVerb() != "create" && action.GetVerb() != "update") || action.GetSubresource() != "" {
+		return obj
+	}
+	d = d.DeepCopy()
+	d.Generation++
+	n := int32(1)
+	if d.Spec.Replicas != nil {
+		n = *d.Spec.Replicas
+	}
+	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
+	if err := c.cs.Tracker().Update(deploymentResource, d, d.Namespace); err != nil {
+		return obj
+	}
+	return d
 }
