@@ -13,6 +13,7 @@
 package chart
 
 import (
+	"cmp"
 	"fmt"
 	"html"
 	"io"
@@ -111,6 +112,7 @@ const (
 	colorFrame        = "#d9dde3"
 	colorPlot         = "#fbfbfc"
 	colorMuted        = "#6b7280"
+	colorNone         = "#9ca3af" // no analysis yet
 	// FontFamily is the chart's font, which pages around it may share.
 	FontFamily = `system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif`
 )
@@ -328,12 +330,12 @@ func (l *layout) panels() []*panel {
 			if r.Expr != "" {
 				p.expr = r.Expr
 			}
-			if cmp := r.Comparison; cmp != nil && finite(float64(cmp.CanaryMean)) {
-				p.values[i], p.hasValue = float64(cmp.CanaryMean), true
-				if finite(float64(cmp.BaselineMean)) {
-					p.baselines[i], p.hasBase = float64(cmp.BaselineMean), true
+			if test := r.Comparison; test != nil && finite(float64(test.CanaryMean)) {
+				p.values[i], p.hasValue = float64(test.CanaryMean), true
+				if finite(float64(test.BaselineMean)) {
+					p.baselines[i], p.hasBase = float64(test.BaselineMean), true
 				}
-				p.test = cmp
+				p.test = test
 			} else if r.Value != nil && finite(float64(*r.Value)) {
 				p.values[i], p.hasValue = float64(*r.Value), true
 			}
@@ -562,7 +564,7 @@ func (l *layout) band(ew *errWriter, y0 int, ticks []time.Time, tlayout string) 
 		}
 		ew.printf(`<rect class="verdict %s" x="%s" y="%d" width="%s" height="%d" fill="%s"><title>%s</title></rect>`+"\n",
 			esc(string(pts[i].Verdict)), num(marginLeft+float64(i)*l.slot), y0, num(float64(j-i+1)*l.slot), bandHeight, VerdictColor(pts[i].Verdict),
-			esc(string(pts[i].Verdict)+" "+stamp(pts[i].At)+" to "+stamp(pts[j].At)))
+			esc(cmp.Or(string(pts[i].Verdict), "no analysis")+" "+stamp(pts[i].At)+" to "+stamp(pts[j].At)))
 		i = j + 1
 	}
 	ew.printf(`<rect class="c-frame" x="%d" y="%d" width="%d" height="%d" fill="none" stroke="%s"/>`+"\n",
@@ -581,10 +583,15 @@ func (l *layout) legend(ew *errWriter, y int, panels []*panel) {
 	ew.printf(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="1.6"/>`, x, y-4, x+18, y-4, colorValue)
 	ew.printf(`<text class="c-muted" x="%d" y="%d" fill="%s">value</text>`+"\n", x+23, y, colorMuted)
 	x += 70
-	ew.printf(`<line class="c-thr" x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="1.2" stroke-dasharray="5 4"/>`, x, y-4, x+18, y-4, colorThreshold)
-	ew.printf(`<text class="c-muted" x="%d" y="%d" fill="%s">threshold</text>`+"\n", x+23, y, colorMuted)
-	x += 90
-	var base, noData, failed bool
+	var limit, base, noData, failed bool
+	for _, p := range panels {
+		limit = limit || p.hasLimit
+	}
+	if limit {
+		ew.printf(`<line class="c-thr" x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="1.2" stroke-dasharray="5 4"/>`, x, y-4, x+18, y-4, colorThreshold)
+		ew.printf(`<text class="c-muted" x="%d" y="%d" fill="%s">threshold</text>`+"\n", x+23, y, colorMuted)
+		x += 90
+	}
 	for _, p := range panels {
 		base = base || p.hasBase
 		for i := range l.n {
@@ -622,6 +629,8 @@ func VerdictColor(v analysis.Verdict) string {
 		return colorFail
 	case analysis.VerdictInconclusive:
 		return colorInconclusive
+	case "":
+		return colorNone
 	}
 	return colorPass
 }
