@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -71,4 +72,19 @@ func TestSecurityHeaders(t *testing.T) {
 	require.NotContains(t, page, "<style")
 	require.NotContains(t, page, "style=")
 	require.False(t, strings.Contains(page, " on") && strings.Contains(page, "onclick"), "no inline handlers")
+}
+
+// BenchmarkUIOverview is what the web UI's overview costs the server with
+// 1,000 runs recorded: every run listed, joined and encoded.
+func BenchmarkUIOverview(b *testing.B) {
+	bs := newBenchServer(b, 0)
+	c := benchClient()
+	for i := range 1000 {
+		get(b, c, bs.url+fmt.Sprintf("/v1/analysis/ingest?namespace=team-%04d&name=lmp&revision=r1", i))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		get(b, c, bs.url+"/v1/ui/overview")
+	}
 }

@@ -229,7 +229,11 @@
     main.replaceChildren(...nodes);
     window.scrollTo(0, y);
     renders++;
-    if (renders === 1) document.body.dataset.renderedAt = String(performance.now());
+    if (renders === 1) {
+      // Laid out: reading a size forces the layout the time includes.
+      document.body.dataset.height = String(document.body.offsetHeight);
+      document.body.dataset.renderedAt = String(performance.now());
+    }
     document.body.dataset.ready = here.view;
     document.body.dataset.renders = String(renders);
   }
@@ -242,6 +246,8 @@
   // ---- overview ----
 
   const filters = new URLSearchParams(location.search);
+  // PAGE is how many rows the overview draws at first, and adds on demand.
+  const PAGE = 100;
 
   function options(values, current) {
     return [h('option', { value: '' }, 'all')].concat([...values].sort().map((v) => h('option', { value: v, selected: v === current }, v)));
@@ -250,6 +256,7 @@
   async function overview() {
     let data;
     try { data = await api('GET', '/v1/ui/overview'); } catch (e) { loadError(e); return; }
+    document.body.dataset.fetchedAt = String(performance.now());
     const rows = data.rows || [];
     const namespaces = new Set(rows.map((r) => r.namespace));
     const policies = new Set(rows.map((r) => r.policy).filter(Boolean));
@@ -273,21 +280,15 @@
         entries.push({ row: r });
       }
     }
-    const trs = [];
-    const rowEls = [];
-    for (const e of entries) {
-      if (e.group) {
-        const head = h('tr', { class: 'group', data: { group: e.group } }, h('td', { colspan: 9 }, 'group ' + e.group + ' · ' + e.members.length + ' members'));
-        trs.push(head);
-        for (const r of e.members) { const tr = rowEl(r); tr.dataset.inGroup = e.group; trs.push(tr); rowEls.push([tr, r]); }
-      } else {
-        const tr = rowEl(e.row);
-        trs.push(tr);
-        rowEls.push([tr, e.row]);
-      }
-    }
     const count = h('span', { class: 'muted', id: 'count' });
     const nRollouts = rows.filter((r) => r.rollout).length;
+    const head = ['Canary', 'Policy', 'State', 'Verdict', 'Decision', 'Weight', 'Reason', 'Latches', 'Age'];
+    const tbody = h('tbody');
+    // Only the first rows are drawn, page after page on demand: a table
+    // of thousands of rows costs the browser far more to lay out than
+    // anyone reads. The filters apply to every row.
+    let limit = PAGE;
+    const more = h('button', { type: 'button', id: 'more', hidden: true, onclick: () => { limit += PAGE; apply(); } });
     render(
       h('h1', {}, 'Runs and rollouts'),
       h('p', { class: 'muted' }, rows.length + ' runs, ' + nRollouts + ' driven by canary serve\'s own rollouts' +
@@ -295,29 +296,44 @@
       h('div', { class: 'filters' },
         h('label', {}, 'Namespace', nsSel), h('label', {}, 'Policy', polSel), h('label', {}, 'State', stateSel),
         h('label', {}, 'Search', search), count),
-      table(['Canary', 'Policy', 'State', 'Verdict', 'Decision', 'Weight', 'Reason', 'Latches', 'Age'], trs, { id: 'runs', empty: 'No runs yet: analyses from Argo Rollouts, Flagger or canary rollouts show up here.' }),
+      h('div', { class: 'table-wrap' }, h('table', { id: 'runs' }, h('thead', {}, h('tr', {}, head.map((c) => h('th', { class: /^(weight|age)$/i.test(c) ? 'num' : null }, c)))), tbody)),
+      h('div', { class: 'actions' }, more),
     );
-    apply();
 
-    function apply() {
+    function apply(ev) {
+      if (ev) limit = PAGE; // a new filter starts from the first page
       const want = { namespace: nsSel.value, policy: polSel.value, state: stateSel.value };
       const q = search.value.trim().toLowerCase();
+      const matches = (r) => (!want.namespace || r.namespace === want.namespace) && (!want.policy || r.policy === want.policy) &&
+        (!want.state || r.state === want.state) &&
+        (!q || (r.namespace + '/' + r.name + '@' + r.revision + ' ' + (r.reason || '')).toLowerCase().includes(q));
+      const out = [];
       let shown = 0;
-      const visibleGroups = new Set();
-      for (const [tr, r] of rowEls) {
-        const ok = (!want.namespace || r.namespace === want.namespace) && (!want.policy || r.policy === want.policy) &&
-          (!want.state || r.state === want.state) &&
-          (!q || (r.namespace + '/' + r.name + '@' + r.revision + ' ' + (r.reason || '')).toLowerCase().includes(q));
-        tr.hidden = !ok;
-        if (ok) { shown++; if (tr.dataset.inGroup) visibleGroups.add(tr.dataset.inGroup); }
+      let total = 0;
+      for (const e of entries) {
+        const members = e.group ? e.members.filter(matches) : (matches(e.row) ? [e.row] : []);
+        total += members.length;
+        if (!members.length || shown >= limit) continue;
+        if (e.group) out.push(h('tr', { class: 'group', data: { group: e.group } }, h('td', { colspan: head.length }, 'group ' + e.group + ' · ' + e.members.length + ' members')));
+        for (const r of members) {
+          if (shown >= limit) break;
+          out.push(rowEl(r));
+          shown++;
+        }
       }
-      main.querySelectorAll('tr.group').forEach((tr) => { tr.hidden = !visibleGroups.has(tr.dataset.group); });
-      count.textContent = shown === rowEls.length ? '' : shown + ' of ' + rowEls.length + ' shown';
+      if (!out.length) {
+        out.push(h('tr', {}, h('td', { class: 'empty', colspan: head.length }, rows.length ? 'No run matches the filters.' : 'No runs yet: analyses from Argo Rollouts, Flagger or canary rollouts show up here.')));
+      }
+      tbody.replaceChildren(...out);
+      count.textContent = total === rows.length ? '' : total + ' of ' + rows.length + ' match';
+      more.hidden = shown >= total;
+      more.textContent = 'Show ' + Math.min(PAGE, total - shown) + ' more (' + shown + ' of ' + total + ' shown)';
       for (const [k, v] of Object.entries(want)) { if (v) filters.set(k, v); else filters.delete(k); }
       if (q) filters.set('q', search.value); else filters.delete('q');
       const qs = filters.toString();
       history.replaceState(null, '', location.pathname + (qs ? '?' + qs : ''));
     }
+    apply();
   }
 
   function latchBadges(latches) {
