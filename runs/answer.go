@@ -111,7 +111,8 @@ func record(seq uint64, a *Answer) *Evaluation {
 		Rules: make([]RuleRecord, len(res.Rules)), Hold: res.Hold, DryRun: res.DryRun,
 	}
 	for i, rr := range res.Rules {
-		e.Rules[i] = RuleRecord{Name: rr.Name, Verdict: string(rr.Verdict), Value: rr.Value, Reason: rr.Reason, DryRun: rr.DryRun}
+		e.Rules[i] = RuleRecord{Name: rr.Name, Verdict: string(rr.Verdict), Value: rr.Value, Threshold: rr.Threshold,
+			NoData: rr.NoData, Reason: rr.Reason, Comparison: rr.Comparison, DryRun: rr.DryRun}
 	}
 	return e
 }

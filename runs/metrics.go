@@ -28,7 +28,7 @@ type Metrics struct {
 }
 
 // Panic components, the values of canary_panics_total's label.
-var panicComponents = []string{"http", "query", "subscriber", "alerts", "retention", "orchestrator", "stepdown", "reload", "notify"}
+var panicComponents = []string{"http", "query", "subscriber", "alerts", "retention", "orchestrator", "stepdown", "reload", "notify", "ui"}
 
 // NewMetrics registers the metrics with reg (nil registers nothing).
 func NewMetrics(reg prometheus.Registerer) *Metrics {

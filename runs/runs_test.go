@@ -569,6 +569,7 @@ canary_panics_total{component="reload"} 0
 canary_panics_total{component="retention"} 0
 canary_panics_total{component="stepdown"} 0
 canary_panics_total{component="subscriber"} 1
+canary_panics_total{component="ui"} 0
 `), "canary_panics_total"))
 }
 

@@ -19,10 +19,14 @@ const (
 	GroupFlagger      = "flagger"
 	GroupAlertmanager = "alertmanager"
 	GroupAdmin        = "admin"
+	// GroupUI guards what the web UI reads: its data and live stream.
+	// Its pages hold no data and are served to anyone; its buttons call
+	// the admin routes.
+	GroupUI = "ui"
 )
 
 // Groups lists the route groups.
-var Groups = []string{GroupAnalysis, GroupFlagger, GroupAlertmanager, GroupAdmin}
+var Groups = []string{GroupAnalysis, GroupFlagger, GroupAlertmanager, GroupAdmin, GroupUI}
 
 // Guarded lists the groups canary serve refuses to leave open unless told
 // to: whoever reaches them can latch a rollback, lift one, or move

@@ -544,6 +544,9 @@ func ginPath(p string) string {
 		if name, ok := strings.CutPrefix(s, ":"); ok {
 			segs[i] = "{" + name + "}"
 		}
+		if name, ok := strings.CutPrefix(s, "*"); ok {
+			segs[i] = "{" + name + "}"
+		}
 	}
 	return strings.Join(segs, "/")
 }
@@ -654,7 +657,9 @@ func (c *apiChecker) do(t *testing.T, e *testEnv, call apiCall) {
 	for i := 0; i+1 < len(call.headers); i += 2 {
 		req.Header.Set(call.headers[i], call.headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// A redirect is an answer of its own, checked as such.
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
@@ -1038,6 +1043,60 @@ func TestOpenAPIResponses(t *testing.T) {
 		crowd = append(crowd, apiCall{name: "refused latches", method: "GET", path: "/v1/runs/caiso/crowded", code: 200})
 		c.run(t, e, crowd)
 
+		// The web UI: pages, assets, the data they read, the try-it form
+		// and the live stream.
+		uiCalls := []apiCall{
+			{name: "home", method: "GET", path: "/", code: 302},
+			{name: "ui home", method: "GET", path: "/ui", code: 302},
+			{name: "overview page", method: "GET", path: "/ui/", code: 200},
+			{name: "run page", method: "GET", path: "/ui/runs/caiso/good", code: 200},
+			{name: "rollout page", method: "GET", path: "/ui/rollouts/caiso/good", code: 200},
+			{name: "policies page", method: "GET", path: "/ui/policies", code: 200},
+			{name: "script", method: "GET", path: "/ui/static/app.js", code: 200},
+			{name: "stylesheet", method: "GET", path: "/ui/static/app.css", code: 200},
+			{name: "chart stylesheet", method: "GET", path: "/ui/static/chart.css", code: 200},
+			{name: "no such asset", method: "GET", path: "/ui/static/nope.js", code: 404},
+			{name: "overview", method: "GET", path: "/v1/ui/overview", code: 200},
+			{name: "ui run", method: "GET", path: "/v1/ui/runs/caiso/good", code: 200},
+			{name: "ui run of a revision", method: "GET", path: "/v1/ui/runs/caiso/good?revision=r1", code: 200},
+			{name: "ui no such run", method: "GET", path: "/v1/ui/runs/caiso/nope", code: 404},
+			{name: "ui rollout without orchestrator", method: "GET", path: "/v1/ui/rollouts/caiso/good", code: 503},
+			{name: "ui policies", method: "GET", path: "/v1/ui/policies", code: 200},
+			{name: "try it", method: "POST", path: "/v1/ui/policies/ingest/eval", body: map[string]any{"params": map[string]string{"namespace": "caiso", "name": "good"}}, code: 200},
+			{name: "try it without body", method: "POST", path: "/v1/ui/policies/ingest/eval", code: 400},
+			{name: "try it bad params", method: "POST", path: "/v1/ui/policies/ingest/eval", body: map[string]any{"params": map[string]string{"namespace": "caiso", "name": `x"}`}}, code: 400},
+			{name: "try it unknown policy", method: "POST", path: "/v1/ui/policies/nope/eval", body: map[string]any{"params": map[string]string{}}, code: 404},
+		}
+		c.run(t, e, uiCalls)
+		code, page := e.call("GET", "/ui/static/app.js", nil)
+		require.Equal(t, 200, code)
+		etag := e.header("GET", "/ui/static/app.js", "ETag")
+		c.run(t, e, []apiCall{{name: "asset not modified", method: "GET", path: "/ui/static/app.js", headers: []string{"If-None-Match", etag}, code: 304}})
+		require.NotEmpty(t, page)
+		// The try-it form is bounded: with every slot taken, one more waits
+		// for none.
+		for range cap(e.srv.ui.tries) {
+			e.srv.ui.tries <- struct{}{}
+		}
+		c.run(t, e, []apiCall{{name: "try it, too many", method: "POST", path: "/v1/ui/policies/ingest/eval", body: map[string]any{"params": map[string]string{"namespace": "caiso", "name": "good"}}, code: 429}})
+		for range cap(e.srv.ui.tries) {
+			<-e.srv.ui.tries
+		}
+		// A stream lasts until the server shuts down; closing it ends the
+		// answer, and a closed stream takes no one.
+		go func() {
+			require.Eventually(t, func() bool { return e.srv.ui.stream.Clients() == 1 }, 10*time.Second, 5*time.Millisecond)
+			e.srv.ui.stream.Close()
+		}()
+		c.run(t, e, []apiCall{
+			{name: "live stream", method: "GET", path: "/v1/ui/events", code: 200},
+			{name: "live stream closed", method: "GET", path: "/v1/ui/events", code: 503},
+		})
+		// Nothing the try-it form ran was recorded.
+		code, page = e.call("GET", "/v1/ui/overview", nil)
+		require.Equal(t, 200, code, page)
+		require.NotContains(t, page, `x\"}`)
+
 		// The new fields reached the answers, so their schemas were
 		// checked.
 		for _, check := range []struct{ path, want string }{
@@ -1050,7 +1109,7 @@ func TestOpenAPIResponses(t *testing.T) {
 			{"/v1/analysis/ingest?namespace=caiso&name=good", `"latch":{"kind":"rollback","source":"alert"`},
 			{"/v1/analysis/ingest?namespace=caiso&name=good", `"revision":"r1","lift":{"command":"canary runs resume caiso/good --revision r1`},
 			{"/v1/analysis/ingest?namespace=caiso&name=good", `"run":"caiso/good@r2"`},
-			{"/v1/policies", `"openRoutes":["analysis","flagger","alertmanager","admin"]`},
+			{"/v1/policies", `"openRoutes":["analysis","flagger","alertmanager","admin","ui"]`},
 		} {
 			code, out := e.call("GET", check.path, nil)
 			require.Equal(t, 200, code, out)
@@ -1135,6 +1194,15 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "rollout action", method: "POST", path: "/v1/rollouts/caiso/good/pause", code: 401},
 			{name: "start group", method: "POST", path: "/v1/groups", body: map[string]any{"name": "g", "members": []any{}}, code: 401},
 			{name: "group", method: "GET", path: "/v1/groups/caiso/g", code: 401},
+			{name: "ui overview", method: "GET", path: "/v1/ui/overview", code: 401},
+			{name: "ui run", method: "GET", path: "/v1/ui/runs/caiso/good", headers: admin, code: 401},
+			{name: "ui run with its token", method: "GET", path: "/v1/ui/runs/caiso/good", headers: []string{"Authorization", "Bearer ui-token"}, code: 200},
+			{name: "ui rollout", method: "GET", path: "/v1/ui/rollouts/caiso/good", code: 401},
+			{name: "ui policies", method: "GET", path: "/v1/ui/policies", code: 401},
+			{name: "ui try it", method: "POST", path: "/v1/ui/policies/ingest/eval", body: map[string]any{"params": map[string]string{}}, code: 401},
+			{name: "ui events", method: "GET", path: "/v1/ui/events", code: 401},
+			{name: "ui pages open", method: "GET", path: "/ui/", code: 200},
+			{name: "ui assets open", method: "GET", path: "/ui/static/app.js", code: 200},
 			{name: "healthz open", method: "GET", path: "/healthz", code: 200},
 			{name: "readyz open", method: "GET", path: "/readyz", code: 200},
 			{name: "metrics open", method: "GET", path: "/metrics", code: 200},
@@ -1219,6 +1287,9 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "get", method: "GET", path: "/v1/rollouts/caiso/good", code: 200},
 			{name: "get in another namespace", method: "GET", path: "/v1/rollouts/pjm/good", code: 200},
 			{name: "get unknown", method: "GET", path: "/v1/rollouts/caiso/nope", code: 404},
+			{name: "ui rollout", method: "GET", path: "/v1/ui/rollouts/caiso/good", code: 200},
+			{name: "ui unknown rollout", method: "GET", path: "/v1/ui/rollouts/caiso/nope", code: 404},
+			{name: "ui overview with rollouts", method: "GET", path: "/v1/ui/overview", code: 200},
 			{name: "get in no such namespace", method: "GET", path: "/v1/rollouts/miso/good", code: 404},
 			{name: "pause", method: "POST", path: "/v1/rollouts/caiso/good/pause", body: reason("market open"), code: 200},
 			{name: "resume", method: "POST", path: "/v1/rollouts/caiso/good/resume", body: reason("market closed"), code: 200},
@@ -1298,6 +1369,7 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "act", method: "POST", path: "/v1/rollouts/caiso/good/pause", body: map[string]string{"reason": "x"}, code: 503},
 			{name: "group", method: "POST", path: "/v1/groups", body: map[string]any{"name": "g", "members": []any{start}}, code: 503},
 			{name: "get group", method: "GET", path: "/v1/groups/caiso/g", code: 503},
+			{name: "ui overview", method: "GET", path: "/v1/ui/overview", code: 503},
 		})
 		code, out := e.call("GET", "/readyz", nil)
 		require.Equal(t, 503, code)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/aurum/canary/runs"
+	"github.com/aurum/canary/webhooks/ui"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -82,6 +83,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 		Runs:      rs,
 		Metrics:   NewMetrics(reg),
 		Gatherer:  reg,
+		UI:        &UIOptions{Stream: ui.NewStream(ui.StreamOptions{})},
 	}
 	for _, opt := range opts {
 		opt(&o)

@@ -373,8 +373,8 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 	}
 	if keepServing {
 		auth := "-H \"Authorization: Bearer " + d.tokens[webhooks.GroupAdmin] + "\""
-		fmt.Fprintf(c.stdout, "\nThe webhook API stays up at %s (Ctrl-C to stop). Its admin token is this demo's own. Try:\n  curl %s %s/v1/rollouts/%s/%s\n  curl %s %s/v1/runs\n",
-			d.url, auth, d.url, wc.Namespace, d.name, auth, d.url)
+		fmt.Fprintf(c.stdout, "\nThe webhook API stays up at %s (Ctrl-C to stop). Its admin token is this demo's own. Try:\n  curl %s %s/v1/rollouts/%s/%s\n  curl %s %s/v1/runs\nor open the web UI at %s/ui/ (its buttons take the admin token %s).\n",
+			d.url, auth, d.url, wc.Namespace, d.name, auth, d.url, d.url, d.tokens[webhooks.GroupAdmin])
 		<-runCtx.Done()
 	}
 	return res, exitOK
@@ -418,6 +418,9 @@ func demoTokens(dir string) (authConfig, map[string]string, error) {
 	auth := authConfig{Groups: map[string]groupAuth{}}
 	tokens := map[string]string{}
 	for _, g := range webhooks.Groups {
+		if g == webhooks.GroupUI {
+			continue // the web UI reads without a token, so the demo can be looked at
+		}
 		b := make([]byte, 16)
 		if _, err := rand.Read(b); err != nil {
 			return auth, nil, err

@@ -41,6 +41,7 @@ import (
 	"github.com/aurum/canary/traffic"
 	"github.com/aurum/canary/traffic/routers"
 	"github.com/aurum/canary/webhooks"
+	"github.com/aurum/canary/webhooks/ui"
 )
 
 // serveConfig is the configuration of `canary serve`. Every field has a
@@ -88,7 +89,18 @@ type serveConfig struct {
 	// Notifications are the routes canary's own notifications take:
 	// Alertmanager, Slack, Teams, signed webhooks.
 	Notifications notify.Config `yaml:"notifications"`
+	// Web is the web UI served at /ui.
+	Web           webConfig `yaml:"web"`
 	sourcesConfig `yaml:",inline"`
+}
+
+// webConfig shapes the web UI.
+type webConfig struct {
+	// Prefix is the path the UI is reached under behind a proxy, such as
+	// an Ingress path (/canary); empty for none.
+	Prefix string `yaml:"prefix"`
+	// MaxStreamClients bounds the pages following the live stream.
+	MaxStreamClients int `yaml:"maxStreamClients"`
 }
 
 // authConfig maps a route group (analysis, flagger, alertmanager, admin)
@@ -160,6 +172,7 @@ func defaultServeConfig() serveConfig {
 	c.Evaluation.Timeout = model.Duration(analysis.DefaultTimeout)
 	c.Evaluation.Concurrency = analysis.DefaultConcurrency
 	c.Cache.TTL = model.Duration(cache.DefaultTTL)
+	c.Web.MaxStreamClients = ui.DefaultMaxClients
 	return c
 }
 
@@ -189,6 +202,8 @@ type serveFlags struct {
 	reload      time.Duration
 	bodyLimit   int64
 	inconclFail bool
+	webPrefix   string
+	webClients  int
 	tokenFiles  map[string]*multiFlag
 }
 
@@ -218,6 +233,8 @@ func newServeFlags(c *cli) *serveFlags {
 	fs.DurationVar(&f.reload, "reload-interval", time.Duration(d.ReloadInterval), "how often policy files are checked for changes")
 	fs.Int64Var(&f.bodyLimit, "body-limit", d.BodyLimit, "largest accepted request body in bytes")
 	fs.BoolVar(&f.inconclFail, "flagger-inconclusive-fails", false, "answer Flagger checks that are inconclusive with a failure (default: pass and log)")
+	fs.StringVar(&f.webPrefix, "web-prefix", d.Web.Prefix, "path the web UI is reached under behind a proxy, e.g. /canary for an Ingress path")
+	fs.IntVar(&f.webClients, "web-max-stream-clients", d.Web.MaxStreamClients, "web UI pages that may follow the live event stream at once")
 	for _, g := range webhooks.Groups {
 		m := &multiFlag{}
 		f.tokenFiles[g] = m
@@ -308,6 +325,10 @@ func (f *serveFlags) parse(args []string) (serveConfig, error) {
 			cfg.BodyLimit = f.bodyLimit
 		case "flagger-inconclusive-fails":
 			cfg.Flagger.InconclusiveFails = f.inconclFail
+		case "web-prefix":
+			cfg.Web.Prefix = f.webPrefix
+		case "web-max-stream-clients":
+			cfg.Web.MaxStreamClients = f.webClients
 		}
 		if g, ok := strings.CutPrefix(name, "auth-"); ok {
 			g = strings.TrimSuffix(g, "-token-file")
@@ -471,6 +492,7 @@ type service struct {
 	auth         webhooks.Auth
 	outbox       *notify.Outbox
 	hub          *notify.Hub
+	stream       *ui.Stream
 }
 
 // errOpenRoutes refuses a start with routes that would be open to anyone.
@@ -515,6 +537,9 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 		return nil, err
 	}
 	if err := checkAuth(svc.auth, cfg.Auth.AllowOpen, logger); err != nil {
+		return nil, err
+	}
+	if err := ui.CheckPrefix(cfg.Web.Prefix); err != nil {
 		return nil, err
 	}
 
@@ -572,10 +597,15 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 	svc.hub = notify.NewHub(notify.HubOptions{Policies: svc.loader.Set, Sink: svc.outbox, Link: cfg.Notifications.Link,
 		Panicked: runMetrics.Panicked, Logger: logger})
 	svc.runs.Subscribe(svc.hub)
-	onEvent := svc.hub.Rollout
-	if opts.OnEvent != nil {
-		onEvent = func(r *rollout.Rollout, e rollout.Event) {
-			svc.hub.Rollout(r, e)
+	// The web UI's live stream follows the same events, as a subscriber:
+	// whatever changed a run, the open pages hear of it.
+	svc.stream = ui.NewStream(ui.StreamOptions{MaxClients: cfg.Web.MaxStreamClients, Registerer: reg,
+		Panicked: runMetrics.Panicked, Logger: logger})
+	svc.runs.Subscribe(svc.stream)
+	onEvent := func(r *rollout.Rollout, e rollout.Event) {
+		svc.hub.Rollout(r, e)
+		svc.stream.Rollout(r, e)
+		if opts.OnEvent != nil {
 			opts.OnEvent(r, e)
 		}
 	}
@@ -604,6 +634,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 		FlaggerInconclusiveFails: cfg.Flagger.InconclusiveFails,
 		Rollouts:                 svc.orchestrator,
 		Notifications:            svc.outbox,
+		UI:                       &webhooks.UIOptions{Prefix: cfg.Web.Prefix, Stream: svc.stream, Prometheus: cfg.prometheusLink()},
 	})
 	if err != nil {
 		return nil, err
@@ -650,6 +681,8 @@ func (svc *service) run(ctx context.Context, ready chan<- string) error {
 		ln = tls.NewListener(ln, hs.TLSConfig)
 		scheme = "https"
 	}
+	// Open live streams would hold a shutdown until its timeout.
+	hs.RegisterOnShutdown(svc.stream.Close)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	logger.Info("canary serving", "address", ln.Addr().String(), "scheme", scheme, "policies", strings.Join(cfg.Policies, ","),
@@ -742,4 +775,14 @@ func kubeAccess(cfg serveConfig, loader *rules.Loader, logger *slog.Logger) (*ro
 		logger.Warn("kill switch and orchestrator off: no Kubernetes access", "err", err)
 	}
 	return nil, nil
+}
+
+// prometheusLink gives the URL of a configured Prometheus by its name, for
+// the web UI's links to a rendered query.
+func (c serveConfig) prometheusLink() ui.PrometheusLink {
+	urls := map[string]string{}
+	for _, p := range c.Prometheus {
+		urls[p.Name] = p.URL
+	}
+	return func(source string) string { return urls[source] }
 }
