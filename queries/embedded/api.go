@@ -129,7 +129,7 @@ func (e *Engine) serveQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.serve(w, r, func(ctx context.Context, opts promql.QueryOpts, q string) (promql.Query, error) {
-		return e.ng.NewInstantQuery(ctx, e.db, opts, q, at)
+		return e.ng.NewInstantQuery(ctx, e.st, opts, q, at)
 	})
 }
 
@@ -166,7 +166,7 @@ func (e *Engine) serveQueryRange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.serve(w, r, func(ctx context.Context, opts promql.QueryOpts, q string) (promql.Query, error) {
-		return e.ng.NewRangeQuery(ctx, e.db, opts, q, start, end, step)
+		return e.ng.NewRangeQuery(ctx, e.st, opts, q, start, end, step)
 	})
 }
 

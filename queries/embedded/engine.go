@@ -1,8 +1,9 @@
 // Package embedded is a queries.Source backed by a Prometheus that lives in
 // the process: the real PromQL engine of github.com/prometheus/prometheus
-// over a private, throw-away TSDB. It backs `canary test` (policy unit tests
-// in the spirit of `promtool test rules`), `canary eval --series FILE` and
-// demos that append scraped samples while queries run.
+// over a private, in-memory store of the loaded series. It backs `canary
+// test` (policy unit tests in the spirit of `promtool test rules`), `canary
+// eval --series FILE`, `canary backtest --series FILE` and demos that
+// append scraped samples while queries run.
 //
 // Series are loaded in promtool's expanding notation ("0+10x30", "1 _ 3",
 // "stale") so that people's Prometheus test habits carry over, and queries
@@ -16,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -24,8 +24,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
-	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/aurum/canary/queries"
@@ -60,15 +58,6 @@ const (
 	maxInfos    = 10
 )
 
-// headChunkRange is the TSDB head's chunk range, in milliseconds. The head
-// only accepts samples newer than its newest sample minus half this range,
-// so a range of about 200 years lets a test load series at the Unix epoch
-// (promtool's default start) and a demo then append samples at the wall
-// clock, in either order, without "out of bounds" errors. Compaction is
-// disabled, so the range never decides block boundaries; the largest of the
-// ranges tsdb derives from it (range*3^9) still fits in an int64.
-const headChunkRange = int64(200 * 365 * 24 * time.Hour / time.Millisecond)
-
 // ErrClosed marks a call on an Engine after Close. Query results wrap it
 // together with queries.ErrUnavailable.
 var ErrClosed = errors.New("embedded engine closed")
@@ -85,17 +74,15 @@ type Options struct {
 	// LookbackDelta is the staleness window of instant selectors; 0 means
 	// DefaultLookbackDelta.
 	LookbackDelta time.Duration
-	// Logger receives the TSDB's and the engine's own logs; nil discards
-	// them, since library code must not print.
+	// Logger receives the PromQL engine's logs; nil discards them, since
+	// library code must not print.
 	Logger *slog.Logger
 }
 
-// Engine is an in-process Prometheus: a PromQL engine over a private TSDB
-// whose files live in a temporary directory that Close removes. It is safe
-// for concurrent Query, Load and Append calls.
+// Engine is an in-process Prometheus: a PromQL engine over a private
+// in-memory store. It is safe for concurrent Query, Load and Append calls.
 type Engine struct {
-	db      *tsdb.DB
-	dir     string
+	st      *store
 	ng      *promql.Engine
 	parser  parser.Parser
 	timeout time.Duration
@@ -105,9 +92,9 @@ type Engine struct {
 	life context.Context
 	stop context.CancelFunc
 
-	// mu is held for reading by every call that touches db, and for
-	// writing by Close, so that Close never pulls storage out from under a
-	// running query or append.
+	// mu is held for reading by every call that touches st, and for
+	// writing by Close, so that Close waits for running queries and
+	// appends.
 	mu     sync.RWMutex
 	closed bool
 }
@@ -117,15 +104,11 @@ var _ queries.Source = (*Engine)(nil)
 
 // New opens an empty engine.
 //
-// Storage is a real tsdb.DB (tsdb.Open) in a fresh os.MkdirTemp directory,
-// with the WAL off, retention off and compaction disabled. It is the same
-// tsdb.Open that promtool's test storage (util/teststorage) wraps, without
-// the wrapper: teststorage.New needs a testing.TB, and the package imports
-// testify and go-cmp for its assertions. A bare tsdb.Head would also work,
-// but the DB already provides a Querier that is safe beside concurrent
-// appends, and appender isolation, which the live demo needs. The directory
-// only holds the head's memory-mapped chunks; with no WAL nothing survives
-// Close, which removes it.
+// Storage is the package's own store (store.go): every sample in memory, in
+// a sorted slice per series, read by the engine as a storage.Queryable. It
+// takes the place of a Prometheus TSDB, which gave the same answers but
+// linked Prometheus's configuration, service discovery and remote storage
+// into every program that imports this package. Nothing touches the disk.
 func New(opts Options) (*Engine, error) {
 	if opts.MaxSamples < 0 || opts.Timeout < 0 || opts.LookbackDelta < 0 {
 		return nil, fmt.Errorf("embedded engine: negative limit in options %+v", opts)
@@ -138,30 +121,10 @@ func New(opts Options) (*Engine, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 
-	dir, err := os.MkdirTemp("", "canary-embedded-")
-	if err != nil {
-		return nil, fmt.Errorf("embedded engine: %w", err)
-	}
-	dbOpts := tsdb.DefaultOptions()
-	dbOpts.WALSegmentSize = -1 // no WAL: the data is disposable
-	dbOpts.RetentionDuration = 0
-	dbOpts.NoLockfile = true // the directory is ours alone
-	dbOpts.MinBlockDuration = headChunkRange
-	dbOpts.MaxBlockDuration = headChunkRange
-	dbOpts.OutOfOrderTimeWindow = 0
-	// A nil Registerer keeps TSDB and engine metrics out of the process's
-	// registry: several engines may live side by side (one per test), and
-	// their metric names would collide.
-	db, err := tsdb.Open(dir, logger, nil, dbOpts, nil)
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("embedded engine: open storage: %w", err)
-	}
-	// Compacting would move old samples into blocks and then reject loads
-	// older than them; tests and demos want everything in the head.
-	db.DisableCompactions()
-
 	p := parser.NewParser(parser.Options{})
+	// No Reg: the engine's metrics stay out of the process's registry, as
+	// several engines may live side by side (one per test) and their
+	// metric names would collide.
 	ng := promql.NewEngine(promql.EngineOpts{
 		Logger:        logger,
 		MaxSamples:    opts.MaxSamples,
@@ -178,8 +141,7 @@ func New(opts Options) (*Engine, error) {
 	})
 	life, stop := context.WithCancel(context.Background())
 	return &Engine{
-		db:      db,
-		dir:     dir,
+		st:      newStore(),
 		ng:      ng,
 		parser:  p,
 		timeout: opts.Timeout,
@@ -188,9 +150,9 @@ func New(opts Options) (*Engine, error) {
 	}, nil
 }
 
-// Close cancels queries in flight, waits for them, and removes the storage
-// directory. Calls after Close fail with ErrClosed; Close itself may be
-// called more than once.
+// Close cancels queries in flight, waits for them, and drops the samples.
+// Calls after Close fail with ErrClosed; Close itself may be called more
+// than once.
 func (e *Engine) Close() error {
 	e.stop()
 	e.mu.Lock()
@@ -199,7 +161,8 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
-	return errors.Join(e.ng.Close(), e.db.Close(), os.RemoveAll(e.dir))
+	e.st = nil
+	return e.ng.Close()
 }
 
 // Query runs q.Text at q.Time (now when zero). With q.Range > 0 it is a
@@ -240,9 +203,9 @@ func (e *Engine) Query(ctx context.Context, q queries.Query) (queries.Result, er
 		// The first point is the earliest at-k*Step still inside the
 		// half-open window (at-Range, at].
 		start := at.Add(-((q.Range - 1) / q.Step) * q.Step)
-		qry, err = e.ng.NewRangeQuery(qctx, e.db, nil, q.Text, start, at, q.Step)
+		qry, err = e.ng.NewRangeQuery(qctx, e.st, nil, q.Text, start, at, q.Step)
 	} else {
-		qry, err = e.ng.NewInstantQuery(qctx, e.db, nil, q.Text, at)
+		qry, err = e.ng.NewInstantQuery(qctx, e.st, nil, q.Text, at)
 	}
 	if err != nil {
 		return queries.Result{}, e.queryError(ctx, err)
@@ -374,14 +337,12 @@ func (e *Engine) Append(lset map[string]string, t time.Time, v float64) error {
 	if e.closed {
 		return fmt.Errorf("append %s: %w", ls, ErrClosed)
 	}
-	app := e.db.AppenderV2(context.Background())
-	if _, err := app.Append(0, ls, 0, t.UnixMilli(), v, nil, nil, storage.AOptions{}); err != nil {
-		_ = app.Rollback()
+	app := e.st.appender()
+	if err := app.add(ls, t.UnixMilli(), v, nil); err != nil {
+		app.rollback()
 		return fmt.Errorf("append %s at %s: %w", ls, t.UTC().Format(time.RFC3339Nano), err)
 	}
-	if err := app.Commit(); err != nil {
-		return fmt.Errorf("append %s at %s: %w", ls, t.UTC().Format(time.RFC3339Nano), err)
-	}
+	app.commit()
 	return nil
 }
 
@@ -440,7 +401,7 @@ func (e *Engine) Load(start time.Time, interval time.Duration, series []InputSer
 			continue
 		}
 		// Two entries for one series would interleave their samples out
-		// of order; say so rather than report a TSDB error.
+		// of order; say so rather than report an out-of-order sample.
 		key := ps.labels.String()
 		if j, ok := first[key]; ok {
 			errs = append(errs, fmt.Errorf("series %d %q: same series as series %d", i, s.Series, j))
@@ -458,28 +419,20 @@ func (e *Engine) Load(start time.Time, interval time.Duration, series []InputSer
 	if e.closed {
 		return fmt.Errorf("load: %w", ErrClosed)
 	}
-	app := e.db.AppenderV2(context.Background())
+	app := e.st.appender()
 	for i, ps := range parsed {
 		for j, v := range ps.values {
 			if v.Omitted {
 				continue
 			}
 			t := start.Add(time.Duration(j) * interval).UnixMilli()
-			var err error
-			if v.Histogram != nil {
-				_, err = app.Append(0, ps.labels, 0, t, 0, nil, v.Histogram, storage.AOptions{})
-			} else {
-				_, err = app.Append(0, ps.labels, 0, t, v.Value, nil, nil, storage.AOptions{})
-			}
-			if err != nil {
-				_ = app.Rollback()
+			if err := app.add(ps.labels, t, v.Value, v.Histogram); err != nil {
+				app.rollback()
 				return fmt.Errorf("series %d %q: sample %d at %s: %w",
 					i, series[i].Series, j, time.UnixMilli(t).UTC().Format(time.RFC3339), err)
 			}
 		}
 	}
-	if err := app.Commit(); err != nil {
-		return fmt.Errorf("load: %w", err)
-	}
+	app.commit()
 	return nil
 }
