@@ -185,7 +185,7 @@ func checkCommon(t *testing.T, m manifests) {
 	}
 
 	c := container(t, pod, "canary")
-	require.Equal(t, "ghcr.io/aurum/canary:0.1.0", c.Image)
+	require.Equal(t, "ghcr.io/aurum/canary:"+chartMeta(t).AppVersion, c.Image, "the default tag is the chart's appVersion")
 	require.Equal(t, []string{"serve", "--config", configFile}, c.Args[:3])
 	// The port, and the probes' scheme, follow canary.yml's tls: HTTPS
 	// only when canary serve serves it.
@@ -361,7 +361,7 @@ func checkDefault(t *testing.T, m manifests) {
 }
 
 // allGroups are canary serve's route groups.
-var allGroups = []string{"analysis", "flagger", "alertmanager", "admin"}
+var allGroups = []string{"analysis", "flagger", "alertmanager", "admin", "ui"}
 
 // generatedToken is what the chart generates: randAlphaNum 40.
 var generatedToken = regexp.MustCompile(`^[A-Za-z0-9]{40}$`)
@@ -425,25 +425,25 @@ func TestAuth(t *testing.T) {
 		{
 			name:      "an explicit Secret wins",
 			set:       []string{"auth.admin.existingSecret=ops-tokens", "auth.admin.open=true", "auth.flagger.existingSecret=flagger-tokens"},
-			generated: []string{"analysis", "alertmanager"},
+			generated: []string{"analysis", "alertmanager", "ui"},
 			secrets:   map[string]string{"admin": "ops-tokens", "flagger": "flagger-tokens"},
 		},
 		{
 			name:      "every group with a Secret: nothing generated",
-			set:       []string{"auth.analysis.existingSecret=a", "auth.flagger.existingSecret=f", "auth.alertmanager.existingSecret=m", "auth.admin.existingSecret=o"},
-			secrets:   map[string]string{"analysis": "a", "flagger": "f", "alertmanager": "m", "admin": "o"},
+			set:       []string{"auth.analysis.existingSecret=a", "auth.flagger.existingSecret=f", "auth.alertmanager.existingSecret=m", "auth.admin.existingSecret=o", "auth.ui.existingSecret=u"},
+			secrets:   map[string]string{"analysis": "a", "flagger": "f", "alertmanager": "m", "admin": "o", "ui": "u"},
 			generated: nil,
 		},
 		{
 			name:      "analysis and flagger open",
 			set:       []string{"auth.analysis.open=true", "auth.flagger.open=true"},
-			generated: []string{"alertmanager", "admin"},
+			generated: []string{"alertmanager", "admin", "ui"},
 			open:      []string{"analysis", "flagger"},
 		},
 		{
 			name:      "admin open with allowOpenRoutes",
 			set:       []string{"auth.admin.open=true", "auth.allowOpenRoutes=true"},
-			generated: []string{"analysis", "flagger", "alertmanager"},
+			generated: []string{"analysis", "flagger", "alertmanager", "ui"},
 			open:      []string{"admin"},
 			allowOpen: true,
 		},
@@ -742,6 +742,7 @@ func checkSecrets(t *testing.T, m manifests) {
 		"flagger":      {"canary-tokens", "flagger"},
 		"alertmanager": {"canary-tokens", "alertmanager"},
 		"admin":        {"canary-admin", "tokens"},
+		"ui":           {"canary-admin", "tokens"},
 	}
 	auth := cfg["auth"].(map[string]any)
 	require.Len(t, auth, len(want))

@@ -25,13 +25,23 @@ func TestChartVersionIsTheRelease(t *testing.T) {
 	require.NotEmpty(t, releases, "CHANGELOG.md has no `## vX.Y.Z` heading")
 	newest := releases[0][1]
 
-	data, err := os.ReadFile(filepath.Join(root, "charts", "canary", "Chart.yaml"))
-	require.NoError(t, err)
-	var chart struct {
-		Version    string `json:"version"`
-		AppVersion string `json:"appVersion"`
-	}
-	require.NoError(t, yaml.Unmarshal(data, &chart))
+	chart := chartMeta(t)
 	require.Equal(t, newest, chart.AppVersion, "Chart.yaml appVersion against CHANGELOG.md's newest release")
 	require.Equal(t, strings.TrimPrefix(newest, "v"), chart.Version, "Chart.yaml version against CHANGELOG.md's newest release")
+}
+
+// chartVersions are Chart.yaml's versions.
+type chartVersions struct {
+	Version    string `json:"version"`
+	AppVersion string `json:"appVersion"`
+}
+
+// chartMeta reads Chart.yaml's versions.
+func chartMeta(t testing.TB) chartVersions {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "charts", "canary", "Chart.yaml"))
+	require.NoError(t, err)
+	var chart chartVersions
+	require.NoError(t, yaml.Unmarshal(data, &chart))
+	return chart
 }

@@ -122,7 +122,7 @@ directory.
 
 {{/* The route groups of canary serve, each with its own bearer tokens. */}}
 {{- define "canary.authGroups" -}}
-{{- toJson (list "analysis" "flagger" "alertmanager" "admin") }}
+{{- toJson (list "analysis" "flagger" "alertmanager" "admin" "ui") }}
 {{- end }}
 
 {{/*
