@@ -485,6 +485,12 @@ func TestAuth(t *testing.T) {
 		{name: "reload needs admin", method: "POST", path: "/-/reload", headers: []string{"Authorization", "Bearer argo-token"}, code: 401},
 		{name: "health is open", method: "GET", path: "/healthz", code: 200},
 		{name: "readiness is open", method: "GET", path: "/readyz", code: 200},
+		// The web UI's data takes the admin group's tokens when the ui
+		// group has none of its own: closed as soon as admin is.
+		{name: "ui data without token", method: "GET", path: "/v1/ui/overview", code: 401},
+		{name: "ui data with the admin token", method: "GET", path: "/v1/ui/overview", headers: []string{"Authorization", "Bearer admin-token"}, code: 200},
+		{name: "ui data with another group's token", method: "GET", path: "/v1/ui/overview", headers: []string{"Authorization", "Bearer argo-token"}, code: 401},
+		{name: "ui pages are open", method: "GET", path: "/ui/", code: 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -495,6 +501,8 @@ func TestAuth(t *testing.T) {
 			}
 		})
 	}
+	require.NotContains(t, auth.Open(), GroupUI, "closed with the admin group")
+	require.Contains(t, Auth{}.Open(), GroupUI, "open when admin is open too")
 	_, err = LoadAuth(map[string][]string{"argo": {write("x", "t")}})
 	require.ErrorContains(t, err, `unknown route group "argo"`)
 	_, err = LoadAuth(map[string][]string{GroupAdmin: {write("empty", "\n\n")}})

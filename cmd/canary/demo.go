@@ -373,7 +373,7 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 	}
 	if keepServing {
 		auth := "-H \"Authorization: Bearer " + d.tokens[webhooks.GroupAdmin] + "\""
-		fmt.Fprintf(c.stdout, "\nThe webhook API stays up at %s (Ctrl-C to stop). Its admin token is this demo's own. Try:\n  curl %s %s/v1/rollouts/%s/%s\n  curl %s %s/v1/runs\nor open the web UI at %s/ui/ (its buttons take the admin token %s).\n",
+		fmt.Fprintf(c.stdout, "\nThe webhook API stays up at %s (Ctrl-C to stop). Its admin token is this demo's own. Try:\n  curl %s %s/v1/rollouts/%s/%s\n  curl %s %s/v1/runs\nor open the web UI at %s/ui/ and give it the admin token %s.\n",
 			d.url, auth, d.url, wc.Namespace, d.name, auth, d.url, d.url, d.tokens[webhooks.GroupAdmin])
 		<-runCtx.Done()
 	}
@@ -419,7 +419,7 @@ func demoTokens(dir string) (authConfig, map[string]string, error) {
 	tokens := map[string]string{}
 	for _, g := range webhooks.Groups {
 		if g == webhooks.GroupUI {
-			continue // the web UI reads without a token, so the demo can be looked at
+			continue // the web UI reads with the admin token
 		}
 		b := make([]byte, 16)
 		if _, err := rand.Read(b); err != nil {

@@ -198,16 +198,23 @@ type uiServe struct {
 	dir   string
 }
 
+// viewerToken may read what the web UI shows, and do nothing else.
+const viewerToken = "v1ewer-t0ken"
+
 // startUIServe runs canary serve in this process with cfg, its admin and
-// alertmanager routes taking testToken and its ui routes open.
+// alertmanager routes taking testToken, and its ui routes viewerToken as
+// well as the admin token.
 func startUIServe(t testing.TB, cfg serveConfig, opts serviceOptions) *uiServe {
 	t.Helper()
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")
 	require.NoError(t, os.WriteFile(tokens, []byte("tester "+testToken+"\n"), 0o600))
+	viewers := filepath.Join(dir, "viewers")
+	require.NoError(t, os.WriteFile(viewers, []byte("viewer "+viewerToken+"\n"), 0o600))
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.Auth.Groups = map[string]groupAuth{webhooks.GroupAdmin: {TokenFiles: []string{tokens}}, webhooks.GroupAlertmanager: {TokenFiles: []string{tokens}}}
+	cfg.Auth.Groups = map[string]groupAuth{webhooks.GroupAdmin: {TokenFiles: []string{tokens}}, webhooks.GroupAlertmanager: {TokenFiles: []string{tokens}},
+		webhooks.GroupUI: {TokenFiles: []string{viewers}}}
 	cfg.Cache.TTL = 0
 	cfg.ReloadInterval = model.Duration(time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -348,7 +355,17 @@ func TestWebUI(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 	})
 
-	run("rollout page: 401 without the token, pause with it", func(t *testing.T) {
+	run("no data without a token; a viewer's token, given once, reads", func(t *testing.T) {
+		b.open(base+"/ui/", "overview")
+		require.Contains(t, eval[string](b, `document.getElementById('notice').textContent`), "401 Unauthorized")
+		require.Zero(t, eval[int](b, `document.querySelectorAll('#runs').length`))
+		b.do(chromedp.Click(chromedp.CSS(`#token-button`)), chromedp.WaitVisible(chromedp.CSS(`#token-input`)),
+			chromedp.SendKeys(chromedp.CSS(`#token-input`), viewerToken), chromedp.Click(chromedp.CSS(`#token-save`)))
+		b.waitFor(`document.querySelectorAll('#runs tr[data-run]').length === 1`)
+		b.waitFor(`document.getElementById('live').textContent === 'live'`)
+	})
+
+	run("rollout page: 401 without the admin token, pause with it", func(t *testing.T) {
 		b.open(base+"/ui/rollouts/"+ns+"/"+app, "rollout")
 		weights := eval[[]string](b, `[...document.querySelectorAll('g.panel[data-rule="weight"] circle.pt')].map((c) => c.dataset.value)`)
 		require.NotEmpty(t, weights)
@@ -460,8 +477,9 @@ func TestWebUI(t *testing.T) {
 		require.Contains(t, eval[string](b, `location.search`), "state=completed", "the filter is in the address")
 	})
 
-	run("run page: rollback answers 401 without the token and latches with it", func(t *testing.T) {
-		b.do(chromedp.Evaluate[chromedp.Void](`sessionStorage.clear()`))
+	run("run page: rollback answers 401 without the admin token and latches with it", func(t *testing.T) {
+		// Back to the viewer's token: it reads, but cannot act.
+		b.do(chromedp.Evaluate[chromedp.Void](`sessionStorage.setItem('canary.adminToken', ` + strconv.Quote(viewerToken) + `)`))
 		b.open(base+"/ui/runs/"+ns+"/"+app+"?revision=v2", "run")
 		press(b, "rollback", "rolled back from the UI test", "")
 		b.waitFor(`!document.getElementById('notice').hidden`)
@@ -498,12 +516,22 @@ spec:
 		form := `form.tryit-form[data-policy="lmp-ui"]`
 		b.do(chromedp.SendKeys(chromedp.CSS(form+` input[name="namespace"]`), ns), chromedp.SendKeys(chromedp.CSS(form+` input[name="name"]`), app),
 			chromedp.Click(chromedp.CSS(form+` button[type="submit"]`)))
-		b.waitFor(`document.querySelectorAll('#eval-lmp-ui tbody tr[data-rule]').length === 6`)
+		result := func() string { return eval[string](b, `document.querySelector('`+form+` .tryit-result').textContent`) }
+		deadline := time.Now().Add(30 * time.Second)
+		for eval[int](b, `document.querySelectorAll('#eval-lmp-ui tbody tr[data-rule]').length`) != 6 {
+			require.True(t, time.Now().Before(deadline), "the try-it result: %s", result())
+			time.Sleep(100 * time.Millisecond)
+		}
 		require.Contains(t, eval[string](b, `document.querySelector('#eval-lmp-ui tbody tr[data-rule="error-rate"]').textContent`), "pass")
 		b.shot("policies")
 		after, _ := srv.run(t, ns, app)
 		require.Equal(t, run.Evaluations, after.Evaluations, "trying a policy records nothing")
 	})
+
+	// A browser keeps six connections per host: pages left behind must
+	// not keep their streams.
+	require.Eventually(t, func() bool { return srv.svc.stream.Clients() <= 1 }, 10*time.Second, 50*time.Millisecond,
+		"%d live streams open after the pages were left", srv.svc.stream.Clients())
 }
 
 // press clicks an action button, types the reason and, when given, the
@@ -551,6 +579,8 @@ func BenchmarkWebUIOverview(b *testing.B) {
 	}
 	close(work)
 	wg.Wait()
+	br.open(srv.url+"/ui/", "overview")
+	br.do(chromedp.Evaluate[chromedp.Void](`sessionStorage.setItem('canary.adminToken', ` + strconv.Quote(viewerToken) + `)`))
 	br.open(srv.url+"/ui/", "overview")
 	require.Contains(b, eval[string](br, `document.querySelector('main p').textContent`), "1000 runs")
 	require.Equal(b, 100, eval[int](br, `document.querySelectorAll('#runs tr[data-run]').length`), "the first page")

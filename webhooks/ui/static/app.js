@@ -128,7 +128,7 @@
 
   function failure(e) {
     if (e.status === 401) {
-      return '401 Unauthorized: ' + e.message + '. Set the admin token (top right) and try again.';
+      return '401 Unauthorized: ' + e.message + '. This needs a token (an admin token to act): set it with "Admin token", top right, and try again.';
     }
     return (e.status ? e.status + ': ' : '') + e.message;
   }
@@ -139,7 +139,6 @@
   const confirmForm = document.getElementById('confirm-form');
   const confirmReason = document.getElementById('confirm-reason');
   const confirmToken = document.getElementById('confirm-token');
-  const confirmTokenRow = document.getElementById('confirm-token-row');
   let confirming = null;
 
   // act asks for a reason (and the token, once), then calls the admin API.
@@ -148,7 +147,10 @@
     document.getElementById('confirm-text').textContent = text;
     confirmReason.value = '';
     confirmToken.value = '';
-    confirmTokenRow.hidden = token() !== '';
+    // The token this tab keeps may be one that can only look: an admin
+    // token given here replaces it.
+    document.getElementById('confirm-token-label').textContent = token()
+      ? 'Admin token (leave empty to use the token this tab keeps)' : 'Admin token (kept in this tab only)';
     confirming = { path, after };
     confirmDialog.showModal();
     confirmReason.focus();
@@ -169,8 +171,6 @@
       showNotice('ok', 'Done: ' + after);
       refresh();
     } catch (e) {
-      // A refused token is forgotten, so the next try asks for it.
-      if (e.status === 401) sessionStorage.removeItem(TOKEN_KEY);
       showNotice('error', failure(e));
     }
   });
@@ -602,16 +602,21 @@
   }
 
   // The stream is read with fetch rather than EventSource so that it can
-  // carry the token when the ui routes require one.
+  // carry the token when the ui routes require one. A browser keeps six
+  // connections per host over HTTP/1.1, and each open stream holds one:
+  // a page holds at most one stream, and none while it is hidden or left.
   const live = (() => {
     const badgeEl = document.getElementById('live');
     let ctrl = null;
+    let timer = null;
     let wait = 1000;
+    let gen = 0;
     let connectedOnce = false;
     function set(on, text) { badgeEl.className = 'live ' + (on ? 'on' : 'off'); badgeEl.textContent = text; }
-    async function connect() {
-      ctrl = new AbortController();
-      const mine = ctrl;
+    async function connect(my) {
+      if (my !== gen) return;
+      const mine = new AbortController();
+      ctrl = mine;
       try {
         const headers = { Accept: 'text/event-stream' };
         const t = token();
@@ -625,7 +630,7 @@
         const reader = resp.body.getReader();
         const dec = new TextDecoder();
         let buf = '';
-        for (;;) {
+        while (my === gen) {
           const { value, done } = await reader.read();
           if (done) break;
           buf += dec.decode(value, { stream: true });
@@ -643,17 +648,32 @@
           }
         }
       } catch (e) {
-        if (mine.signal.aborted) return;
+        // aborted, refused or cut: reconnect below, unless stopped
       }
+      mine.abort();
+      if (my !== gen) return;
       set(false, 'reconnecting');
-      setTimeout(connect, wait);
+      timer = setTimeout(() => connect(my), wait);
       wait = Math.min(wait * 2, 30000);
     }
+    function stop(text) {
+      gen++;
+      clearTimeout(timer);
+      if (ctrl) ctrl.abort();
+      set(false, text);
+    }
     return {
-      start: connect,
-      restart() { if (ctrl) ctrl.abort(); connect(); },
+      start() { stop('connecting'); wait = 1000; connect(gen); },
+      restart() { this.start(); },
+      stop,
     };
   })();
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) live.stop('paused while hidden');
+    else { live.start(); refresh(); }
+  });
+  window.addEventListener('pagehide', () => live.stop('offline'));
+  window.addEventListener('pageshow', (ev) => { if (ev.persisted) { live.start(); refresh(); } });
 
   load().then(() => live.start());
 })();
