@@ -1,6 +1,7 @@
 # The canary image: one static binary on distroless, no shell, as nonroot.
 #
-#   docker build --build-arg VERSION=$(git describe --tags --always) -t ghcr.io/aurum/canary:TAG .
+#   docker build --build-arg VERSION=$(git describe --tags --always) \
+#     --build-arg BUILD_DATE=$(git log -1 --format=%cI) -t ghcr.io/aurum/canary:TAG .
 #
 # or `make image`. charts/dockerfile_test.go runs this file's build command
 # and checks that the binary is static.
@@ -13,14 +14,16 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
+ARG BUILD_DATE=""
 # The Makefile's build: nomsgpack leaves gin's unused MessagePack codec out.
-RUN CGO_ENABLED=0 go build -tags nomsgpack -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/canary ./cmd/canary
+RUN CGO_ENABLED=0 go build -tags nomsgpack -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.buildDate=${BUILD_DATE}" -o /out/canary ./cmd/canary
 # The data dir, created here as the final image has no shell to do it.
 RUN mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=dev
 ARG REVISION=""
+ARG BUILD_DATE=""
 LABEL org.opencontainers.image.title="canary" \
       org.opencontainers.image.description="Aurum Canary: canary analysis webhooks for Argo Rollouts, Flagger and Alertmanager" \
       org.opencontainers.image.source="https://github.com/aurum/canary" \
@@ -28,6 +31,8 @@ LABEL org.opencontainers.image.title="canary" \
       org.opencontainers.image.vendor="Aurum" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${BUILD_DATE}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="gcr.io/distroless/static-debian12:nonroot"
 COPY --from=build /out/canary /canary
 # The run store's directory (--data-dir), writable by nonroot only.

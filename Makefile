@@ -4,14 +4,16 @@
 GO       ?= go
 BIN      ?= bin/canary
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X main.version=$(VERSION)
+# The commit's date, not the clock's: two builds of one commit are identical.
+DATE     ?= $(shell git log -1 --format=%cI 2>/dev/null)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.buildDate=$(DATE)
 # nomsgpack leaves out gin's MessagePack binding and rendering, which no
 # handler uses, and the codec library behind them: 6 MB of the binary. The
 # Dockerfile builds with the same tags.
 TAGS     := nomsgpack
 FUZZTIME ?= 30s
 
-.PHONY: all build test deps unit bench fuzz lint demo clean
+.PHONY: all build test deps unit bench fuzz lint demo dist clean
 
 all: build
 
@@ -46,8 +48,14 @@ lint:
 demo: build
 	./scripts/demo.sh $(BIN)
 
+# dist builds the release: an archive per platform (linux and darwin, amd64
+# and arm64) with the binary, LICENSE, README and CHANGELOG, a CycloneDX
+# SBOM of each binary, and SHA256SUMS. VERSION must be a vX.Y.Z tag.
+dist:
+	$(GO) run ./internal/release/cmd/dist -version $(VERSION) -date $(DATE) -out dist
+
 clean:
-	rm -rf bin
+	rm -rf bin dist
 
 # The container image and the Helm chart (charts/canary). `make image` needs
 # a Docker engine, which CI does not have: there, `go test ./charts/...`
@@ -59,7 +67,7 @@ CHART := charts/canary
 .PHONY: image helm-lint helm-template helm-package helm-test
 
 image:
-	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null) -t $(IMAGE):$(VERSION) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg BUILD_DATE=$(DATE) --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null) -t $(IMAGE):$(VERSION) .
 
 # helm-lint lints the chart with its defaults and with every values file in
 # charts/canary/ci.

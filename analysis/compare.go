@@ -86,7 +86,11 @@ func (res *Result) scoreKayenta(pol *rules.Policy) {
 	groups := map[string]*tally{}
 	var noData, total int
 	criticalFailed := false
-	for _, rr := range res.Rules {
+	for i := range res.Rules {
+		rr := &res.Rules[i]
+		if !res.counts(rr) {
+			continue
+		}
 		total++
 		g := rr.Group
 		if g == "" {

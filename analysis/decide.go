@@ -109,6 +109,38 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 	for _, c := range pol.Comparisons {
 		res.Rules = append(res.Rules, compare(c, qs))
 	}
+	if !pol.HasDryRun() {
+		res.judge(d, pol, qs, at)
+		return res
+	}
+	// What the analysis would have concluded counting its dry-run parts
+	// is judged first, then what it concludes without them: the two
+	// judge the same rule outcomes, so a dry-run part changes nothing
+	// but what DryRun shows.
+	if pol.DryRun {
+		for i := range res.Rules {
+			res.Rules[i].DryRun = true
+		}
+	}
+	res.dry = true
+	res.judge(d, pol, qs, at)
+	would := &DryRun{Verdict: res.Verdict, Decision: res.Decision, Score: res.Score, Reason: res.Reason,
+		Decisions: res.Decisions, Hold: res.Hold}
+	res.dry, res.Decisions, res.Hold = false, nil, nil
+	if pol.DryRun {
+		res.Verdict, res.Decision, res.Score = VerdictPass, DecisionContinue, 1
+		res.Reason = "dry run: would have " + string(would.Decision) + " (" + string(would.Verdict) + "): " + would.Reason
+	} else {
+		res.judge(d, pol, qs, at)
+	}
+	would.Changed = would.Verdict != res.Verdict || would.Decision != res.Decision
+	res.DryRun = would
+	return res
+}
+
+// judge derives the verdict, score, decision and reason from the rules'
+// outcomes, then applies the decision rules.
+func (res *Result) judge(d *decider, pol *rules.Policy, qs QueryResults, at time.Time) {
 	if pol.Scoring != nil {
 		res.scoreKayenta(pol)
 	} else {
@@ -117,7 +149,6 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 	if len(pol.Decision.Rules) > 0 {
 		res.applyDecisionRules(d, pol, qs, at)
 	}
-	return res
 }
 
 // applyDecisionRules runs the policy's own decision rules. One that holds
@@ -130,6 +161,9 @@ func (res *Result) applyDecisionRules(d *decider, pol *rules.Policy, qs QueryRes
 	d.fill()
 	d.env[rules.HourVar], d.env[rules.MinuteVar], d.env[rules.WeekdayVar] = local.Hour(), local.Minute(), int(local.Weekday())
 	for _, dr := range pol.Decision.Rules {
+		if dr.DryRun && !res.dry {
+			continue
+		}
 		usable := true
 		for _, q := range dr.Inputs {
 			qr := &qs[q.Index]
@@ -148,10 +182,38 @@ func (res *Result) applyDecisionRules(d *decider, pol *rules.Policy, qs QueryRes
 		case dr.Action == rules.ActionRollback && res.Decision != DecisionRollback:
 			res.Decision, res.Verdict = DecisionRollback, VerdictFail
 			res.Reason = joinReason(why, res.Reason)
-		case dr.Action == rules.ActionPause && res.Decision == DecisionContinue:
+		case dr.Action == rules.ActionPause && (res.Decision == DecisionContinue || res.Decision == DecisionHold):
 			res.Decision, res.Verdict = DecisionPause, VerdictInconclusive
 			res.Reason = joinReason(why, res.Reason)
+		case dr.Action == rules.ActionHold || dr.Action == rules.ActionCap:
+			res.hold(dr, why)
 		}
+	}
+}
+
+// hold adds a hold or cap rule that holds to the analysis's hold: the
+// lowest cap and the shortest maxHold win. It holds a decision that would
+// go on; it changes neither the verdict nor a rollback or a pause.
+func (res *Result) hold(dr *rules.DecisionRule, why string) {
+	h := res.Hold
+	if h == nil {
+		h = &Hold{MaxHold: Seconds(dr.MaxHold)}
+		res.Hold = h
+	}
+	h.Rules = append(h.Rules, dr.Name)
+	h.MaxHold = min(h.MaxHold, Seconds(dr.MaxHold))
+	if dr.Action == rules.ActionCap {
+		why += ": cap at " + strconv.Itoa(dr.Weight) + "%"
+		if h.Cap == nil || dr.Weight < *h.Cap {
+			w := dr.Weight
+			h.Cap = &w
+		}
+	} else {
+		why += ": hold"
+	}
+	if res.Decision == DecisionContinue || res.Decision == DecisionHold {
+		res.Decision = DecisionHold
+		res.Reason = joinReason(why, res.Reason)
 	}
 }
 
@@ -226,7 +288,7 @@ func (qr *QueryResult) envValue() (any, bool) {
 // RuleResult literal: that built the struct and then copied it into the
 // heap, write barriers and all, and was a sixth of Decide's time.
 func (d *decider) evalRule(buf []byte, r *rules.Rule, qs QueryResults, rr *RuleResult, floats *floatSlab) []byte {
-	rr.Name, rr.Expr, rr.Critical, rr.Weight, rr.Group = r.Name, r.Expr, r.Critical, r.Weight, r.Group
+	rr.Name, rr.Expr, rr.Critical, rr.Weight, rr.Group, rr.DryRun = r.Name, r.Expr, r.Critical, r.Weight, r.Group, r.DryRun
 	rr.Inputs = r.InputNames
 
 	// A failed query makes the rule an error and missing data takes the
@@ -515,8 +577,13 @@ func (res *Result) aggregate(pol *rules.Policy) {
 	var total, passed float64
 	var failed, unsure int
 	criticalFailed := false
+	counted := 0
 	for i := range res.Rules {
 		rr := &res.Rules[i]
+		if !res.counts(rr) {
+			continue
+		}
+		counted++
 		total += rr.Weight
 		switch rr.Verdict {
 		case rules.OutcomePass:
@@ -546,7 +613,7 @@ func (res *Result) aggregate(pol *rules.Policy) {
 	default:
 		res.Verdict = VerdictPass
 		res.Decision = DecisionContinue
-		res.Reason = allPassed(len(res.Rules))
+		res.Reason = allPassed(counted)
 	}
 }
 
@@ -573,7 +640,7 @@ func (res *Result) summarize(outcomes ...rules.Outcome) string {
 	// Sized first: a builder that grows copies the reasons as many times.
 	n := 0
 	for i := range res.Rules {
-		if rr := &res.Rules[i]; slices.Contains(outcomes, rr.Verdict) {
+		if rr := &res.Rules[i]; res.counts(rr) && slices.Contains(outcomes, rr.Verdict) {
 			n += len(rr.Name) + len(": ") + len(rr.Reason) + len("; ")
 		}
 	}
@@ -581,6 +648,9 @@ func (res *Result) summarize(outcomes ...rules.Outcome) string {
 	b.Grow(n)
 	for i := range res.Rules {
 		rr := &res.Rules[i]
+		if !res.counts(rr) {
+			continue
+		}
 		for _, o := range outcomes {
 			if rr.Verdict != o {
 				continue

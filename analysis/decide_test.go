@@ -21,9 +21,15 @@ func loadPolicy(t testing.TB, file, name string) *rules.Policy {
 	return pol
 }
 
+// fataler is what results needs of a test: a *testing.T or a *rapid.T.
+type fataler interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
 // results builds query results the way Evaluate leaves them: a float64 is
 // one sample, a []float64 several, nil no series at all, an error a failure.
-func results(t testing.TB, pol *rules.Policy, in map[string]any) QueryResults {
+func results(t fataler, pol *rules.Policy, in map[string]any) QueryResults {
 	t.Helper()
 	qs := make(QueryResults, len(pol.Queries))
 	for i, q := range pol.Queries {

@@ -30,6 +30,10 @@ const (
 	DecisionPromote  Decision = "promote"
 	DecisionRollback Decision = "rollback"
 	DecisionPause    Decision = "pause"
+	// DecisionHold keeps the canary where it is (or lowers it to a cap)
+	// while a hold or cap decision rule holds: the verdict stands, but
+	// the traffic must not rise. See Result.Hold.
+	DecisionHold Decision = "hold"
 )
 
 // Result is one evaluation of a policy: the value both the CLI and the HTTP
@@ -45,12 +49,25 @@ type Result struct {
 	Reason string       `json:"reason"`
 	Rules  []RuleResult `json:"rules"`
 	// Decisions name the policy's decision rules that held.
-	Decisions   []string     `json:"decisions,omitempty"`
+	Decisions []string `json:"decisions,omitempty"`
+	// Hold is set when hold or cap decision rules held.
+	Hold *Hold `json:"hold,omitempty"`
+	// DryRun is what the analysis would have concluded had its dry-run
+	// rules, decision rules or whole policy counted; nil when the policy
+	// has none.
+	DryRun      *DryRun      `json:"dryRun,omitempty"`
 	Queries     QueryResults `json:"queries"`
 	EvaluatedAt time.Time    `json:"evaluatedAt"`
 	// Duration is how long the evaluation took, queries included.
 	Duration Seconds `json:"durationSeconds"`
+
+	// dry is set while Decide judges the analysis with its dry-run
+	// parts counted, for DryRun.
+	dry bool
 }
+
+// counts reports whether rr counts toward the verdict being judged.
+func (res *Result) counts(rr *RuleResult) bool { return res.dry || !rr.DryRun }
 
 // RuleResult is one rule's outcome.
 type RuleResult struct {
@@ -72,8 +89,42 @@ type RuleResult struct {
 	Group string `json:"group,omitempty"`
 	// NoData marks a rule that took its noData outcome.
 	NoData bool `json:"noData,omitempty"`
+	// DryRun marks a rule that counts toward no verdict, score or
+	// decision (its own dryRun, or its policy's).
+	DryRun bool `json:"dryRun,omitempty"`
 	// Comparison is set for a statistical comparison: the test's figures.
 	Comparison *ComparisonResult `json:"comparison,omitempty"`
+}
+
+// Hold is what a policy's hold and cap decision rules ask of a rollout:
+// keep the canary's weight, lowered to Cap when one is set, for at most
+// MaxHold.
+type Hold struct {
+	// Rules name the hold and cap rules that held.
+	Rules []string `json:"rules"`
+	// Cap is the lowest weight the cap rules among them ask for; nil when
+	// only holds held.
+	Cap *int `json:"cap,omitempty"`
+	// MaxHold is the shortest maxHold among them: how long the rollout
+	// may stay held before it rolls back.
+	MaxHold Seconds `json:"maxHoldSeconds"`
+}
+
+// DryRun is an analysis as it would have been with its dry-run parts
+// counted: the verdict, decision, score and reason it would have given.
+type DryRun struct {
+	Verdict  Verdict  `json:"verdict"`
+	Decision Decision `json:"decision"`
+	Score    float64  `json:"score"`
+	Reason   string   `json:"reason"`
+	// Decisions name the decision rules that held, dry-run ones
+	// included.
+	Decisions []string `json:"decisions,omitempty"`
+	// Hold is the hold the decision rules would have asked for.
+	Hold *Hold `json:"hold,omitempty"`
+	// Changed is set when the dry-run parts would have changed the
+	// verdict or the decision.
+	Changed bool `json:"changed"`
 }
 
 // ComparisonResult is a baseline-vs-canary comparison's outcome and the

@@ -53,9 +53,14 @@ func TestLint(t *testing.T) {
 	}
 }
 
+// secretMarker is a secret in the values of testdata and the stand-in
+// Secret files: no message, log or rendered ConfigMap may repeat it.
+const secretMarker = "s3cr3t"
+
 // TestValuesRejected checks that mistakes in values fail the install with
 // an error that names them. Each file in testdata is one mistake; its first
-// line is "# error: " and a part of the message helm must print.
+// line is "# error: " and a part of the message helm must print, which
+// never repeats a secret of the values (secretMarker).
 //   - testdata/schema: unknown keys, wrong types and inline secrets, which
 //     values.schema.json rejects, in helm lint too;
 //   - testdata/template: contradictions the templates reject with `fail`,
@@ -79,10 +84,12 @@ func TestValuesRejected(t *testing.T) {
 					out, err := runHelm(t, "lint", "--strict", chartDir(t), "-f", abs)
 					require.Error(t, err, "helm lint accepted %s", file)
 					require.Contains(t, out, want)
+					require.NotContains(t, out, secretMarker, "the message repeats a secret of the values")
 				}
 				out, err := runHelm(t, "template", release, chartDir(t), "-f", abs)
 				require.Error(t, err, "helm template accepted %s", file)
 				require.Contains(t, out, want)
+				require.NotContains(t, out, secretMarker, "the message repeats a secret of the values")
 			})
 		}
 	}
@@ -92,12 +99,13 @@ func TestValuesRejected(t *testing.T) {
 // every rendering must have, then what is particular to the file.
 func TestTemplate(t *testing.T) {
 	particular := map[string]func(t *testing.T, m manifests){
-		"default-values.yaml":    checkDefault,
-		"git-sync-values.yaml":   checkGitSync,
-		"monitoring-values.yaml": checkMonitoring,
-		"emptydir-values.yaml":   checkEmptyDir,
-		"secrets-values.yaml":    checkSecrets,
-		"tls-values.yaml":        checkTLS,
+		"default-values.yaml":       checkDefault,
+		"git-sync-values.yaml":      checkGitSync,
+		"monitoring-values.yaml":    checkMonitoring,
+		"emptydir-values.yaml":      checkEmptyDir,
+		"secrets-values.yaml":       checkSecrets,
+		"tls-values.yaml":           checkTLS,
+		"notifications-values.yaml": checkNotifications,
 	}
 	files := ciValues(t)
 	for _, file := range files {
@@ -177,7 +185,7 @@ func checkCommon(t *testing.T, m manifests) {
 	}
 
 	c := container(t, pod, "canary")
-	require.Equal(t, "ghcr.io/aurum/canary:0.1.0", c.Image)
+	require.Equal(t, "ghcr.io/aurum/canary:"+chartMeta(t).AppVersion, c.Image, "the default tag is the chart's appVersion")
 	require.Equal(t, []string{"serve", "--config", configFile}, c.Args[:3])
 	// The port, and the probes' scheme, follow canary.yml's tls: HTTPS
 	// only when canary serve serves it.
@@ -221,7 +229,7 @@ func checkCommon(t *testing.T, m manifests) {
 	text, cfg := m.canaryYML(t)
 	allowed := []string{"listen", "policies", "dataDir", "history", "bodyLimit", "shutdownTimeout", "reloadInterval",
 		"log", "evaluation", "flagger", "auth", "kubeconfig", "prometheus", "kafka", "postgres", "probes", "cache",
-		"tls", "historyFlush", "runRetention", "latchedRunRetention", "maxRuns"}
+		"tls", "historyFlush", "runRetention", "latchedRunRetention", "maxRuns", "notifications"}
 	for k := range cfg {
 		require.Contains(t, allowed, k, "canary.yml key %q is not in serveConfig", k)
 	}
@@ -353,7 +361,7 @@ func checkDefault(t *testing.T, m manifests) {
 }
 
 // allGroups are canary serve's route groups.
-var allGroups = []string{"analysis", "flagger", "alertmanager", "admin"}
+var allGroups = []string{"analysis", "flagger", "alertmanager", "admin", "ui"}
 
 // generatedToken is what the chart generates: randAlphaNum 40.
 var generatedToken = regexp.MustCompile(`^[A-Za-z0-9]{40}$`)
@@ -417,25 +425,25 @@ func TestAuth(t *testing.T) {
 		{
 			name:      "an explicit Secret wins",
 			set:       []string{"auth.admin.existingSecret=ops-tokens", "auth.admin.open=true", "auth.flagger.existingSecret=flagger-tokens"},
-			generated: []string{"analysis", "alertmanager"},
+			generated: []string{"analysis", "alertmanager", "ui"},
 			secrets:   map[string]string{"admin": "ops-tokens", "flagger": "flagger-tokens"},
 		},
 		{
 			name:      "every group with a Secret: nothing generated",
-			set:       []string{"auth.analysis.existingSecret=a", "auth.flagger.existingSecret=f", "auth.alertmanager.existingSecret=m", "auth.admin.existingSecret=o"},
-			secrets:   map[string]string{"analysis": "a", "flagger": "f", "alertmanager": "m", "admin": "o"},
+			set:       []string{"auth.analysis.existingSecret=a", "auth.flagger.existingSecret=f", "auth.alertmanager.existingSecret=m", "auth.admin.existingSecret=o", "auth.ui.existingSecret=u"},
+			secrets:   map[string]string{"analysis": "a", "flagger": "f", "alertmanager": "m", "admin": "o", "ui": "u"},
 			generated: nil,
 		},
 		{
 			name:      "analysis and flagger open",
 			set:       []string{"auth.analysis.open=true", "auth.flagger.open=true"},
-			generated: []string{"alertmanager", "admin"},
+			generated: []string{"alertmanager", "admin", "ui"},
 			open:      []string{"analysis", "flagger"},
 		},
 		{
 			name:      "admin open with allowOpenRoutes",
 			set:       []string{"auth.admin.open=true", "auth.allowOpenRoutes=true"},
-			generated: []string{"analysis", "flagger", "alertmanager"},
+			generated: []string{"analysis", "flagger", "alertmanager", "ui"},
 			open:      []string{"admin"},
 			allowOpen: true,
 		},
@@ -734,6 +742,7 @@ func checkSecrets(t *testing.T, m manifests) {
 		"flagger":      {"canary-tokens", "flagger"},
 		"alertmanager": {"canary-tokens", "alertmanager"},
 		"admin":        {"canary-admin", "tokens"},
+		"ui":           {"canary-admin", "tokens"},
 	}
 	auth := cfg["auth"].(map[string]any)
 	require.Len(t, auth, len(want))
@@ -783,10 +792,158 @@ func checkSecrets(t *testing.T, m manifests) {
 	}}, c.Env)
 }
 
+// checkNotifications checks the routes of notifications-values.yaml: each
+// secret a Secret item, mounted under notify-<index>-<what> and named in
+// canary.yml by file; everything else as the values give it.
+func checkNotifications(t *testing.T, m manifests) {
+	pod := m.deployment(t).Spec.Template.Spec
+	text, cfg := m.canaryYML(t)
+	file := func(volume, path string) string { return secretsDir + volume + "/" + path }
+	require.Equal(t, map[string]any{
+		"link": "https://canary.example.com",
+		"routes": []any{
+			map[string]any{
+				"name": "oncall", "severities": []any{"critical"},
+				"alertmanager": map[string]any{
+					"url": "https://alertmanager-operated.monitoring.svc:9093",
+					"http": map[string]any{
+						"authorization": map[string]any{"type": "Bearer", "credentials_file": file("notify-0-token", "token")},
+						"tls_config":    map[string]any{"ca_file": file("notify-0-tls", "ca.crt"), "server_name": "alertmanager-operated.monitoring.svc"},
+					},
+				},
+			},
+			map[string]any{
+				"name": "team-caiso", "namespaces": []any{"caiso"},
+				"kinds":    []any{"rollback_latched", "rollback_done", "analysis_failed", "degraded"},
+				"template": "{{ .Summary }} ({{ .Policy }}): {{ .Reason }}",
+				"slack":    map[string]any{"urlFile": file("notify-1-url", "url")},
+			},
+			map[string]any{
+				"name": "team-miso", "namespaces": []any{"miso"},
+				"teams": map[string]any{"urlFile": file("notify-2-url", "url")},
+			},
+			map[string]any{
+				"name": "pipeline-bot", "policies": []any{"iso-ingest"}, "sendResolved": false,
+				"rateLimit": map[string]any{"every": "1s", "burst": 10},
+				"webhook":   map[string]any{"urlFile": file("notify-3-url", "url"), "secretFile": file("notify-3-hmac", "hmac")},
+			},
+			map[string]any{
+				"name": "audit", "kinds": []any{"rollback_latched", "rollback_done", "promoted", "rollout_completed"},
+				// A URL without a token may stay inline; its key not.
+				"webhook": map[string]any{"url": "http://audit.audit.svc:8080/hooks/canary", "secretFile": file("notify-4-hmac", "hmac")},
+			},
+		},
+	}, cfg["notifications"], "%s", text)
+
+	// Each Secret item where canary.yml looks for it; checkCommon checks
+	// that every file canary.yml names is mounted.
+	for volumeName, want := range map[string]struct {
+		secret string
+		items  []corev1.KeyToPath
+	}{
+		"notify-0-token": {"alertmanager-canary", []corev1.KeyToPath{{Key: "token", Path: "token"}}},
+		"notify-0-tls":   {"alertmanager-ca", []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}},
+		"notify-1-url":   {"canary-slack", []corev1.KeyToPath{{Key: "caiso", Path: "url"}}},
+		"notify-2-url":   {"canary-teams", []corev1.KeyToPath{{Key: "url", Path: "url"}}},
+		"notify-3-url":   {"pipeline-bot", []corev1.KeyToPath{{Key: "url", Path: "url"}}},
+		"notify-3-hmac":  {"pipeline-bot", []corev1.KeyToPath{{Key: "hmac-key", Path: "hmac"}}},
+		"notify-4-hmac":  {"audit-hmac", []corev1.KeyToPath{{Key: "hmac", Path: "hmac"}}},
+	} {
+		v := volume(t, pod, volumeName)
+		require.NotNil(t, v.Secret, volumeName)
+		require.Equal(t, want.secret, v.Secret.SecretName, volumeName)
+		require.Equal(t, want.items, v.Secret.Items, volumeName)
+	}
+	require.Len(t, slices.DeleteFunc(slices.Clone(pod.Volumes), func(v corev1.Volume) bool { return !strings.HasPrefix(v.Name, "notify-") }), 7,
+		"a volume per Secret item the routes read, and no other")
+
+	// Egress restricted: DNS, Alertmanager and the audit service by
+	// egress.to, Slack, Teams and the bot by egress.internet.
+	np, ok := m.get(t, "NetworkPolicy", release).typed.(*networkingv1.NetworkPolicy)
+	require.True(t, ok)
+	require.Contains(t, np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
+	require.Len(t, np.Spec.Egress, 4, "DNS, the two rules of egress.to, the internet")
+	require.Equal(t, internetRule([]int32{443}, []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}), np.Spec.Egress[3])
+}
+
+// internetRule is the egress rule of networkPolicy.egress.internet: the
+// ports to every IPv4 address but except.
+func internetRule(ports []int32, except []string) networkingv1.NetworkPolicyEgressRule {
+	tcp := corev1.ProtocolTCP
+	rule := networkingv1.NetworkPolicyEgressRule{
+		To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0", Except: except}}},
+	}
+	for _, p := range ports {
+		port := intstr.FromInt32(p)
+		rule.Ports = append(rule.Ports, networkingv1.NetworkPolicyPort{Protocol: &tcp, Port: &port})
+	}
+	return rule
+}
+
+// TestEgressInternet renders networkPolicy.egress.internet: a rule only
+// when egress is restricted (open egress needs none), with the given ports
+// and ranges.
+func TestEgressInternet(t *testing.T) {
+	tests := []struct {
+		name string
+		set  []string
+		want []networkingv1.NetworkPolicyEgressRule // after DNS; nil: egress not restricted
+	}{
+		{
+			name: "egress open: no rule",
+			set:  []string{"networkPolicy.egress.internet.enabled=true"},
+		},
+		{
+			name: "restricted, internet off",
+			set:  []string{"networkPolicy.egress.restrict=true"},
+			want: []networkingv1.NetworkPolicyEgressRule{},
+		},
+		{
+			name: "restricted, internet on",
+			set:  []string{"networkPolicy.egress.restrict=true", "networkPolicy.egress.internet.enabled=true"},
+			want: []networkingv1.NetworkPolicyEgressRule{internetRule([]int32{443}, []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"})},
+		},
+		{
+			name: "ports and ranges of the values",
+			set: []string{"networkPolicy.egress.restrict=true", "networkPolicy.egress.internet.enabled=true",
+				"networkPolicy.egress.internet.ports={443,8443}", "networkPolicy.egress.internet.except={10.0.0.0/8,100.64.0.0/10}"},
+			want: []networkingv1.NetworkPolicyEgressRule{internetRule([]int32{443, 8443}, []string{"10.0.0.0/8", "100.64.0.0/10"})},
+		},
+		{
+			name: "no range left out",
+			set: []string{"networkPolicy.egress.restrict=true", "networkPolicy.egress.internet.enabled=true",
+				"networkPolicy.egress.internet.except=null"},
+			want: []networkingv1.NetworkPolicyEgressRule{internetRule([]int32{443}, nil)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var args []string
+			for _, s := range tt.set {
+				args = append(args, "--set", s)
+			}
+			m := render(t, args...)
+			checkCommon(t, m)
+			np, ok := m.get(t, "NetworkPolicy", release).typed.(*networkingv1.NetworkPolicy)
+			require.True(t, ok)
+			if tt.want == nil {
+				require.Equal(t, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}, np.Spec.PolicyTypes)
+				require.Empty(t, np.Spec.Egress)
+				return
+			}
+			require.Contains(t, np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
+			require.NotEmpty(t, np.Spec.Egress)
+			require.EqualValues(t, 53, np.Spec.Egress[0].Ports[0].Port.IntValue(), "DNS first")
+			require.Equal(t, tt.want, np.Spec.Egress[1:])
+		})
+	}
+}
+
 // TestRenderedConfigLoads has the real canary load each rendered canary.yml:
 // `canary eval --config` decodes it as `canary serve` does (strictly, every
 // key), builds every source it names (reading the Secret files, and the DSN
-// variables the Deployment sets), then evaluates a policy. The paths of
+// variables the Deployment sets), then evaluates a policy; `canary check
+// --config` builds every notification route it names. The paths of
 // canary.yml are moved into a temporary directory, where each Secret file
 // it names is made with a stand-in value.
 func TestRenderedConfigLoads(t *testing.T) {
@@ -811,20 +968,12 @@ func TestRenderedConfigLoads(t *testing.T) {
 
 			var cfg map[string]any
 			require.NoError(t, yaml.Unmarshal([]byte(text), &cfg))
-			cert, key := selfSigned(t)
+			standIn := standIns(t)
 			for _, s := range stringsIn(cfg) {
 				if !strings.HasPrefix(s, dir+secretsDir) {
 					continue
 				}
-				content := map[string]string{
-					"tokens":   "token-1\ntoken-2\n",
-					"token":    "token-1\n",
-					"password": "password\n",
-					"dsn":      "postgres://canary@127.0.0.1:1/warehouse?sslmode=disable\n",
-					"ca.crt":   cert,
-					"tls.crt":  cert,
-					"tls.key":  key,
-				}[filepath.Base(s)]
+				content := standIn[filepath.Base(s)]
 				require.NotEmpty(t, content, "no stand-in for %s", s)
 				require.NoError(t, os.MkdirAll(filepath.Dir(s), 0o755))
 				require.NoError(t, os.WriteFile(s, []byte(content), 0o600))
@@ -847,6 +996,16 @@ func TestRenderedConfigLoads(t *testing.T) {
 			out, err := cmd.CombinedOutput()
 			require.NoError(t, err, "canary eval with the rendered canary.yml:\n%s\n%s", out, text)
 			require.Contains(t, string(out), "verdict pass")
+
+			// canary check --config builds the notification routes as
+			// canary serve does (Secret files read, templates tried), and
+			// checks a policy against the configured sources.
+			check := exec.Command(bin, "check", "--config", cfgPath, filepath.Join(root, "examples", "policies", "iso-ingest.yaml"))
+			check.Env = cmd.Env
+			out, err = check.CombinedOutput()
+			require.NoError(t, err, "canary check --config with the rendered canary.yml:\n%s\n%s", out, text)
+			require.Contains(t, string(out), "SUCCESS")
+			require.NotContains(t, string(out), secretMarker)
 		})
 	}
 }

@@ -3,6 +3,7 @@ package charts_test
 import (
 	"bufio"
 	"debug/elf"
+	"encoding/json"
 	"io"
 	"io/fs"
 	"os"
@@ -16,7 +17,10 @@ import (
 )
 
 // buildCommand is what the Dockerfile's build stage must run, word for word.
-const buildCommand = `CGO_ENABLED=0 go build -tags nomsgpack -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/canary ./cmd/canary`
+const buildCommand = `CGO_ENABLED=0 go build -tags nomsgpack -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.buildDate=${BUILD_DATE}" -o /out/canary ./cmd/canary`
+
+// buildDateArg is the BUILD_DATE build arg the tests pass.
+const buildDateArg = "2026-12-01T10:00:00Z"
 
 // maxBinaryBytes is the size the README promises for the stripped binary
 // (issue 17: it was 100 MB while Prometheus's TSDB and client-go's
@@ -152,6 +156,7 @@ func TestDockerfile(t *testing.T) {
 		require.Subset(t, order, []string{"COPY go.mod go.sum ./", "RUN go mod download", "COPY . ."})
 		require.Less(t, indexOf(order, "RUN go mod download"), indexOf(order, "COPY . ."))
 		require.Contains(t, order, "ARG VERSION=dev")
+		require.Contains(t, order, `ARG BUILD_DATE=""`)
 	})
 
 	t.Run("final image", func(t *testing.T) {
@@ -209,9 +214,12 @@ func TestDockerfile(t *testing.T) {
 		require.NoError(t, err)
 		require.NotContains(t, string(data), root, "-trimpath keeps the source directory out")
 
-		out, err := exec.Command(bin, "version").CombinedOutput()
+		out, err := exec.Command(bin, "version", "-o", "json").Output()
 		require.NoError(t, err, "%s", out)
-		require.Contains(t, string(out), "canary v0.0.0-charts-test ", "VERSION is stamped into main.version")
+		var v struct{ Version, BuildDate string }
+		require.NoError(t, json.Unmarshal(out, &v), "%s", out)
+		require.Equal(t, "v0.0.0-charts-test", v.Version, "VERSION is stamped into main.version")
+		require.Equal(t, buildDateArg, v.BuildDate, "BUILD_DATE is stamped into main.buildDate")
 	})
 }
 
@@ -259,7 +267,7 @@ func buildFromDockerfile(t testing.TB, out, version string) {
 	cmd.Dir = ctx
 	// The image's environment: VERSION from the build arg; GOFLAGS of the
 	// machine running the tests would not be in the image.
-	cmd.Env = append(os.Environ(), "VERSION="+version, "GOFLAGS=", "GOWORK=off")
+	cmd.Env = append(os.Environ(), "VERSION="+version, "BUILD_DATE="+buildDateArg, "GOFLAGS=", "GOWORK=off")
 	b, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s\n%s", command, b)
 }

@@ -25,8 +25,9 @@ import (
 // TestRenderedConfigServes starts the real `canary serve` with the
 // canary.yml the chart renders and the files of the Secrets it mounts: the
 // generated tokens as the chart renders them, stand-ins for the others. It
-// must start without auth.allowOpen, leave no route group open, and ask
-// every caller for its token.
+// must start without auth.allowOpen, leave no route group open, ask every
+// caller for its token, and build every notification route canary.yml
+// names.
 func TestRenderedConfigServes(t *testing.T) {
 	bin := canary(t)
 	tests := []struct {
@@ -35,6 +36,7 @@ func TestRenderedConfigServes(t *testing.T) {
 	}{
 		{name: "defaults"},
 		{name: "tls", args: []string{"-f", filepath.Join(chartDir(t), "ci", "tls-values.yaml")}},
+		{name: "notifications", args: []string{"-f", filepath.Join(chartDir(t), "ci", "notifications-values.yaml")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,6 +126,25 @@ func TestRenderedConfigServes(t *testing.T) {
 			code, _ = call("GET", "/v1/policies", tokens["analysis"])
 			require.Equal(t, http.StatusUnauthorized, code)
 			require.NotContains(t, logs.String(), "route group is open")
+
+			// canary serve refuses to start on a route it cannot build, so
+			// a route missing here was dropped between canary.yml and it.
+			code, body = call("GET", "/v1/notifications", tokens["admin"])
+			require.Equal(t, http.StatusOK, code, body)
+			var status struct {
+				Routes []struct {
+					Name string `json:"name"`
+					Kind string `json:"kind"`
+				} `json:"routes"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(body), &status))
+			var built []string
+			for _, r := range status.Routes {
+				built = append(built, r.Name+" "+r.Kind)
+			}
+			require.ElementsMatch(t, notifyRoutes(t, cfg), built)
+			require.NotContains(t, body, secretMarker)
+			require.NotContains(t, logs.String(), secretMarker, "canary serve logged a secret of its Secret files")
 		})
 	}
 }
@@ -153,12 +174,7 @@ func materialize(t *testing.T, m manifests, dir string) (string, map[string]any)
 			require.NoError(t, os.WriteFile(filepath.Join(policiesDir, name), []byte(content), 0o644))
 		}
 	}
-	cert, key := selfSigned(t)
-	standIn := map[string]string{
-		"tokens": "token-1\ntoken-2\n", "token": "token-1\n", "password": "password\n",
-		"dsn":    "postgres://canary@127.0.0.1:1/warehouse?sslmode=disable\n",
-		"ca.crt": cert, "tls.crt": cert, "tls.key": key,
-	}
+	standIn := standIns(t)
 	for _, vm := range c.VolumeMounts {
 		rel, ok := strings.CutPrefix(vm.MountPath, secretsDir)
 		if !ok {
@@ -182,6 +198,39 @@ func materialize(t *testing.T, m manifests, dir string) (string, map[string]any)
 		}
 	}
 	return cfgPath, cfg
+}
+
+// standIns are the contents of the Secret files canary.yml names, by the
+// file's name: what canary serve reads there, and never a real secret.
+func standIns(t testing.TB) map[string]string {
+	t.Helper()
+	cert, key := selfSigned(t)
+	return map[string]string{
+		"tokens": "token-1\ntoken-2\n", "token": secretMarker + "-token\n", "password": secretMarker + "-password\n",
+		"dsn":    "postgres://canary@127.0.0.1:1/warehouse?sslmode=disable\n",
+		"ca.crt": cert, "tls.crt": cert, "tls.key": key,
+		// A webhook's URL must be http or https to build; nothing is sent.
+		"url":  "https://hooks.example.com/services/" + secretMarker + "\n",
+		"hmac": secretMarker + "-hmac-key\n",
+	}
+}
+
+// notifyRoutes are the notification routes canary.yml names, as "name
+// kind": what GET /v1/notifications must list once canary serve built them.
+func notifyRoutes(t testing.TB, cfg map[string]any) []string {
+	t.Helper()
+	n, _ := cfg["notifications"].(map[string]any)
+	routes, _ := n["routes"].([]any)
+	var out []string
+	for _, r := range routes {
+		route := r.(map[string]any)
+		for _, kind := range []string{"alertmanager", "slack", "teams", "webhook"} {
+			if _, ok := route[kind]; ok {
+				out = append(out, route["name"].(string)+" "+kind)
+			}
+		}
+	}
+	return out
 }
 
 // lockedLog collects a child's log lines from its reader goroutine while

@@ -27,8 +27,9 @@ import (
 // dashboard's rows. Alertmanager configurations in the docs pass amtool.
 
 // metricFiles are the files that register canary serve's metrics: the
-// HTTP service's, the runs', the traffic engine's and the notifications'.
-var metricFiles = []string{"../webhooks/metrics.go", "../runs/metrics.go", "../rollout/traffic.go", "../rollout/notify/outbox.go"}
+// HTTP service's, the runs', the traffic engine's, the notifications' and
+// the web UI's live stream's.
+var metricFiles = []string{"../webhooks/metrics.go", "../runs/metrics.go", "../rollout/traffic.go", "../rollout/notify/outbox.go", "../webhooks/ui/stream.go"}
 
 // engineMetrics returns the canary_* metric names metricFiles register:
 // the Name of every prometheus.*Opts literal, under the "canary"

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aurum/canary/analysis"
+	"github.com/aurum/canary/rollout/deploy"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs"
 	"github.com/aurum/canary/traffic/routers"
@@ -42,6 +43,9 @@ type Options struct {
 	// Traffic moves the canaries' traffic; the orchestrator never writes
 	// a weight any other way.
 	Traffic *Traffic
+	// Deployments manages the Deployments of rollouts that name one
+	// (deploy.Kube); without it such rollouts are refused.
+	Deployments Deployments
 	// Policies returns the policies in service.
 	Policies func() *rules.Set
 	// Decide, when set, is consulted after every analysis.
@@ -58,6 +62,24 @@ type Options struct {
 	Logger    *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+}
+
+// Deployments manage the Deployments of a rollout; deploy.Kube does it
+// over the Kubernetes API. Each operation is idempotent.
+type Deployments interface {
+	// Check refuses a stable Deployment that cannot be rolled out (it is
+	// missing, Argo Rollouts or Flagger manage it, a container is
+	// unknown) and returns its progress deadline.
+	Check(ctx context.Context, s deploy.Spec) (time.Duration, error)
+	// ApplyCanary creates or updates the canary Deployment.
+	ApplyCanary(ctx context.Context, s deploy.Spec) (deploy.Status, error)
+	// PromoteStable copies the canary's pod template into the stable
+	// Deployment.
+	PromoteStable(ctx context.Context, s deploy.Spec) (deploy.Status, error)
+	// ScaleCanary sets the canary's replicas.
+	ScaleCanary(ctx context.Context, s deploy.Spec, replicas int32) (deploy.Status, error)
+	// State reads both Deployments.
+	State(ctx context.Context, s deploy.Spec) (deploy.State, error)
 }
 
 // Orchestrator runs rollouts. It is safe for concurrent use; each rollout
@@ -260,6 +282,9 @@ func (o *Orchestrator) Start(ctx context.Context, spec Spec) (*Rollout, error) {
 	if !rules.IsName(spec.Namespace) || !rules.IsName(spec.Name) || !rules.IsName(spec.Version) {
 		return nil, fmt.Errorf("%w: namespace, name and version must be Kubernetes-style names (letters, digits, '-', '_', '.'); the namespace defaults to the namespace param", ErrBadSpec)
 	}
+	if pol.DryRun {
+		return nil, fmt.Errorf("%w: policy %s is dryRun: it never fails, so it cannot gate a rollout; carry it as a shadow policy beside one that can", ErrBadSpec, pol.Name)
+	}
 	resolved, err := pol.ResolveParams(spec.Params)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSpec, err)
@@ -271,15 +296,26 @@ func (o *Orchestrator) Start(ctx context.Context, spec Spec) (*Rollout, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSpec, err)
 	}
+	if err := o.checkShadows(set, spec); err != nil {
+		return nil, err
+	}
 	schedule, err := resolve(pol, spec.Schedule)
 	if err != nil {
 		return nil, err
+	}
+	if spec.Deployment != nil {
+		if schedule.ProgressDeadline, err = o.checkDeployment(ctx, &spec); err != nil {
+			return nil, err
+		}
 	}
 	now := o.o.Now()
 	r := &Rollout{
 		Spec: spec, Schedule: schedule, Phase: PhasePending, CreatedAt: now, UpdatedAt: now,
 		PhaseSince: now, NextAt: now,
 		Traffic: &TrafficInfo{Router: ts.Router, Namespace: ts.Namespace, Object: ts.Ingress + ts.HTTPRoute},
+	}
+	if spec.Deployment != nil {
+		r.Deploy = &DeployState{}
 	}
 	r.record(Event{At: now, Type: "transition", To: PhasePending, Reason: "started version " + spec.Version})
 	key := spec.Key()
@@ -314,6 +350,74 @@ func (o *Orchestrator) Start(ctx context.Context, spec Spec) (*Rollout, error) {
 	o.emit(r, r.History[len(r.History)-1])
 	o.schedule(key, now)
 	return r, nil
+}
+
+// checkShadows checks a start's shadow policies: a few, each loaded, each
+// dryRun (so that nothing it holds, alerts or latchOnFail, can act), each
+// taking the rollout's params.
+func (o *Orchestrator) checkShadows(set *rules.Set, spec Spec) error {
+	if len(spec.Shadow) > maxShadows {
+		return fmt.Errorf("%w: at most %d shadow policies, got %d", ErrBadSpec, maxShadows, len(spec.Shadow))
+	}
+	for i, name := range spec.Shadow {
+		if slices.Contains(spec.Shadow[:i], name) || name == spec.Policy {
+			return fmt.Errorf("%w: shadow policy %s twice, or the rollout's own", ErrBadSpec, name)
+		}
+		pol, err := set.Get(name)
+		if err != nil {
+			return fmt.Errorf("%w: shadow: %w", ErrBadSpec, err)
+		}
+		if !pol.DryRun {
+			return fmt.Errorf("%w: shadow policy %s is not dryRun: mark it spec.dryRun: true, so that nothing it holds can act on the rollout", ErrBadSpec, name)
+		}
+		if _, err := pol.ResolveParams(spec.Params); err != nil {
+			return fmt.Errorf("%w: shadow policy %s: %w", ErrBadSpec, name, err)
+		}
+	}
+	return nil
+}
+
+// maxImages bounds a deployment's images: a pod has a few containers.
+const maxImages = 32
+
+// checkDeployment completes a start's deployment spec and checks the
+// stable Deployment, returning the progress deadline.
+func (o *Orchestrator) checkDeployment(ctx context.Context, spec *Spec) (Duration, error) {
+	d := *spec.Deployment
+	d.Namespace = cmp.Or(d.Namespace, spec.Namespace)
+	d.Version = spec.Version
+	if !rules.IsName(d.Namespace) || !rules.IsName(d.Name) || (d.Canary != "" && !rules.IsName(d.Canary)) {
+		return 0, fmt.Errorf("%w: a deployment needs a Kubernetes-style namespace and name", ErrBadSpec)
+	}
+	if d.CanaryName() == d.Name {
+		return 0, fmt.Errorf("%w: the canary deployment cannot be the stable one", ErrBadSpec)
+	}
+	if len(d.Images) == 0 && d.Template == nil {
+		return 0, fmt.Errorf("%w: deployment %s/%s: say what the canary runs: images (--image CONTAINER=IMAGE) or a pod template (--from-manifest)", ErrBadSpec, d.Namespace, d.Name)
+	}
+	if len(d.Images) > maxImages {
+		return 0, fmt.Errorf("%w: at most %d images, got %d", ErrBadSpec, maxImages, len(d.Images))
+	}
+	if d.Replicas != nil && *d.Replicas < 1 {
+		return 0, fmt.Errorf("%w: the canary needs at least 1 replica", ErrBadSpec)
+	}
+	if o.o.Deployments == nil {
+		return 0, fmt.Errorf("%w: this server manages no Deployments (it has no Kubernetes client)", ErrBadSpec)
+	}
+	deadline, err := o.o.Deployments.Check(ctx, d)
+	switch {
+	case errors.Is(err, deploy.ErrManaged):
+		return 0, fmt.Errorf("%w: %w", ErrConflict, err)
+	case errors.Is(err, deploy.ErrBadSpec):
+		return 0, fmt.Errorf("%w: %w", ErrBadSpec, err)
+	case err != nil:
+		return 0, fmt.Errorf("%w: %w", ErrBadSpec, err)
+	}
+	if s := spec.Schedule; s != nil && s.ProgressDeadline != nil {
+		deadline = time.Duration(*s.ProgressDeadline)
+	}
+	spec.Deployment = &d
+	return Duration(deadline), nil
 }
 
 func (o *Orchestrator) emit(r *Rollout, e Event) {
@@ -366,15 +470,26 @@ func (o *Orchestrator) Act(ctx context.Context, namespace, name, action, reason,
 		if r.Phase.Terminal() {
 			return fmt.Errorf("%w: rollout %s is %s", ErrBadAction, key, r.Phase)
 		}
+		// A paused or failed rollout is in the phase it resumes to.
+		in := r.Phase
+		if in == PhasePaused || in == PhaseFailed {
+			in = r.ResumeTo
+		}
 		switch action {
 		case ActionPromote:
-			if r.Phase == PhaseRollingBack {
+			switch {
+			case r.Phase == PhaseRollingBack:
 				return fmt.Errorf("%w: rollout %s is rolling back; a rollback is not undone", ErrBadAction, key)
+			case in == PhaseDeploying:
+				return fmt.Errorf("%w: rollout %s is deploying its canary, which takes no traffic before it is available", ErrBadAction, key)
+			case in == PhaseFinalising:
+				return fmt.Errorf("%w: rollout %s is already promoting its stable deployment", ErrBadAction, key)
 			}
-			o.enter(r, PhasePromoting, now, reason)
-			r.Step = len(r.Schedule.Steps) - 1
-			r.TargetWeight = r.Schedule.Steps[r.Step].Weight
+			o.promote(r, now, reason)
 		case ActionRollback:
+			if r.stableWritten() {
+				return fmt.Errorf("%w: rollout %s already gave the stable deployment the new version; roll back by rolling out the old one", ErrBadAction, key)
+			}
 			o.enterRollback(r, now, reason)
 		case ActionPause:
 			if r.Phase == PhasePaused || r.Phase == PhaseRollingBack {
@@ -396,6 +511,9 @@ func (o *Orchestrator) Act(ctx context.Context, namespace, name, action, reason,
 		case ActionSkipStep:
 			if r.Phase != PhaseProgressing && r.Phase != PhaseWarmup {
 				return fmt.Errorf("%w: rollout %s is %s; only a progressing rollout has a step to skip", ErrBadAction, key, r.Phase)
+			}
+			if r.Hold != nil {
+				return fmt.Errorf("%w: rollout %s is held by %s, which keeps its weight from rising; it goes on when they clear", ErrBadAction, key, strings.Join(r.Hold.Rules, ", "))
 			}
 			o.advance(r, now, reason)
 		}
@@ -431,6 +549,10 @@ func (o *Orchestrator) enterRollback(r *Rollout, now time.Time, reason string) {
 	}
 	o.enter(r, PhaseRollingBack, now, reason)
 	r.TargetWeight = 0
+	r.Hold = nil
+	if r.Deploy != nil {
+		r.Deploy.Stage = ""
+	}
 	r.NextAt = now
 }
 
@@ -529,7 +651,7 @@ func (o *Orchestrator) applyTraffic(ctx context.Context, r *Rollout) (*Rollout, 
 		cur.AppliedWeight = weight
 		cur.record(Event{At: now, Type: "traffic", Step: cur.Step, Weight: weight, Reason: fmt.Sprintf("canary weight %d%%", weight)})
 		if cur.Phase == PhasePromoting && weight == 100 {
-			o.enter(cur, PhaseCompleted, now, promotedReason)
+			o.finish(cur, now)
 		}
 		return nil
 	})
@@ -558,13 +680,28 @@ func (o *Orchestrator) followRollback(ctx context.Context, r *Rollout) (*Rollout
 	if sd == nil {
 		return r, err
 	}
+	// Traffic first, then the canary Deployment: once the weight is at 0
+	// it is scaled to 0, and only then is the rollout rolled back.
+	var retired *deploy.State
+	if sd.Done && r.Deploy != nil && r.Deploy.Stage != StageCanaryRetired {
+		st, derr := o.retireCanary(ctx, r)
+		if derr != nil {
+			return r, errors.Join(err, derr)
+		}
+		retired = &st
+	}
 	now := o.o.Now()
 	out, uerr := o.update(ctx, r.Spec.Key(), func(cur *Rollout) error {
 		if sd.Weight >= 0 && sd.Weight != cur.AppliedWeight {
 			cur.AppliedWeight = sd.Weight
 			cur.record(Event{At: now, Type: "traffic", Step: cur.Step, Weight: sd.Weight, Reason: fmt.Sprintf("canary weight %d%%", sd.Weight)})
 		}
-		if sd.Done && cur.Phase == PhaseRollingBack {
+		if retired != nil && cur.Deploy != nil && cur.Deploy.Stage != StageCanaryRetired {
+			cur.Deploy.Stage, cur.Deploy.State, cur.Deploy.At = StageCanaryRetired, *retired, now
+			cur.record(Event{At: now, Type: "deployment", Step: cur.Step, Weight: cur.AppliedWeight,
+				Reason: "canary deployment " + retired.Canary.Name + " scaled to 0"})
+		}
+		if sd.Done && cur.Phase == PhaseRollingBack && (cur.Deploy == nil || cur.Deploy.Stage == StageCanaryRetired) {
 			o.enter(cur, PhaseRolledBack, now, cur.Reason)
 		}
 		if !sd.Done {

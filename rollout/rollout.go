@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aurum/canary/analysis"
+	"github.com/aurum/canary/rollout/deploy"
 	"github.com/aurum/canary/rules"
 )
 
@@ -26,9 +27,15 @@ type Phase string
 
 // Phases. A rollout goes pending → warmup → progressing → promoting →
 // completed, or on to rolling_back → rolled_back; paused and failed wait
-// for a person (resume).
+// for a person (resume). A rollout that manages Deployments goes through
+// deploying (the canary Deployment is made and becomes available) before
+// warmup, and finalising (the stable Deployment takes the canary's
+// template, traffic goes back to it, the canary is scaled to 0) before
+// completed.
 const (
 	PhasePending     Phase = "pending"
+	PhaseDeploying   Phase = "deploying"
+	PhaseFinalising  Phase = "finalising"
 	PhaseWarmup      Phase = "warmup"
 	PhaseProgressing Phase = "progressing"
 	PhasePromoting   Phase = "promoting"
@@ -76,7 +83,19 @@ type Spec struct {
 	Group string `json:"group,omitempty"`
 	// Schedule overrides the policy's rollout section.
 	Schedule *Override `json:"schedule,omitempty"`
+	// Deployment, when set, makes the orchestrator manage the
+	// Deployments too: it makes the canary Deployment from the stable one
+	// with the new version, and promotes the stable one at the end. An
+	// empty namespace is the rollout's.
+	Deployment *deploy.Spec `json:"deployment,omitempty"`
+	// Shadow names dryRun policies evaluated beside Policy at every
+	// analysis: recorded, shown and counted, never acted on.
+	Shadow []string `json:"shadow,omitempty"`
 }
+
+// maxShadows bounds a rollout's shadow policies: each one is an analysis
+// more at every interval.
+const maxShadows = 4
 
 // Override changes parts of a policy's schedule for one rollout. Zero
 // fields keep the policy's value.
@@ -93,6 +112,9 @@ type Override struct {
 	InconclusiveLimit *int            `json:"inconclusiveLimit,omitempty"`
 	AutoRollback      *bool           `json:"autoRollback,omitempty"`
 	StepDown          *StepDownConfig `json:"stepDown,omitempty"`
+	// ProgressDeadline bounds how long a managed Deployment may take to
+	// roll out; the stable Deployment's progressDeadlineSeconds when nil.
+	ProgressDeadline *Duration `json:"progressDeadline,omitempty"`
 }
 
 // StepDownConfig is a rollback's graceful schedule.
@@ -120,6 +142,10 @@ type Schedule struct {
 	AutoRollback      bool     `json:"autoRollback"`
 	StepDown          []int    `json:"stepDown,omitempty"`
 	StepDownInterval  Duration `json:"stepDownInterval,omitempty"`
+	// ProgressDeadline bounds how long the canary Deployment may take to
+	// become available, and the stable one to roll out the promoted
+	// template; set for rollouts that manage Deployments.
+	ProgressDeadline Duration `json:"progressDeadline,omitempty"`
 }
 
 // Defaults of a schedule when neither the policy nor the override sets
@@ -257,7 +283,100 @@ type Rollout struct {
 	UpdatedAt time.Time    `json:"updatedAt"`
 	NextAt    time.Time    `json:"nextAt"`
 	Traffic   *TrafficInfo `json:"traffic,omitempty"`
+	// Hold is set while the policy's hold or cap decision rules hold the
+	// rollout: the step does not advance, the weight does not rise.
+	Hold *Hold `json:"hold,omitempty"`
+	// Deploy is where the work on the Deployments is, for a rollout that
+	// manages them.
+	Deploy *DeployState `json:"deploy,omitempty"`
+	// DryRuns count what the dry-run parts of the policy, and each shadow
+	// policy, would have decided.
+	DryRuns []DryRunSummary `json:"dryRuns,omitempty"`
 }
+
+// Stages of the work on a rollout's Deployments, each recorded once done,
+// so that a restart goes on from the next one.
+const (
+	// StageCanaryApplied: the canary Deployment was written (deploying).
+	StageCanaryApplied = "canary-applied"
+	// StageStableUpdated: the stable Deployment took the canary's pod
+	// template (finalising).
+	StageStableUpdated = "stable-updated"
+	// StageStableReady: the stable Deployment rolled it out; traffic goes
+	// back to it (finalising).
+	StageStableReady = "stable-ready"
+	// StageCanaryRetired: the canary Deployment is scaled to 0
+	// (finalising, rolling back).
+	StageCanaryRetired = "canary-retired"
+)
+
+// DeployState is the work on a rollout's Deployments.
+type DeployState struct {
+	// Stage is the last stage of the current phase done; empty before
+	// the first.
+	Stage string `json:"stage,omitempty"`
+	// StableGeneration is the stable Deployment's generation once it took
+	// the canary's template: the one whose rollout promotion waits for.
+	// Once set, the stable runs the new version, and a rollback can no
+	// longer undo the rollout.
+	StableGeneration int64 `json:"stableGeneration,omitempty"`
+	// State is the Deployments as last read, and At when.
+	State deploy.State `json:"state"`
+	At    time.Time    `json:"at"`
+}
+
+// stableWritten reports whether the stable Deployment took the canary's
+// template: from then on, traffic going back to the stable is no
+// rollback.
+func (r *Rollout) stableWritten() bool { return r.Deploy != nil && r.Deploy.StableGeneration > 0 }
+
+// Replicas are the Deployments' replica counts when an event happened.
+type Replicas struct {
+	Stable deploy.Counts `json:"stable"`
+	Canary deploy.Counts `json:"canary"`
+}
+
+// DryRunSummary counts, for the policy's own dry-run parts or for a
+// shadow policy, the verdicts they would have given, as Argo Rollouts'
+// dryRunSummary does.
+type DryRunSummary struct {
+	Policy string `json:"policy"`
+	// Shadow is set for a shadow policy, unset for the rollout's policy.
+	Shadow       bool `json:"shadow,omitempty"`
+	Pass         int  `json:"pass"`
+	Fail         int  `json:"fail"`
+	Inconclusive int  `json:"inconclusive"`
+	// Changed counts the analyses whose verdict or decision the dry-run
+	// parts would have changed; for a shadow policy, those whose verdict
+	// differs from the rollout's policy's.
+	Changed int `json:"changed"`
+	// Last is the latest: the verdict and decision the policy would have
+	// given, and its rules.
+	Last *Evaluation `json:"last,omitempty"`
+}
+
+// Hold is a rollout held by hold or cap decision rules. It ends when an
+// analysis passes without them, and the rollout then continues where it
+// was: the weight it had, the step and the time into it it had. A hold
+// that lasts MaxHold rolls the rollout back.
+type Hold struct {
+	// Rules name the decision rules that held at the latest analysis.
+	Rules []string `json:"rules"`
+	// Cap is the weight the cap rules among them lower the canary to;
+	// nil when only hold rules held.
+	Cap     *int      `json:"cap,omitempty"`
+	Since   time.Time `json:"since"`
+	MaxHold Duration  `json:"maxHold"`
+	// Weight is the weight the rollout had when the hold began, to go
+	// back to when it ends.
+	Weight int `json:"weight"`
+	// Elapsed is how long the rollout had been at its step (or promoting)
+	// when the hold began: its clock goes on from there.
+	Elapsed Duration `json:"elapsed"`
+}
+
+// Until is when the hold rolls the rollout back.
+func (h *Hold) Until() time.Time { return h.Since.Add(time.Duration(h.MaxHold)) }
 
 // TrafficInfo names the objects a rollout moves traffic on.
 type TrafficInfo struct {
@@ -278,6 +397,11 @@ type Evaluation struct {
 	// rollout.report names; nil when it names none or they had no data.
 	ErrorRatePercent *float64 `json:"errorRatePercent,omitempty"`
 	LatencyMs        *float64 `json:"latencyMs,omitempty"`
+	// Hold is what hold and cap decision rules asked for.
+	Hold *analysis.Hold `json:"hold,omitempty"`
+	// DryRun is what the policy would have concluded counting its
+	// dry-run parts.
+	DryRun *analysis.DryRun `json:"dryRun,omitempty"`
 }
 
 // Event is one thing that happened to a rollout.
@@ -294,6 +418,9 @@ type Event struct {
 	Reason  string           `json:"reason,omitempty"`
 	// By names who made a manual action.
 	By string `json:"by,omitempty"`
+	// Replicas are the Deployments' counts, for a rollout that manages
+	// them.
+	Replicas *Replicas `json:"replicas,omitempty"`
 }
 
 // maxHistory bounds a rollout's events: a long promotion evaluated every
@@ -301,6 +428,9 @@ type Event struct {
 const maxHistory = 300
 
 func (r *Rollout) record(e Event) {
+	if r.Deploy != nil && !r.Deploy.At.IsZero() {
+		e.Replicas = &Replicas{Stable: r.Deploy.State.Stable.Counts(), Canary: r.Deploy.State.Canary.Counts()}
+	}
 	r.Events++
 	e.Seq = r.Events
 	r.History = append(r.History, e)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aurum/canary/analysis"
+	"github.com/aurum/canary/rollout/deploy"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs"
 )
@@ -45,7 +47,9 @@ func (o *Orchestrator) tick(ctx context.Context, key string) (*Rollout, error) {
 		// the rollout's run meanwhile (an alert, a manual call) rolls it
 		// back all the same.
 		l, ok := o.o.Runs.RollbackLatch(r.Spec.Namespace, r.Spec.Name, r.Spec.Version)
-		if !ok {
+		if !ok || r.stableWritten() {
+			// Once the stable Deployment runs the new version, moving
+			// traffic back to it rolls nothing back.
 			return r, nil
 		}
 		before := r
@@ -71,15 +75,22 @@ func (o *Orchestrator) tick(ctx context.Context, key string) (*Rollout, error) {
 		return r, nil
 	}
 	before := r
-	var analyzed *runs.Answer
+	var seen observed
 	if r.Phase == PhaseProgressing || r.Phase == PhasePromoting {
-		if analyzed, err = o.analyze(ctx, r); err != nil {
+		if seen.answer, err = o.analyze(ctx, r); err != nil {
 			o.o.Logger.Warn("rollout analysis did not run", "rollout", key, "err", err)
 		}
+		seen.shadows = o.shadows(ctx, r)
 	}
-	group := o.groupState(ctx, r)
+	if r.Deploy != nil {
+		if seen.deploy, err = o.deployWork(ctx, r); err != nil {
+			// Retried with backoff; the progress deadline still runs.
+			return r, fmt.Errorf("deployments: %w", err)
+		}
+	}
+	seen.group = o.groupState(ctx, r)
 	r, err = o.update(ctx, key, func(cur *Rollout) error {
-		o.step(cur, now, analyzed, group)
+		o.step(cur, now, seen)
 		return nil
 	})
 	if err != nil {
@@ -95,24 +106,43 @@ func (o *Orchestrator) tick(ctx context.Context, key string) (*Rollout, error) {
 	return r, nil
 }
 
-// step is the state machine: given the rollout, the time, the analysis
-// that just ran (nil when none did) and its group's state, it changes the
-// rollout in place. It does no I/O, so it runs again unchanged if the
-// store retries the write.
-func (o *Orchestrator) step(r *Rollout, now time.Time, res *runs.Answer, g groupState) {
+// observed is what a tick saw before changing the rollout: the analysis
+// that just ran (nil when none did), the shadow policies' analyses, the
+// Deployments (nil for a rollout that manages none) and the group.
+type observed struct {
+	answer  *runs.Answer
+	shadows []shadowResult
+	deploy  *deployObserved
+	group   groupState
+}
+
+// step is the state machine: given the rollout, the time and what the
+// tick observed, it changes the rollout in place. It does no I/O, so it
+// runs again unchanged if the store retries the write.
+func (o *Orchestrator) step(r *Rollout, now time.Time, seen observed) {
 	interval := time.Duration(r.Schedule.Interval)
+	res, g := seen.answer, seen.group
+	if seen.deploy != nil && r.Deploy != nil {
+		r.Deploy.State, r.Deploy.At = seen.deploy.state, now
+	}
 	switch r.Phase {
 	case PhasePending:
-		r.Step = 0
-		r.TargetWeight = r.Schedule.Steps[0].Weight
-		if r.Schedule.Warmup > 0 {
-			o.enter(r, PhaseWarmup, now, fmt.Sprintf("warming up at %d%% for %s; metrics ignored", r.TargetWeight, time.Duration(r.Schedule.Warmup)))
-			r.NextAt = now.Add(time.Duration(r.Schedule.Warmup))
+		if r.Deploy != nil {
+			// No traffic reaches the canary before its Deployment is
+			// available.
+			r.TargetWeight = 0
+			r.Deploy.Stage = ""
+			o.enter(r, PhaseDeploying, now, "deploying canary "+r.Spec.Deployment.CanaryName())
+			r.NextAt = now
 			return
 		}
-		o.enter(r, PhaseProgressing, now, fmt.Sprintf("step 1 at %d%%", r.TargetWeight))
-		r.StepSince = now
-		r.NextAt = now.Add(interval)
+		o.begin(r, now)
+		return
+	case PhaseDeploying:
+		o.deploying(r, now, seen.deploy)
+		return
+	case PhaseFinalising:
+		o.finalising(r, now, seen.deploy)
 		return
 	case PhaseWarmup:
 		if now.Before(r.PhaseSince.Add(time.Duration(r.Schedule.Warmup))) {
@@ -133,11 +163,26 @@ func (o *Orchestrator) step(r *Rollout, now time.Time, res *runs.Answer, g group
 		return
 	}
 	r.NextAt = now.Add(interval)
+	if res != nil || len(seen.shadows) > 0 {
+		o.countDryRuns(r, now, res, seen.shadows)
+	}
 	if res != nil {
 		o.judge(r, now, res)
 		if r.Phase != PhaseProgressing && r.Phase != PhasePromoting {
 			return
 		}
+	}
+	if h := r.Hold; h != nil {
+		// Held: no step, no promotion, until the rules clear or the
+		// hold outlasts its maxHold.
+		if !now.Before(h.Until()) {
+			o.enterRollback(r, now, fmt.Sprintf("held by %s for %s (maxHold) without clearing", strings.Join(h.Rules, ", "), time.Duration(h.MaxHold)))
+			return
+		}
+		if h.Until().Before(r.NextAt) {
+			r.NextAt = h.Until()
+		}
+		return
 	}
 	switch r.Phase {
 	case PhaseProgressing:
@@ -168,11 +213,38 @@ func (o *Orchestrator) step(r *Rollout, now time.Time, res *runs.Answer, g group
 		// Completed means the canary has all traffic: the phase changes
 		// once the router confirms it (applyTraffic), not before.
 		if r.AppliedWeight == 100 {
-			o.enter(r, PhaseCompleted, now, promotedReason)
+			o.finish(r, now)
 			return
 		}
 		r.TargetWeight = 100
 	}
+}
+
+// begin starts the schedule at its first step: a warmup, or the first
+// step's analyses.
+func (o *Orchestrator) begin(r *Rollout, now time.Time) {
+	r.Step = 0
+	r.TargetWeight = r.Schedule.Steps[0].Weight
+	if r.Schedule.Warmup > 0 {
+		o.enter(r, PhaseWarmup, now, fmt.Sprintf("warming up at %d%% for %s; metrics ignored", r.TargetWeight, time.Duration(r.Schedule.Warmup)))
+		r.NextAt = now.Add(time.Duration(r.Schedule.Warmup))
+		return
+	}
+	o.enter(r, PhaseProgressing, now, fmt.Sprintf("step 1 at %d%%", r.TargetWeight))
+	r.StepSince = now
+	r.NextAt = now.Add(time.Duration(r.Schedule.Interval))
+}
+
+// finish ends a promotion once the canary has all the traffic: completed,
+// or, for a rollout that manages Deployments, on to finalising them.
+func (o *Orchestrator) finish(r *Rollout, now time.Time) {
+	if r.Deploy == nil {
+		o.enter(r, PhaseCompleted, now, promotedReason)
+		return
+	}
+	r.Deploy.Stage = ""
+	o.enter(r, PhaseFinalising, now, "the canary takes all traffic: promoting stable deployment "+r.Spec.Deployment.Name)
+	r.NextAt = now
 }
 
 // judge acts on one analysis: latches first, then the decision, against
@@ -184,6 +256,7 @@ func (o *Orchestrator) judge(r *Rollout, now time.Time, a *runs.Answer) {
 		res = gate(res, stepRules)
 	}
 	r.LastEvaluation = summarise(res, o.policy(r))
+	r.LastEvaluation.Hold, r.LastEvaluation.DryRun = res.Hold, res.DryRun
 	r.record(Event{At: now, Type: "evaluation", Step: r.Step, Weight: r.TargetWeight, Verdict: res.Verdict, Reason: res.Reason})
 
 	decision, why := res.Decision, res.Reason
@@ -194,11 +267,7 @@ func (o *Orchestrator) judge(r *Rollout, now time.Time, a *runs.Answer) {
 	}
 	switch {
 	case decision == analysis.DecisionPromote:
-		if r.Phase != PhasePromoting {
-			r.Step = len(r.Schedule.Steps) - 1
-			r.TargetWeight = r.Schedule.Steps[r.Step].Weight
-			o.enter(r, PhasePromoting, now, why)
-		}
+		o.promote(r, now, why)
 	case decision == analysis.DecisionRollback && a.Latched != "":
 		o.enterRollback(r, now, why)
 	case res.Verdict == analysis.VerdictFail || decision == analysis.DecisionRollback:
@@ -223,7 +292,71 @@ func (o *Orchestrator) judge(r *Rollout, now time.Time, a *runs.Answer) {
 			r.ResumeTo = r.Phase
 			o.enter(r, PhasePaused, now, why)
 		}
+	case decision == analysis.DecisionHold:
+		o.hold(r, now, res.Hold, why)
+	case decision == analysis.DecisionContinue && res.Verdict == analysis.VerdictPass && r.Hold != nil:
+		o.release(r, now)
 	}
+}
+
+// promote moves r to the promotion phase at its top weight. A held
+// rollout keeps its weight: the top one is where the hold, once released,
+// takes it.
+func (o *Orchestrator) promote(r *Rollout, now time.Time, why string) {
+	if r.Phase == PhasePromoting {
+		return
+	}
+	r.Step = len(r.Schedule.Steps) - 1
+	if h := r.Hold; h != nil {
+		h.Weight, h.Elapsed = r.Schedule.Steps[r.Step].Weight, 0
+	} else {
+		r.TargetWeight = r.Schedule.Steps[r.Step].Weight
+	}
+	o.enter(r, PhasePromoting, now, why)
+}
+
+// hold holds r for the hold or cap decision rules that held: it records
+// where the rollout was when the hold began, and lowers the weight to the
+// cap; it never raises it. h is nil when a custom decision asked for the
+// hold: a plain hold for rules.DefaultMaxHold.
+func (o *Orchestrator) hold(r *Rollout, now time.Time, h *analysis.Hold, why string) {
+	if h == nil {
+		h = &analysis.Hold{Rules: []string{"decide"}, MaxHold: analysis.Seconds(rules.DefaultMaxHold)}
+	}
+	if r.Hold == nil {
+		since := r.StepSince
+		if r.Phase == PhasePromoting {
+			since = r.PhaseSince
+		}
+		r.Hold = &Hold{Since: now, Weight: r.TargetWeight, Elapsed: Duration(max(now.Sub(since), 0))}
+		r.record(Event{At: now, Type: "transition", From: r.Phase, To: r.Phase, Step: r.Step, Weight: r.TargetWeight, Reason: "held: " + why})
+	}
+	r.Hold.Rules, r.Hold.MaxHold, r.Hold.Cap = slices.Clone(h.Rules), Duration(h.MaxHold), nil
+	if h.Cap != nil {
+		c := *h.Cap
+		r.Hold.Cap = &c
+		if c < r.TargetWeight {
+			r.TargetWeight = c
+			r.record(Event{At: now, Type: "transition", From: r.Phase, To: r.Phase, Step: r.Step, Weight: c, Reason: fmt.Sprintf("capped at %d%%: %s", c, why)})
+		}
+	}
+	r.Reason = why
+}
+
+// release ends r's hold: the rollout goes back to the weight it had and
+// its step's (or promotion's) clock goes on from where the hold stopped it.
+func (o *Orchestrator) release(r *Rollout, now time.Time) {
+	h := r.Hold
+	r.Hold = nil
+	r.TargetWeight = h.Weight
+	since := now.Add(-time.Duration(h.Elapsed))
+	if r.Phase == PhasePromoting {
+		r.PhaseSince = since
+	} else {
+		r.StepSince = since
+	}
+	r.Reason = fmt.Sprintf("hold by %s released after %s", strings.Join(h.Rules, ", "), now.Sub(h.Since).Round(time.Second))
+	r.record(Event{At: now, Type: "transition", From: r.Phase, To: r.Phase, Step: r.Step, Weight: r.TargetWeight, Reason: r.Reason})
 }
 
 // gate re-judges an analysis on the step's own rules only. A latched
@@ -232,7 +365,14 @@ func gate(res *analysis.Result, names []string) *analysis.Result {
 	g := *res
 	g.Rules = slices.DeleteFunc(slices.Clone(res.Rules), func(rr analysis.RuleResult) bool { return !slices.Contains(names, rr.Name) })
 	g.Verdict, g.Decision, g.Reason = analysis.VerdictPass, analysis.DecisionContinue, "step rules passed"
+	if res.Decision == analysis.DecisionHold {
+		// A hold is the decision rules', not the step's rules': it stands.
+		g.Decision, g.Reason = analysis.DecisionHold, res.Reason
+	}
 	for _, rr := range g.Rules {
+		if rr.DryRun {
+			continue
+		}
 		switch rr.Verdict {
 		case rules.OutcomeFail:
 			g.Verdict, g.Decision, g.Reason = analysis.VerdictFail, analysis.DecisionRollback, rr.Name+": "+rr.Reason
@@ -308,7 +448,13 @@ type Status struct {
 	LastEvaluation     *Evaluation  `json:"lastEvaluation,omitempty"`
 	History            []Event      `json:"history"`
 	Traffic            *TrafficInfo `json:"traffic,omitempty"`
-	UpdatedAt          time.Time    `json:"updatedAt"`
+	Hold               *Hold        `json:"hold,omitempty"`
+	// Deployments are the Deployments as last read, for a rollout that
+	// manages them.
+	Deployments *deploy.State   `json:"deployments,omitempty"`
+	Shadow      []string        `json:"shadow,omitempty"`
+	DryRuns     []DryRunSummary `json:"dryRuns,omitempty"`
+	UpdatedAt   time.Time       `json:"updatedAt"`
 }
 
 // Status renders the rollout for the API: step is 1-based.
@@ -317,7 +463,11 @@ func (r *Rollout) Status() Status {
 		Namespace: r.Spec.Namespace, Name: r.Spec.Name, Version: r.Spec.Version, Group: r.Spec.Group, Policy: r.Spec.Policy,
 		Status: r.Phase, Step: r.Step + 1, Steps: len(r.Schedule.Steps), CurrentWeight: r.AppliedWeight,
 		TargetWeight: r.TargetWeight, HealthStatus: r.Health(), Reason: r.Reason, LastEvaluation: r.LastEvaluation,
-		History: r.History, Traffic: r.Traffic, UpdatedAt: r.UpdatedAt,
+		History: r.History, Traffic: r.Traffic, Hold: r.Hold, Shadow: r.Spec.Shadow, DryRuns: r.DryRuns, UpdatedAt: r.UpdatedAt,
+	}
+	if r.Deploy != nil {
+		st := r.Deploy.State
+		s.Deployments = &st
 	}
 	if e := r.LastEvaluation; e != nil && e.ErrorRatePercent != nil {
 		s.ErrorRatePercent = e.ErrorRatePercent

@@ -33,7 +33,7 @@ func (p *parser) decisionRules(n *yaml.Node, pol *Policy, s scope) {
 	seen := map[string]bool{}
 	for i, rn := range n.Content {
 		d := &DecisionRule{Action: ActionRollback, Line: rn.Line, Column: rn.Column}
-		var exprNode *yaml.Node
+		var exprNode, weightNode, maxHoldNode *yaml.Node
 		rs := s
 		rs.rule = fmt.Sprintf("decision #%d", i+1)
 		p.fields(rn, rs, "decision rule", map[string]func(k, v *yaml.Node){
@@ -47,19 +47,31 @@ func (p *parser) decisionRules(n *yaml.Node, pol *Policy, s scope) {
 				}
 				seen[d.Name] = true
 			},
-			"expr": func(_, v *yaml.Node) { exprNode = v },
+			"expr":   func(_, v *yaml.Node) { exprNode = v },
+			"dryRun": func(_, v *yaml.Node) { d.DryRun = p.boolean(v, rs, "dryRun") },
 			"action": func(_, v *yaml.Node) {
 				switch a := Action(v.Value); a {
-				case ActionRollback, ActionPause:
+				case ActionRollback, ActionPause, ActionHold, ActionCap:
 					d.Action = a
 				default:
-					p.errorf(v, rs, "decision rule action must be rollback or pause, got %q", v.Value)
+					p.errorf(v, rs, "decision rule action must be rollback, pause, hold or cap, got %q", v.Value)
+				}
+			},
+			"weight": func(_, v *yaml.Node) {
+				weightNode = v
+				d.Weight = p.integer(v, rs, "weight", 0, 100)
+			},
+			"maxHold": func(_, v *yaml.Node) {
+				maxHoldNode = v
+				if d.MaxHold = p.duration(v, rs, "maxHold"); d.MaxHold <= 0 && v.Value != "" {
+					p.errorf(v, rs, "maxHold must be above 0")
 				}
 			},
 		})
 		if d.Name == "" {
 			p.errorf(rn, rs, "decision rule needs a name")
 		}
+		p.holdFields(rn, weightNode, maxHoldNode, d, rs)
 		if exprNode == nil {
 			p.errorf(rn, rs, "decision rule needs an expr")
 			continue
@@ -74,6 +86,31 @@ func (p *parser) decisionRules(n *yaml.Node, pol *Policy, s scope) {
 			continue
 		}
 		pol.Decision.Rules = append(pol.Decision.Rules, d)
+	}
+}
+
+// holdFields checks what goes with a hold or cap action: a cap needs its
+// weight, and only holds and caps take a weight or a maxHold.
+func (p *parser) holdFields(rn, weight, maxHold *yaml.Node, d *DecisionRule, s scope) {
+	switch d.Action {
+	case ActionCap:
+		if weight == nil {
+			p.errorf(rn, s, "a cap decision rule needs weight: the canary weight, in percent, to lower the rollout to")
+		}
+	case ActionHold:
+		if weight != nil {
+			p.errorf(weight, s, "weight goes with action cap; a hold keeps the weight the rollout has")
+		}
+	default:
+		if weight != nil {
+			p.errorf(weight, s, "weight goes with action cap, not %s", d.Action)
+		}
+		if maxHold != nil {
+			p.errorf(maxHold, s, "maxHold goes with action hold or cap, not %s", d.Action)
+		}
+	}
+	if (d.Action == ActionHold || d.Action == ActionCap) && d.MaxHold == 0 {
+		d.MaxHold = DefaultMaxHold
 	}
 }
 

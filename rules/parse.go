@@ -305,7 +305,7 @@ func (p *parser) stringMap(n *yaml.Node, s scope, what string) map[string]string
 type sections struct {
 	description, params, queries, rules, compare, scoring *yaml.Node
 	decision, alerts, traffic, rollout, probes            *yaml.Node
-	notifications                                         *yaml.Node
+	notifications, dryRun                                 *yaml.Node
 }
 
 // spec reads a policy's spec in two phases, so that the order a file writes
@@ -330,6 +330,7 @@ func (p *parser) spec(n *yaml.Node, pol *Policy, s scope) {
 		"rollout":       func(_, v *yaml.Node) { sec.rollout = v },
 		"probes":        func(_, v *yaml.Node) { sec.probes = v },
 		"notifications": func(_, v *yaml.Node) { sec.notifications = v },
+		"dryRun":        func(_, v *yaml.Node) { sec.dryRun = v },
 	})
 
 	if sec.description != nil {
@@ -374,6 +375,28 @@ func (p *parser) spec(n *yaml.Node, pol *Policy, s scope) {
 	pol.Notifications = defaultNotifications()
 	if sec.notifications != nil {
 		p.notifications(sec.notifications, pol, s)
+	}
+	if sec.dryRun != nil {
+		p.dryRun(sec.dryRun, sec.alerts, pol, s)
+	}
+	pol.hasDryRun = pol.DryRun ||
+		slices.ContainsFunc(pol.Rules, func(r *Rule) bool { return r.DryRun }) ||
+		slices.ContainsFunc(pol.Decision.Rules, func(d *DecisionRule) bool { return d.DryRun })
+}
+
+// dryRun reads spec.dryRun. A shadow policy changes no verdict, so what
+// would act on one of its failures is refused rather than left never to
+// fire: alerts latch rollbacks whatever the rules say, and latchOnFail
+// would latch a failure the policy never reports.
+func (p *parser) dryRun(n, alerts *yaml.Node, pol *Policy, s scope) {
+	if pol.DryRun = p.boolean(n, s, "spec.dryRun"); !pol.DryRun {
+		return
+	}
+	if alerts != nil && len(pol.Alerts) > 0 {
+		p.errorf(alerts, s, "spec.alerts: a dryRun policy changes no verdict, but its alerts would latch rollbacks: remove them, or the dryRun")
+	}
+	if pol.Decision.LatchOnFail {
+		p.errorf(n, s, "spec.dryRun: a dryRun policy never fails, so decision.latchOnFail would never latch: remove one of them")
 	}
 }
 
@@ -579,6 +602,7 @@ func (p *parser) rules(n *yaml.Node, pol *Policy, s scope) {
 			"description": func(_, v *yaml.Node) { r.Description, _ = p.str(v, rs, "description") },
 			"expr":        func(_, v *yaml.Node) { exprNode = v },
 			"critical":    func(_, v *yaml.Node) { r.Critical = p.boolean(v, rs, "critical") },
+			"dryRun":      func(_, v *yaml.Node) { r.DryRun = p.boolean(v, rs, "dryRun") },
 			"group":       func(_, v *yaml.Node) { r.Group, _ = p.str(v, rs, "group") },
 			"weight": func(_, v *yaml.Node) {
 				if r.Weight = p.number(v, rs, "weight"); r.Weight < 0 {

@@ -43,7 +43,18 @@ const (
 	ActionContinue Action = "continue"
 	ActionRollback Action = "rollback"
 	ActionPause    Action = "pause"
+	// ActionHold keeps a standalone rollout's canary at the weight it has
+	// while a decision rule holds; ActionCap lowers it to the rule's
+	// weight and keeps it there. Both end when the rule clears, or roll
+	// the canary back after the rule's maxHold.
+	ActionHold Action = "hold"
+	ActionCap  Action = "cap"
 )
+
+// DefaultMaxHold is how long a hold or cap decision rule may hold a
+// rollout when the rule sets no maxHold: a hold that never ends would keep
+// a canary at a weight nobody chose for good.
+const DefaultMaxHold = time.Hour
 
 // Policy is one compiled policy document.
 type Policy struct {
@@ -71,6 +82,11 @@ type Policy struct {
 	Probes *ProbeTargets
 	// Notifications tune what canary serve tells about this policy's runs.
 	Notifications Notifications
+	// DryRun makes the whole policy a shadow: its rules, comparisons and
+	// decision rules are evaluated and recorded, and what they would have
+	// decided is shown, but its verdict is always pass and its decision
+	// continue.
+	DryRun bool
 	// Comparisons are the statistical baseline-vs-canary rules.
 	Comparisons []*Comparison
 	// Scoring, when set, scores rules and comparisons Kayenta's way.
@@ -81,6 +97,9 @@ type Policy struct {
 	// all is Queries then each comparison's two, when there are
 	// comparisons; see AllQueries.
 	all []*Query
+	// hasDryRun is set when anything of the policy runs dry; see
+	// HasDryRun.
+	hasDryRun bool
 }
 
 // Param declares one caller-supplied value.
@@ -178,6 +197,9 @@ type Rule struct {
 	// Group places the rule in a group under the policy's scoring; empty
 	// means a group of its own.
 	Group string
+	// DryRun rules are evaluated and recorded but count toward no verdict,
+	// score or decision: a threshold on trial.
+	DryRun bool
 	// Inputs are the queries the expression reads, in declaration order,
 	// and InputNames their names.
 	Inputs     []*Query
@@ -250,7 +272,15 @@ type Decision struct {
 type DecisionRule struct {
 	Name, Expr string
 	Action     Action
-	Program    *vm.Program
+	// Weight is a cap rule's canary weight, 0 to 100.
+	Weight int
+	// MaxHold bounds how long a hold or cap rule holds a rollout before
+	// it rolls back; DefaultMaxHold unless the rule sets it.
+	MaxHold time.Duration
+	// DryRun rules are evaluated and their holding is recorded, but they
+	// force nothing.
+	DryRun  bool
+	Program *vm.Program
 	// Inputs are the queries it reads; without data for one of them the
 	// rule does not apply.
 	Inputs       []*Query
@@ -333,3 +363,8 @@ func (p *Policy) Param(name string) *Param { return p.params[name] }
 
 // Query returns the named query, or nil.
 func (p *Policy) Query(name string) *Query { return p.queries[name] }
+
+// HasDryRun reports whether the policy, one of its rules or one of its
+// decision rules runs dry: its analyses then say what they would have
+// decided counting them.
+func (p *Policy) HasDryRun() bool { return p.hasDryRun }

@@ -69,6 +69,15 @@ func (l *Loader) Reload() error {
 }
 
 func (l *Loader) reload() error {
+	// The fingerprint is taken before the files are read: a change made
+	// while they load is seen by the next poll, never lost. It is kept
+	// for a failed load too, so that the same broken files (or an empty
+	// directory) are reported once, not on every poll.
+	fp, fpErr := fingerprintPaths(l.paths)
+	if fpErr != nil {
+		fp = ""
+	}
+	l.fingerprint = fp
 	now := time.Now()
 	st := &LoadStatus{LastAttempt: now, LastSuccess: l.Status().LastSuccess}
 	set, err := LoadWith(l.opts, l.paths...)
@@ -83,7 +92,6 @@ func (l *Loader) reload() error {
 	st.LastSuccess = now
 	l.current.Store(set)
 	l.status.Store(st)
-	l.fingerprint, _ = fingerprintPaths(l.paths)
 	return nil
 }
 
@@ -96,13 +104,7 @@ func (l *Loader) ReloadIfChanged() (bool, error) {
 	if err == nil && fp == l.fingerprint {
 		return false, nil
 	}
-	// A failed attempt records the broken content's fingerprint so the
-	// same broken files are not reported again on every poll.
-	rerr := l.reload()
-	if rerr != nil && err == nil {
-		l.fingerprint = fp
-	}
-	return true, rerr
+	return true, l.reload()
 }
 
 // Watch polls the policy files every interval and reloads when their

@@ -108,10 +108,11 @@ func record(seq uint64, a *Answer) *Evaluation {
 	e := &Evaluation{
 		Seq: seq, At: res.EvaluatedAt, Policy: res.Policy, Verdict: res.Verdict,
 		Decision: res.Decision, Score: res.Score, Reason: res.Reason,
-		Rules: make([]RuleRecord, len(res.Rules)),
+		Rules: make([]RuleRecord, len(res.Rules)), Hold: res.Hold, DryRun: res.DryRun,
 	}
 	for i, rr := range res.Rules {
-		e.Rules[i] = RuleRecord{Name: rr.Name, Verdict: string(rr.Verdict), Value: rr.Value, Reason: rr.Reason}
+		e.Rules[i] = RuleRecord{Name: rr.Name, Verdict: string(rr.Verdict), Value: rr.Value, Threshold: rr.Threshold,
+			NoData: rr.NoData, Reason: rr.Reason, Comparison: rr.Comparison, DryRun: rr.DryRun}
 	}
 	return e
 }

@@ -2,6 +2,7 @@ package runs
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,7 @@ const namespace = "canary"
 type Metrics struct {
 	reg              prometheus.Registerer
 	analyses         *prometheus.CounterVec
+	dryRuns          *prometheus.CounterVec
 	analysisDuration *prometheus.HistogramVec
 	storeErrors      prometheus.Counter
 	panics           *prometheus.CounterVec
@@ -26,7 +28,7 @@ type Metrics struct {
 }
 
 // Panic components, the values of canary_panics_total's label.
-var panicComponents = []string{"http", "query", "subscriber", "alerts", "retention", "orchestrator", "stepdown", "reload", "notify"}
+var panicComponents = []string{"http", "query", "subscriber", "alerts", "retention", "orchestrator", "stepdown", "reload", "notify", "ui"}
 
 // NewMetrics registers the metrics with reg (nil registers nothing).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -37,6 +39,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: namespace, Name: "analysis_total",
 			Help: "Analyses answered, by policy and verdict, whoever asked (Argo Rollouts, Flagger, the orchestrator).",
 		}, []string{"policy", "verdict"}),
+		dryRuns: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "dryrun_analysis_total",
+			Help: "Analyses of policies with dry-run rules or a dryRun spec, by policy, the verdict they would have given counting them, " +
+				"and whether that changes the verdict or the decision (changed: true or false).",
+		}, []string{"policy", "verdict", "changed"}),
 		analysisDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "analysis_duration_seconds",
 			Help:    "Time to evaluate an analysis, queries included; analyses answered from a latch are not evaluated.",
@@ -78,6 +85,9 @@ func (m *Metrics) Notify(_ context.Context, e Event) error {
 	case EventAnalysis:
 		if a := e.Answer; a != nil && a.Result != nil {
 			m.analyses.WithLabelValues(a.Policy, string(a.Verdict)).Inc()
+			if d := a.DryRun; d != nil {
+				m.dryRuns.WithLabelValues(a.Policy, string(d.Verdict), strconv.FormatBool(d.Changed)).Inc()
+			}
 			if a.Latched == "" {
 				m.analysisDuration.WithLabelValues(a.Policy).Observe(time.Duration(a.Duration).Seconds())
 			}

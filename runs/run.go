@@ -257,12 +257,28 @@ type Evaluation struct {
 	Score    float64           `json:"score"`
 	Reason   string            `json:"reason"`
 	Rules    []RuleRecord      `json:"rules"`
+	// Hold is what hold and cap decision rules asked for.
+	Hold *analysis.Hold `json:"hold,omitempty"`
+	// DryRun is what the analysis would have concluded with its dry-run
+	// parts counted.
+	DryRun *analysis.DryRun `json:"dryRun,omitempty"`
 }
 
-// RuleRecord is one rule's outcome in a stored evaluation.
+// RuleRecord is one rule's outcome in a stored evaluation: enough to chart
+// the rule over a run's analyses (value against threshold, canary against
+// baseline, no data marked) without the rendered queries.
 type RuleRecord struct {
 	Name    string          `json:"name"`
 	Verdict string          `json:"verdict"`
 	Value   *analysis.Float `json:"value,omitempty"`
-	Reason  string          `json:"reason"`
+	// Threshold is the right side of a comparison rule.
+	Threshold *analysis.Float `json:"threshold,omitempty"`
+	// NoData marks a rule that took its noData outcome.
+	NoData bool   `json:"noData,omitempty"`
+	Reason string `json:"reason"`
+	// Comparison holds a statistical comparison's figures: both sides'
+	// means, the p-value and the interval.
+	Comparison *analysis.ComparisonResult `json:"comparison,omitempty"`
+	// DryRun marks a rule that ran without effect on the verdict.
+	DryRun bool `json:"dryRun,omitempty"`
 }

@@ -562,12 +562,14 @@ func TestSubscriberPanicIsAnError(t *testing.T) {
 # TYPE canary_panics_total counter
 canary_panics_total{component="alerts"} 0
 canary_panics_total{component="http"} 0
+canary_panics_total{component="notify"} 0
 canary_panics_total{component="orchestrator"} 0
 canary_panics_total{component="query"} 0
 canary_panics_total{component="reload"} 0
 canary_panics_total{component="retention"} 0
 canary_panics_total{component="stepdown"} 0
 canary_panics_total{component="subscriber"} 1
+canary_panics_total{component="ui"} 0
 `), "canary_panics_total"))
 }
 

@@ -2,8 +2,9 @@
 # The demo on embedded defaults: no Kubernetes, no Prometheus, only Go.
 # It validates and unit-tests the example policies, judges a recorded
 # failing canary once (the verdict table), then runs a whole
-# canary rollout twice on this machine: a healthy canary that promotes, and
-# one whose error rate climbs and is rolled back.
+# canary rollout twice on this machine: a whole deploy, where the canary
+# Deployment is made from the stable one, promoted into it and scaled to 0,
+# and a canary whose error rate climbs and is rolled back.
 set -uo pipefail
 bin=${1:-bin/canary}
 cd "$(dirname "$0")/.."
@@ -17,5 +18,5 @@ step "Run the policies' unit tests" "$bin" test examples/tests/iso-ingest.test.y
 step "Judge a recorded failing canary once" "$bin" eval --policy iso-ingest --param namespace=caiso \
   --param name=lmp-ingest --series examples/series/caiso-errors.yaml
 [ $? -eq 2 ] || { echo "expected the failing canary to fail (exit 2)"; exit 1; }
-step "Roll out a canary, twice: healthy, then with a climbing error rate" "$bin" demo --scenario healthy,errors || exit 1
-printf '\nMore: %s demo --scenario lag,alert   |   %s demo --serve (then curl the API)\n' "$bin" "$bin"
+step "Deploy a new version with a canary and promote it, then roll out one whose error rate climbs" "$bin" demo --scenario deploy,errors || exit 1
+printf '\nMore: %s demo --scenario healthy,lag,alert   |   %s demo --serve (then curl the API)\n' "$bin" "$bin"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real components the tests start: the Prometheus server,
-# Alertmanager and PostgreSQL, from Debian packages. Idempotent: it installs
+# Alertmanager, PostgreSQL and the headless Chromium the web UI's tests
+# drive, from Debian packages. Idempotent: it installs
 # only what is missing.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ declare -A want=(
   [prometheus]=prometheus
   [prometheus-alertmanager]=prometheus-alertmanager
   [etcd]=etcd-server
+  [chromium]=chromium
 )
 
 missing=()

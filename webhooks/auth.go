@@ -19,10 +19,16 @@ const (
 	GroupFlagger      = "flagger"
 	GroupAlertmanager = "alertmanager"
 	GroupAdmin        = "admin"
+	// GroupUI guards what the web UI reads: its data and live stream.
+	// It takes its own tokens (people who may look) and the admin
+	// group's (people who may act may look too), so it is closed as soon
+	// as the admin group is. Its pages hold no data and are served to
+	// anyone; its buttons call the admin routes.
+	GroupUI = "ui"
 )
 
 // Groups lists the route groups.
-var Groups = []string{GroupAnalysis, GroupFlagger, GroupAlertmanager, GroupAdmin}
+var Groups = []string{GroupAnalysis, GroupFlagger, GroupAlertmanager, GroupAdmin, GroupUI}
 
 // Guarded lists the groups canary serve refuses to leave open unless told
 // to: whoever reaches them can latch a rollback, lift one, or move
@@ -91,11 +97,20 @@ func LoadAuth(files map[string][]string) (Auth, error) {
 func (a Auth) Open() []string {
 	var open []string
 	for _, g := range Groups {
-		if len(a[g]) == 0 {
+		if len(a.accepted(g)) == 0 {
 			open = append(open, g)
 		}
 	}
 	return open
+}
+
+// accepted are the tokens a group accepts: its own, and for the ui group
+// the admin group's too.
+func (a Auth) accepted(group string) []token {
+	if group == GroupUI {
+		return append(slices.Clip(a[GroupUI]), a[GroupAdmin]...)
+	}
+	return a[group]
 }
 
 // check returns the name of the group's token that matches, and whether
@@ -103,7 +118,7 @@ func (a Auth) Open() []string {
 // are compared as SHA-256 digests in constant time, so neither their
 // content nor their length leaks through timing.
 func (a Auth) check(group, tok string) (string, bool) {
-	want := a[group]
+	want := a.accepted(group)
 	if len(want) == 0 {
 		return "anonymous", true
 	}

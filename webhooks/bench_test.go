@@ -54,6 +54,7 @@ func newBenchServer(b *testing.B, delay time.Duration) *benchServer {
 		Policies:  loader,
 		Evaluator: analysis.NewEvaluator(analysis.Options{Sources: queries.Registry{{Kind: "prometheus"}: cache.New(src, cache.Options{})}}),
 		Runs:      runs,
+		UI:        &UIOptions{},
 	})
 	require.NoError(b, err)
 	hs := httptest.NewServer(srv)

@@ -86,8 +86,8 @@ func (s *Server) flaggerCheck(c *gin.Context) {
 }
 
 // flaggerGate serves confirm-rollout, confirm-traffic-increase and
-// confirm-promotion: 200 only when the analysis passes and the run is
-// neither paused nor latched.
+// confirm-promotion: 200 only when the analysis passes, the run is
+// neither paused nor latched, and no hold or cap decision rule holds.
 func (s *Server) flaggerGate(c *gin.Context) {
 	s.flagger(c, true)
 }
@@ -111,6 +111,13 @@ func (s *Server) flagger(c *gin.Context, gate bool) {
 	}
 	switch res.Verdict {
 	case analysis.VerdictPass:
+		// A hold or cap decision rule keeps the canary's weight: a
+		// check passes, but a gate must not let Flagger raise it (it
+		// cannot lower it to a cap; holding is the nearest it does).
+		if gate && res.Decision == analysis.DecisionHold {
+			s.flaggerAnswer(c, http.StatusForbidden, "hold: "+res.Reason)
+			return
+		}
 		s.flaggerAnswer(c, http.StatusOK, answer)
 	case analysis.VerdictInconclusive:
 		if gate || s.inconclFails {

@@ -48,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		reloadErrors: f.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "policy_reload_errors_total",
-			Help: "Policy reloads rejected because a file did not load; the last good policies stayed in service.",
+			Help: "Policy reloads rejected because a file did not load, each rejection once however often it is retried; the last good policies stayed in service.",
 		}),
 		lastReload: f.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "policy_last_reload_success_timestamp_seconds",

@@ -33,6 +33,7 @@ import (
 	httpprobe "github.com/aurum/canary/queries/http"
 	tcpprobe "github.com/aurum/canary/queries/tcp"
 	"github.com/aurum/canary/rollout"
+	"github.com/aurum/canary/rollout/deploy"
 	"github.com/aurum/canary/rollout/notify"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs/bolt"
@@ -543,6 +544,9 @@ func ginPath(p string) string {
 		if name, ok := strings.CutPrefix(s, ":"); ok {
 			segs[i] = "{" + name + "}"
 		}
+		if name, ok := strings.CutPrefix(s, "*"); ok {
+			segs[i] = "{" + name + "}"
+		}
 	}
 	return strings.Join(segs, "/")
 }
@@ -653,7 +657,9 @@ func (c *apiChecker) do(t *testing.T, e *testEnv, call apiCall) {
 	for i := 0; i+1 < len(call.headers); i += 2 {
 		req.Header.Set(call.headers[i], call.headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// A redirect is an answer of its own, checked as such.
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
@@ -816,11 +822,36 @@ func withOrchestrator(t *testing.T, store **bolt.Bolt) envOption {
 		require.NoError(t, err)
 		o.Runs = rs
 		o.Rollouts = rollout.New(rollout.Options{
-			Store: st, Runs: rs, Evaluator: o.Evaluator, Policies: o.Policies.Set,
+			Store: st, Runs: rs, Evaluator: o.Evaluator, Policies: o.Policies.Set, Deployments: stubDeployments{},
 			Traffic: rollout.NewTraffic(rollout.TrafficOptions{Store: st,
 				Routers: func(routers.Target) (traffic.Router, error) { return nopRouter{}, nil }}),
 		})
 	}
+}
+
+// stubDeployments plays rollout/deploy's manager for the orchestrator:
+// every Deployment exists and is rolled out.
+type stubDeployments struct{}
+
+func (stubDeployments) status(name string) deploy.Status {
+	return deploy.Status{Name: name, Images: map[string]string{"app": "registry.example/" + name + ":v2"}, Desired: 2, Current: 2,
+		Updated: 2, Ready: 2, Available: 2, Generation: 1, ObservedGeneration: 1}
+}
+
+func (stubDeployments) Check(context.Context, deploy.Spec) (time.Duration, error) {
+	return time.Minute, nil
+}
+func (d stubDeployments) ApplyCanary(_ context.Context, s deploy.Spec) (deploy.Status, error) {
+	return d.status(s.CanaryName()), nil
+}
+func (d stubDeployments) PromoteStable(_ context.Context, s deploy.Spec) (deploy.Status, error) {
+	return d.status(s.Name), nil
+}
+func (d stubDeployments) ScaleCanary(_ context.Context, s deploy.Spec, _ int32) (deploy.Status, error) {
+	return d.status(s.CanaryName()), nil
+}
+func (d stubDeployments) State(_ context.Context, s deploy.Spec) (deploy.State, error) {
+	return deploy.State{Stable: d.status(s.Name), Canary: deploy.Status{Name: s.CanaryName(), Missing: true}}, nil
 }
 
 // withEverySource evaluates with the embedded PromQL engine, over the same
@@ -876,11 +907,13 @@ spec:
     - {name: health, expr: health.up == 1 && health.value > 0}
     - {name: health-up, expr: health.up == 1, weight: 2, critical: true}
     - {name: port, expr: port.up == 1 && port.latency_ms < 1000}
+    - {name: on-trial, expr: rate > 1000000, dryRun: true}
   compare:
     - {name: rate-vs-itself, canary: 'sum(rate(requests_total{app="{{ .name }}"}[5m]))', baseline: 'sum(rate(requests_total{app="{{ .name }}"}[5m]))', range: 10m, step: 1m, group: traffic}
   decision:
     rules:
       - {name: busy, expr: rate > 0, action: pause}
+      - {name: quota, expr: rate > 0, action: cap, weight: 5, maxHold: 10m}
 `
 
 // renderFails is a policy whose query cannot render for a short name: the
@@ -1010,6 +1043,60 @@ func TestOpenAPIResponses(t *testing.T) {
 		crowd = append(crowd, apiCall{name: "refused latches", method: "GET", path: "/v1/runs/caiso/crowded", code: 200})
 		c.run(t, e, crowd)
 
+		// The web UI: pages, assets, the data they read, the try-it form
+		// and the live stream.
+		uiCalls := []apiCall{
+			{name: "home", method: "GET", path: "/", code: 302},
+			{name: "ui home", method: "GET", path: "/ui", code: 302},
+			{name: "overview page", method: "GET", path: "/ui/", code: 200},
+			{name: "run page", method: "GET", path: "/ui/runs/caiso/good", code: 200},
+			{name: "rollout page", method: "GET", path: "/ui/rollouts/caiso/good", code: 200},
+			{name: "policies page", method: "GET", path: "/ui/policies", code: 200},
+			{name: "script", method: "GET", path: "/ui/static/app.js", code: 200},
+			{name: "stylesheet", method: "GET", path: "/ui/static/app.css", code: 200},
+			{name: "chart stylesheet", method: "GET", path: "/ui/static/chart.css", code: 200},
+			{name: "no such asset", method: "GET", path: "/ui/static/nope.js", code: 404},
+			{name: "overview", method: "GET", path: "/v1/ui/overview", code: 200},
+			{name: "ui run", method: "GET", path: "/v1/ui/runs/caiso/good", code: 200},
+			{name: "ui run of a revision", method: "GET", path: "/v1/ui/runs/caiso/good?revision=r1", code: 200},
+			{name: "ui no such run", method: "GET", path: "/v1/ui/runs/caiso/nope", code: 404},
+			{name: "ui rollout without orchestrator", method: "GET", path: "/v1/ui/rollouts/caiso/good", code: 503},
+			{name: "ui policies", method: "GET", path: "/v1/ui/policies", code: 200},
+			{name: "try it", method: "POST", path: "/v1/ui/policies/ingest/eval", body: map[string]any{"params": map[string]string{"namespace": "caiso", "name": "good"}}, code: 200},
+			{name: "try it without body", method: "POST", path: "/v1/ui/policies/ingest/eval", code: 400},
+			{name: "try it bad params", method: "POST", path: "/v1/ui/policies/ingest/eval", body: map[string]any{"params": map[string]string{"namespace": "caiso", "name": `x"}`}}, code: 400},
+			{name: "try it unknown policy", method: "POST", path: "/v1/ui/policies/nope/eval", body: map[string]any{"params": map[string]string{}}, code: 404},
+		}
+		c.run(t, e, uiCalls)
+		code, page := e.call("GET", "/ui/static/app.js", nil)
+		require.Equal(t, 200, code)
+		etag := e.header("GET", "/ui/static/app.js", "ETag")
+		c.run(t, e, []apiCall{{name: "asset not modified", method: "GET", path: "/ui/static/app.js", headers: []string{"If-None-Match", etag}, code: 304}})
+		require.NotEmpty(t, page)
+		// The try-it form is bounded: with every slot taken, one more waits
+		// for none.
+		for range cap(e.srv.ui.tries) {
+			e.srv.ui.tries <- struct{}{}
+		}
+		c.run(t, e, []apiCall{{name: "try it, too many", method: "POST", path: "/v1/ui/policies/ingest/eval", body: map[string]any{"params": map[string]string{"namespace": "caiso", "name": "good"}}, code: 429}})
+		for range cap(e.srv.ui.tries) {
+			<-e.srv.ui.tries
+		}
+		// A stream lasts until the server shuts down; closing it ends the
+		// answer, and a closed stream takes no one.
+		go func() {
+			require.Eventually(t, func() bool { return e.srv.ui.stream.Clients() == 1 }, 10*time.Second, 5*time.Millisecond)
+			e.srv.ui.stream.Close()
+		}()
+		c.run(t, e, []apiCall{
+			{name: "live stream", method: "GET", path: "/v1/ui/events", code: 200},
+			{name: "live stream closed", method: "GET", path: "/v1/ui/events", code: 503},
+		})
+		// Nothing the try-it form ran was recorded.
+		code, page = e.call("GET", "/v1/ui/overview", nil)
+		require.Equal(t, 200, code, page)
+		require.NotContains(t, page, `x\"}`)
+
 		// The new fields reached the answers, so their schemas were
 		// checked.
 		for _, check := range []struct{ path, want string }{
@@ -1022,7 +1109,7 @@ func TestOpenAPIResponses(t *testing.T) {
 			{"/v1/analysis/ingest?namespace=caiso&name=good", `"latch":{"kind":"rollback","source":"alert"`},
 			{"/v1/analysis/ingest?namespace=caiso&name=good", `"revision":"r1","lift":{"command":"canary runs resume caiso/good --revision r1`},
 			{"/v1/analysis/ingest?namespace=caiso&name=good", `"run":"caiso/good@r2"`},
-			{"/v1/policies", `"openRoutes":["analysis","flagger","alertmanager","admin"]`},
+			{"/v1/policies", `"openRoutes":["analysis","flagger","alertmanager","admin","ui"]`},
 		} {
 			code, out := e.call("GET", check.path, nil)
 			require.Equal(t, 200, code, out)
@@ -1107,6 +1194,17 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "rollout action", method: "POST", path: "/v1/rollouts/caiso/good/pause", code: 401},
 			{name: "start group", method: "POST", path: "/v1/groups", body: map[string]any{"name": "g", "members": []any{}}, code: 401},
 			{name: "group", method: "GET", path: "/v1/groups/caiso/g", code: 401},
+			{name: "ui overview", method: "GET", path: "/v1/ui/overview", code: 401},
+			{name: "ui run", method: "GET", path: "/v1/ui/runs/caiso/good", headers: []string{"Authorization", "Bearer flagger-token"}, code: 401},
+			{name: "ui run with its token", method: "GET", path: "/v1/ui/runs/caiso/good", headers: []string{"Authorization", "Bearer ui-token"}, code: 200},
+			{name: "ui run with the admin token", method: "GET", path: "/v1/ui/runs/caiso/good", headers: admin, code: 200},
+			{name: "ui token cannot act", method: "POST", path: "/v1/runs/caiso/good/pause", body: map[string]string{"reason": "x"}, headers: []string{"Authorization", "Bearer ui-token"}, code: 401},
+			{name: "ui rollout", method: "GET", path: "/v1/ui/rollouts/caiso/good", code: 401},
+			{name: "ui policies", method: "GET", path: "/v1/ui/policies", code: 401},
+			{name: "ui try it", method: "POST", path: "/v1/ui/policies/ingest/eval", body: map[string]any{"params": map[string]string{}}, code: 401},
+			{name: "ui events", method: "GET", path: "/v1/ui/events", code: 401},
+			{name: "ui pages open", method: "GET", path: "/ui/", code: 200},
+			{name: "ui assets open", method: "GET", path: "/ui/static/app.js", code: 200},
 			{name: "healthz open", method: "GET", path: "/healthz", code: 200},
 			{name: "readyz open", method: "GET", path: "/readyz", code: 200},
 			{name: "metrics open", method: "GET", path: "/metrics", code: 200},
@@ -1161,6 +1259,13 @@ func TestOpenAPIResponses(t *testing.T) {
 			"stepDown": map[string]any{"weights": []int{20}, "interval": "10s"}}
 		badName := spec("x", "v1")
 		badName["namespace"] = "Not A Name"
+		deployed := spec("deployed", "v2")
+		deployed["deployment"] = map[string]any{"name": "deployed", "images": map[string]string{"app": "registry.example/deployed:v2"},
+			"replicas": 2, "template": map[string]any{"metadata": map[string]any{"labels": map[string]string{"app": "deployed"}},
+				"spec": map[string]any{"containers": []any{map[string]any{"name": "app", "image": "registry.example/deployed:v1"}}}}}
+		deployed["schedule"] = map[string]any{"progressDeadline": "5m"}
+		noImage := spec("x", "v1")
+		noImage["deployment"] = map[string]any{"name": "x"}
 		// A stored rollout that no longer decodes is listed as a problem;
 		// the others are served all the same.
 		_, err := st.UpdateDocument(context.Background(), "rollout", "caiso/broken", func([]byte) ([]byte, error) { return []byte(`{"spec":`), nil })
@@ -1172,6 +1277,8 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "another version", method: "POST", path: "/v1/rollouts", body: spec("good", "v2"), code: 409},
 			{name: "same name, another namespace", method: "POST", path: "/v1/rollouts", body: pjm, code: 201},
 			{name: "with a schedule", method: "POST", path: "/v1/rollouts", body: tuned, code: 201},
+			{name: "with a deployment", method: "POST", path: "/v1/rollouts", body: deployed, code: 201},
+			{name: "a deployment without images", method: "POST", path: "/v1/rollouts", body: noImage, code: 400},
 			{name: "unknown policy", method: "POST", path: "/v1/rollouts", body: map[string]any{"name": "x", "version": "v1", "policy": "nope"}, code: 400},
 			{name: "no traffic section", method: "POST", path: "/v1/rollouts", body: map[string]any{"name": "x", "version": "v1", "policy": "ingest-latching",
 				"params": map[string]string{"namespace": "caiso", "name": "x"}}, code: 400},
@@ -1182,6 +1289,9 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "get", method: "GET", path: "/v1/rollouts/caiso/good", code: 200},
 			{name: "get in another namespace", method: "GET", path: "/v1/rollouts/pjm/good", code: 200},
 			{name: "get unknown", method: "GET", path: "/v1/rollouts/caiso/nope", code: 404},
+			{name: "ui rollout", method: "GET", path: "/v1/ui/rollouts/caiso/good", code: 200},
+			{name: "ui unknown rollout", method: "GET", path: "/v1/ui/rollouts/caiso/nope", code: 404},
+			{name: "ui overview with rollouts", method: "GET", path: "/v1/ui/overview", code: 200},
 			{name: "get in no such namespace", method: "GET", path: "/v1/rollouts/miso/good", code: 404},
 			{name: "pause", method: "POST", path: "/v1/rollouts/caiso/good/pause", body: reason("market open"), code: 200},
 			{name: "resume", method: "POST", path: "/v1/rollouts/caiso/good/resume", body: reason("market closed"), code: 200},
@@ -1204,9 +1314,20 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "unknown group", method: "GET", path: "/v1/groups/caiso/nope", code: 404},
 			{name: "group in another namespace", method: "GET", path: "/v1/groups/pjm/isos", code: 404},
 		})
+		// The deployed rollout goes on to deploying and makes its
+		// canary: its status shows both Deployments, its events their
+		// counts.
+		for range 2 {
+			_, err := e.srv.rollouts.Tick(context.Background(), "caiso", "deployed")
+			require.NoError(t, err)
+		}
+		c.run(t, e, []apiCall{{name: "get a deploy", method: "GET", path: "/v1/rollouts/caiso/deployed", code: 200}})
 		// The new fields reached the answers, so their schemas were
 		// checked.
 		for _, check := range []struct{ path, want string }{
+			{"/v1/rollouts/caiso/deployed", `"deployments":{"stable":{"name":"deployed"`},
+			{"/v1/rollouts/caiso/deployed", `"type":"deployment"`},
+			{"/v1/rollouts/caiso/deployed", `"replicas":{"stable":{"desired":2`},
 			{"/v1/rollouts", `"problems":["rollout caiso/broken does not decode`},
 			{"/v1/rollouts/pjm/good", `"namespace":"pjm","name":"good"`},
 			{"/v1/rollouts/caiso/good", `"seq":1,`},
@@ -1250,6 +1371,7 @@ func TestOpenAPIResponses(t *testing.T) {
 			{name: "act", method: "POST", path: "/v1/rollouts/caiso/good/pause", body: map[string]string{"reason": "x"}, code: 503},
 			{name: "group", method: "POST", path: "/v1/groups", body: map[string]any{"name": "g", "members": []any{start}}, code: 503},
 			{name: "get group", method: "GET", path: "/v1/groups/caiso/g", code: 503},
+			{name: "ui overview", method: "GET", path: "/v1/ui/overview", code: 503},
 		})
 		code, out := e.call("GET", "/readyz", nil)
 		require.Equal(t, 503, code)
@@ -1272,7 +1394,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		code, out := e.call("GET", path, nil)
 		require.Equal(t, 200, code)
 		for _, want := range []string{`"points":[`, `"samples":[`, `"values":[`, `"values":{`, `"fields":{`, `"error":"`,
-			`"noData":true`, `"threshold":`, `"critical":true`, `"decisions":["busy"]`, `"value":"NaN"`, `"comparison":{"class":"pass"`, `"group":"traffic"`, `"header.Authorization":"\u003credacted\u003e"`} {
+			`"noData":true`, `"threshold":`, `"critical":true`, `"decisions":["busy","quota"]`, `"hold":{"rules":["quota"],"cap":5,"maxHoldSeconds":600}`, `"dryRun":{"verdict":"fail"`, `"dryRun":true`, `"value":"NaN"`, `"comparison":{"class":"pass"`, `"group":"traffic"`, `"header.Authorization":"\u003credacted\u003e"`} {
 			require.Contains(t, out, want)
 		}
 	})

@@ -1,6 +1,8 @@
 // Package webhooks is the HTTP surface of the engine: the Argo Rollouts web
 // metric provider endpoint, Flagger's webhooks, the Alertmanager receiver,
-// the runs API, the policy status and reload, /metrics and health checks.
+// the runs API, the policy status and reload, the web UI (package ui's
+// pages, and their data and live stream under /v1/ui), /metrics and
+// health checks.
 //
 // Handlers are thin: they decode a request, call package runs (or the
 // orchestrator), and encode the answer in the status codes each caller
@@ -18,7 +20,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/aurum/canary/runs"
 	"io"
 	"log/slog"
 	"net/http"
@@ -35,6 +36,7 @@ import (
 	"github.com/aurum/canary/rollout"
 	"github.com/aurum/canary/rollout/notify"
 	"github.com/aurum/canary/rules"
+	"github.com/aurum/canary/runs"
 )
 
 // Defaults for Options.
@@ -68,6 +70,9 @@ type Options struct {
 	Rollouts *rollout.Orchestrator
 	// Notifications, when set, is reported at /v1/notifications.
 	Notifications interface{ Status() []notify.RouteStatus }
+	// UI, when set, serves the web UI under /ui and its data under
+	// /v1/ui.
+	UI *UIOptions
 }
 
 // Server is the engine's HTTP handler. Build one per process; it holds no
@@ -85,9 +90,12 @@ type Server struct {
 	panicked     func(string)
 
 	notifications interface{ Status() []notify.RouteStatus }
+	ui            *webUI
 
 	router   *gin.Engine
 	draining atomic.Bool
+	// lastReloadErr is the last rejected reload's error, logged once.
+	lastReloadErr atomic.Pointer[string]
 }
 
 // New builds a server and its router.
@@ -129,7 +137,7 @@ func New(o Options) (*Server, error) {
 	r.NoMethod(func(c *gin.Context) {
 		s.abort(c, http.StatusMethodNotAllowed, c.Request.Method+" is not allowed on "+c.Request.URL.Path)
 	})
-	r.Use(s.recover, s.instrument, s.limitBody)
+	r.Use(secure, s.recover, s.instrument, s.limitBody)
 
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	r.GET("/readyz", s.ready)
@@ -165,12 +173,19 @@ func New(o Options) (*Server, error) {
 	admin.GET("/v1/groups/:namespace/:name", s.getGroup)
 	admin.POST("/-/reload", s.reload)
 
+	if o.UI != nil {
+		if err := s.mountUI(r, o.UI); err != nil {
+			return nil, err
+		}
+	}
 	s.router = r
 	return s, nil
 }
 
-// ServeHTTP serves the router.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+// ServeHTTP serves the router, under the UI's path prefix too.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.router.ServeHTTP(w, s.stripPrefix(r))
+}
 
 // Drain makes /readyz fail, so load balancers stop sending new requests
 // while in-flight ones finish during shutdown.
@@ -188,10 +203,20 @@ func (s *Server) Reload() error {
 // policy files changed.
 func (s *Server) reloaded(err error) {
 	if err != nil {
+		// A policy path that cannot be read is tried on every poll; the
+		// same rejection is logged and counted once, not every few seconds.
+		if prev := s.lastReloadErr.Swap(new(err.Error())); prev != nil && *prev == err.Error() {
+			return
+		}
 		s.metrics.reloadErrors.Inc()
+		if set := s.policies.Set(); set == nil || len(set.Policies) == 0 {
+			s.logger.Error("policy reload rejected; no policies are in service, and /readyz answers 503 until one loads", "err", err)
+			return
+		}
 		s.logger.Error("policy reload rejected; the previous policies stay in service", "err", err)
 		return
 	}
+	s.lastReloadErr.Store(nil)
 	set := s.policies.Set()
 	s.metrics.policiesLoaded.Set(float64(len(set.Policies)))
 	s.metrics.lastReload.Set(float64(s.policies.Status().LastSuccess.Unix()))
@@ -240,7 +265,10 @@ func (s *Server) instrument(c *gin.Context) {
 	}
 	code := c.Writer.Status()
 	s.metrics.httpRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-	s.metrics.httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	if route != uiEventsRoute {
+		// A live stream lasts as long as its page: not a latency.
+		s.metrics.httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	}
 	if code >= 500 {
 		// The path only: a query string may hold a token.
 		s.logger.Warn("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "code", code,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/aurum/canary/runs"
+	"github.com/aurum/canary/webhooks/ui"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -82,6 +83,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 		Runs:      rs,
 		Metrics:   NewMetrics(reg),
 		Gatherer:  reg,
+		UI:        &UIOptions{Stream: ui.NewStream(ui.StreamOptions{})},
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -327,6 +329,43 @@ func TestFlaggerHooks(t *testing.T) {
 	})
 }
 
+// holdPolicy caps the canary while its traffic runs high, and tries a
+// stricter threshold dry.
+const holdPolicy = `apiVersion: canary.aurum.dev/v1
+kind: Policy
+metadata: {name: quota}
+spec:
+  params: {namespace: {}, name: {}}
+  queries:
+    rate: {prometheus: 'sum(rate(requests_total{namespace="{{ .namespace }}",app="{{ .name }}"}[5m]))'}
+    errors: {prometheus: 'sum(rate(requests_total{namespace="{{ .namespace }}",app="{{ .name }}",code="500"}[5m])) / sum(rate(requests_total{namespace="{{ .namespace }}",app="{{ .name }}"}[5m]))'}
+  rules:
+    - {name: error-rate, expr: errors <= 0.1}
+    - {name: strict-on-trial, expr: errors <= 0.001, dryRun: true}
+  decision:
+    rules:
+      - {name: busy, expr: rate > 1, action: cap, weight: 5}
+`
+
+// TestFlaggerHold: a hold or cap keeps a Flagger gate closed (Flagger
+// cannot lower a weight; not raising it is the nearest it does) and lets
+// a check pass; a failing dry-run rule closes nothing.
+func TestFlaggerHold(t *testing.T) {
+	e := newEnv(t)
+	require.NoError(t, os.WriteFile(filepath.Join(e.policies, "quota.yaml"), []byte(holdPolicy), 0o644))
+	require.NoError(t, e.srv.Reload())
+	code, out := e.call("POST", "/v1/flagger/quota/gate", flagger("good", "c1", nil))
+	require.Equal(t, 403, code, out)
+	require.Equal(t, "hold: decision rule busy holds (rate > 1): cap at 5%\n", out)
+	code, out = e.call("POST", "/v1/flagger/quota/check", flagger("good", "c1", nil))
+	require.Equal(t, 200, code, out)
+	res := e.result("GET", "/v1/analysis/quota?namespace=caiso&name=good", nil)
+	require.Equal(t, analysis.DecisionHold, res.Decision)
+	require.Equal(t, analysis.VerdictPass, res.Verdict, "the dry-run rule fails, and changes nothing")
+	require.Equal(t, analysis.VerdictFail, res.DryRun.Verdict)
+	require.Equal(t, 5, *res.Hold.Cap)
+}
+
 func TestFlaggerInconclusiveFails(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.FlaggerInconclusiveFails = true })
 	code, _ := e.call("POST", "/v1/flagger/ingest/check", flagger("quiet", "1", nil))
@@ -446,6 +485,12 @@ func TestAuth(t *testing.T) {
 		{name: "reload needs admin", method: "POST", path: "/-/reload", headers: []string{"Authorization", "Bearer argo-token"}, code: 401},
 		{name: "health is open", method: "GET", path: "/healthz", code: 200},
 		{name: "readiness is open", method: "GET", path: "/readyz", code: 200},
+		// The web UI's data takes the admin group's tokens when the ui
+		// group has none of its own: closed as soon as admin is.
+		{name: "ui data without token", method: "GET", path: "/v1/ui/overview", code: 401},
+		{name: "ui data with the admin token", method: "GET", path: "/v1/ui/overview", headers: []string{"Authorization", "Bearer admin-token"}, code: 200},
+		{name: "ui data with another group's token", method: "GET", path: "/v1/ui/overview", headers: []string{"Authorization", "Bearer argo-token"}, code: 401},
+		{name: "ui pages are open", method: "GET", path: "/ui/", code: 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -456,6 +501,8 @@ func TestAuth(t *testing.T) {
 			}
 		})
 	}
+	require.NotContains(t, auth.Open(), GroupUI, "closed with the admin group")
+	require.Contains(t, Auth{}.Open(), GroupUI, "open when admin is open too")
 	_, err = LoadAuth(map[string][]string{"argo": {write("x", "t")}})
 	require.ErrorContains(t, err, `unknown route group "argo"`)
 	_, err = LoadAuth(map[string][]string{GroupAdmin: {write("empty", "\n\n")}})
@@ -497,6 +544,9 @@ func TestHotReload(t *testing.T) {
 	require.Len(t, pr.Policies, 2)
 	require.Len(t, pr.Status.Errors, 1)
 	require.Contains(t, pr.Status.Errors[0], "unknown name error_rat")
+	// The same rejection again is answered, but counted and logged once.
+	code, _ = e.call("POST", "/-/reload", nil)
+	require.Equal(t, 500, code)
 	metrics := e.metrics()
 	require.Contains(t, metrics, "canary_policy_reload_errors_total 1")
 	require.Contains(t, metrics, "canary_policies_loaded 2")

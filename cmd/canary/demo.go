@@ -22,6 +22,7 @@ import (
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/internal/demo"
 	"github.com/aurum/canary/rollout"
+	"github.com/aurum/canary/rollout/deploy"
 	"github.com/aurum/canary/rollout/notify"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/traffic/routers"
@@ -43,11 +44,16 @@ type scenario struct {
 	want rollout.Phase
 	// stepDown, when set, makes the rollback graceful.
 	stepDown []int
+	// deploy makes the rollout manage the Deployments: a whole deploy.
+	deploy bool
 }
 
 var scenarios = []scenario{
 	{name: "healthy", story: "a healthy canary: the rollout steps up and promotes",
 		want: rollout.PhaseCompleted},
+	{name: "deploy", story: "a whole deploy: the canary Deployment is made from the stable one with image v2, takes its steps, " +
+		"and promotion gives the stable Deployment v2, moves the traffic back to it and scales the canary to 0",
+		want: rollout.PhaseCompleted, deploy: true},
 	{name: "errors", story: "the canary's error rate climbs at step 2: the rollout fails and steps the weight down",
 		want: rollout.PhaseRolledBack, stepDown: []int{10},
 		act: func(ctx context.Context, d *demoRun) error {
@@ -102,7 +108,7 @@ type demoOptions struct {
 
 func runDemo(ctx context.Context, c *cli, args []string) int {
 	fs := c.newFlags("demo")
-	names := fs.String("scenario", "healthy,errors", "scenarios to run, comma-separated: healthy, errors, lag, alert, or all")
+	names := fs.String("scenario", "deploy,errors", "scenarios to run, comma-separated: healthy, deploy, errors, lag, alert, or all")
 	serveFlag := fs.Bool("serve", false, "keep the webhook API up after the scenarios, to curl /v1/rollouts and /v1/runs")
 	listen := fs.String("listen", "127.0.0.1:8080", "address of the webhook API with --serve")
 	if _, err := parseArgs(fs, args); err != nil {
@@ -163,7 +169,7 @@ func (c *cli) demo(ctx context.Context, opts demoOptions) int {
 	for i, name := range opts.scenarios {
 		sc, ok := findScenario(name)
 		if !ok {
-			fmt.Fprintf(c.stderr, "canary demo: unknown scenario %q (known: healthy, errors, lag, alert)\n", name)
+			fmt.Fprintf(c.stderr, "canary demo: unknown scenario %q (known: healthy, deploy, errors, lag, alert)\n", name)
 			return exitError
 		}
 		last := i == len(opts.scenarios)-1
@@ -250,7 +256,7 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 	}
 	svc, err := newService(runCtx, cfg, logger, serviceOptions{
 		Notifiers: []*notify.Route{printer},
-		Clients:   &routers.Clients{Ingresses: world.Ingresses},
+		Clients:   &kubeClients{Clients: routers.Clients{Ingresses: world.Ingresses}, Deployments: func(ns string) deploy.Deployments { return world.Deployments(ns) }},
 		OnEvent: func(r *rollout.Rollout, e rollout.Event) {
 			d.mu.Lock()
 			defer d.mu.Unlock()
@@ -301,6 +307,9 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 		over.StepDown = &rollout.StepDownConfig{Weights: sc.stepDown, Interval: rollout.Duration(2 * time.Second)}
 	}
 	spec.Schedule = &over
+	if sc.deploy {
+		spec.Deployment = &deploy.Spec{Name: wc.App, Images: map[string]string{demo.DeploymentContainer: demo.DeploymentImage + ":v2"}}
+	}
 	if _, err := svc.orchestrator.Start(runCtx, spec); err != nil {
 		fmt.Fprintf(c.stderr, "canary demo: %v\n", err)
 		return res, exitError
@@ -354,14 +363,18 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 	fmt.Fprintf(c.stdout, "  canary weights written to the Ingress: %s\n", strings.Join(weights, " → "))
 	load := world.Load()
 	fmt.Fprintf(c.stdout, "  requests: %d sent, %d served by the canary\n", load.Sent, world.Canary().Requests())
+	if d := st.Deployments; d != nil {
+		fmt.Fprintf(c.stdout, "  deployments: stable %s runs %s on %d/%d; canary %s at %d replicas\n", d.Stable.Name,
+			images(d.Stable.Images), d.Stable.Available, d.Stable.Desired, d.Canary.Name, d.Canary.Desired)
+	}
 	if st.Status != sc.want {
 		fmt.Fprintf(c.stderr, "canary demo: scenario %s ended %s, expected %s\n", sc.name, st.Status, sc.want)
 		return res, exitError
 	}
 	if keepServing {
 		auth := "-H \"Authorization: Bearer " + d.tokens[webhooks.GroupAdmin] + "\""
-		fmt.Fprintf(c.stdout, "\nThe webhook API stays up at %s (Ctrl-C to stop). Its admin token is this demo's own. Try:\n  curl %s %s/v1/rollouts/%s/%s\n  curl %s %s/v1/runs\n",
-			d.url, auth, d.url, wc.Namespace, d.name, auth, d.url)
+		fmt.Fprintf(c.stdout, "\nThe webhook API stays up at %s (Ctrl-C to stop). Its admin token is this demo's own. Try:\n  curl %s %s/v1/rollouts/%s/%s\n  curl %s %s/v1/runs\nor open the web UI at %s/ui/ and give it the admin token %s.\n",
+			d.url, auth, d.url, wc.Namespace, d.name, auth, d.url, d.url, d.tokens[webhooks.GroupAdmin])
 		<-runCtx.Done()
 	}
 	return res, exitOK
@@ -405,6 +418,9 @@ func demoTokens(dir string) (authConfig, map[string]string, error) {
 	auth := authConfig{Groups: map[string]groupAuth{}}
 	tokens := map[string]string{}
 	for _, g := range webhooks.Groups {
+		if g == webhooks.GroupUI {
+			continue // the web UI reads with the admin token
+		}
 		b := make([]byte, 16)
 		if _, err := rand.Read(b); err != nil {
 			return auth, nil, err

@@ -23,8 +23,11 @@ import (
 //     helpers); those are allowed, and nothing else under tsdb/ is.
 //   - client-go's generated clientsets (k8s.io/client-go/kubernetes, its
 //     scheme, typed clients and fakes) and discovery, which register and
-//     link every Kubernetes API group: traffic/kube builds the two clients
-//     the routers need, and the demo has its own Ingress API. (client-go's
+//     link every Kubernetes API group: traffic/kube builds the clients the
+//     routers and the Deployment manager need (Ingresses, HTTPRoutes,
+//     Deployments), and the demo has its own API of Ingresses and
+//     Deployments. client-go's dynamic client, for the look-up of Argo
+//     Rollouts and Flagger objects, is one package and allowed. (client-go's
 //     generic typed client, gentype, imports client-go/testing for its own
 //     fakes; the linker drops them, and that package is allowed.)
 //   - gin's MessagePack codec, left out by the nomsgpack build tag.

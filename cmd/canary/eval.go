@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -109,6 +111,13 @@ func runEval(ctx context.Context, c *cli, args []string) int {
 		}
 	}
 
+	// Without a source every rule would be an error and the verdict
+	// inconclusive: that is a usage mistake, not a finding about the canary.
+	if missing := missingSources(pol, sources); len(missing) > 0 {
+		fmt.Fprintf(c.stderr, "canary: eval: policy %s reads %s, and no such source is given: %s\n", pol.Name, strings.Join(missing, ", "), sourceHint(missing))
+		return exitError
+	}
+
 	ev := analysis.NewEvaluator(analysis.Options{
 		Sources: sources,
 		Timeout: *timeout,
@@ -144,7 +153,17 @@ func (c *cli) usageError(fs *flag.FlagSet, format string, args ...any) int {
 // given) and returns the one named, or reports why it cannot.
 func (c *cli) loadPolicy(cmd string, paths []string, name string) (*rules.Policy, bool) {
 	if len(paths) == 0 {
+		if _, err := os.Stat(defaultPolicies); err != nil {
+			fmt.Fprintf(c.stderr, "canary: %s: no --policies given, and the default %s is not here (%s): give --policies DIR\n", cmd, defaultPolicies, errors.Unwrap(err))
+			return nil, false
+		}
 		paths = []string{defaultPolicies}
+	}
+	for _, p := range paths {
+		if _, err := os.Stat(p); err != nil {
+			fmt.Fprintf(c.stderr, "canary: %s: --policies %s: %v\n", cmd, p, errors.Unwrap(err))
+			return nil, false
+		}
 	}
 	set, err := rules.Load(paths...)
 	if err != nil {
@@ -273,4 +292,47 @@ func (c *cli) table(w io.Writer, rows [][]string, paintCol int) {
 		}
 		fmt.Fprintln(w, b.String())
 	}
+}
+
+// missingSources lists the sources pol's queries read that r lacks, as
+// "prometheus" for a kind's default and "kafka cluster \"main\"" for a
+// named one, each once.
+func missingSources(pol *rules.Policy, r queries.Registry) []string {
+	var missing []string
+	for _, q := range pol.AllQueries() {
+		if _, err := r.Lookup(q.Kind, q.Source); err == nil {
+			continue
+		}
+		m := q.Kind
+		if q.Source != "" {
+			m = fmt.Sprintf("%s source %q", q.Kind, q.Source)
+		}
+		if !slices.Contains(missing, m) {
+			missing = append(missing, m)
+		}
+	}
+	return missing
+}
+
+// sourceHint says which flags give the missing sources.
+func sourceHint(missing []string) string {
+	var hints []string
+	add := func(h string) {
+		if !slices.Contains(hints, h) {
+			hints = append(hints, h)
+		}
+	}
+	for _, m := range missing {
+		switch m {
+		case rules.KindPrometheus:
+			add("--prometheus URL or --series FILE")
+		case rules.KindKafka:
+			add("--kafka-brokers ADDRS")
+		case rules.KindPostgres:
+			add("--postgres-dsn-file FILE")
+		default:
+			add("--config FILE naming it")
+		}
+	}
+	return "give " + strings.Join(hints, ", ")
 }

@@ -18,7 +18,7 @@ import (
 // seedLive writes 20 minutes of data for three apps: "good" (0.5% errors,
 // three fresh zones), "bad" (5% errors) and "stale" (one zone stuck for
 // 15 minutes).
-func seedLive(t *testing.T, prom *testprom.Server) {
+func seedLive(t testing.TB, prom *testprom.Server) {
 	now := time.Now().Truncate(time.Second)
 	const n, step = 41, 30 * time.Second
 	counter := func(app, code string, perStep float64) testprom.Series {

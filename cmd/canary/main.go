@@ -47,13 +47,14 @@ func commands() []command {
 		{"check", "check PATH...", "validate policy files and directories", runCheck},
 		{"eval", "eval --policy NAME --param k=v ... [--prometheus URL | --series FILE] [--kafka-brokers ADDRS] [--config FILE] [--at TIME] [-o table|json]", "evaluate a policy once and print the verdict", runEval},
 		{"backtest", "backtest --policy NAME --param k=v ... (--prometheus URL | --series FILE) --from T --to T [--step 1m] [--out report.html]", "replay a policy over history: when would it have failed, and why", runBacktest},
+		{"import", "import argo|flagger|keptn [--out DIR [--force]] [--mesh-provider P] FILE...", "turn Argo Rollouts, Flagger and Keptn templates into policies", runImport},
 		{"test", "test [--run REGEX] [--junit FILE] FILE...", "run policy unit tests over recorded series", runTest},
-		{"demo", "demo [--scenario healthy,errors,lag,alert|all] [--serve]", "run a whole canary rollout on this machine: no Kubernetes, no Prometheus", runDemo},
+		{"demo", "demo [--scenario healthy,deploy,errors,lag,alert|all] [--serve]", "run a whole canary rollout on this machine: no Kubernetes, no Prometheus", runDemo},
 		{"rollout", "rollout start|status|list|promote|rollback|pause|resume|skip-step ...", "drive a rollout through canary serve's orchestrator", runRollout},
 		{"runs", "runs list|status|rollback|promote|pause|resume [NAMESPACE/NAME] ...", "show runs and their latches; latch or lift one by hand", runRuns},
 		{"notify", "notify test --route NAME [--config FILE] [--kind K] [--severity S]", "send a sample notification through a route of canary serve's config", runNotify},
 		{"traffic", "traffic set|reset|status --router nginx|gatewayapi ...", "move canary traffic: weights, headers, user shares, cookies, countries", runTraffic},
-		{"version", "version", "print the version", runVersion},
+		{"version", "version [-o table|json]", "print the version, commit, build date and Go version", runVersion},
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -115,11 +116,14 @@ func TestNotificationSurvivesKill(t *testing.T) {
 	kill(srv)
 
 	srv = startServe(t, env)
-	require.Eventually(t, func() bool { return hook.attempts.Load() >= 1 }, 30*time.Second, 20*time.Millisecond, srv.output())
-	code, out = srv.call(t, "GET", "/v1/notifications", "")
-	require.Equal(t, 200, code, out)
+	// The receiver counts the attempt before the outbox has its answer:
+	// wait for the failure to be recorded, not for the request.
+	require.Eventually(t, func() bool {
+		code, out = srv.call(t, "GET", "/v1/notifications", "")
+		return code == 200 && strings.Contains(out, "503 Service Unavailable: down for maintenance")
+	}, 30*time.Second, 20*time.Millisecond, srv.output())
+	require.GreaterOrEqual(t, hook.attempts.Load(), int32(1))
 	require.Contains(t, out, `"pending":1`)
-	require.Contains(t, out, "503 Service Unavailable: down for maintenance")
 	require.NotContains(t, out, "/hooks/canary", "the URL is a secret")
 	kill(srv)
 
@@ -133,10 +137,13 @@ func TestNotificationSurvivesKill(t *testing.T) {
 	require.Equal(t, "PJM prices look wrong", got.Reason)
 	require.Equal(t, "https://canary.example/v1/runs/caiso/good?revision=rs-1", got.Link)
 
-	// Sent once: not again by this process, nor by the next.
-	code, out = srv.call(t, "GET", "/v1/notifications", "")
-	require.Equal(t, 200, code, out)
-	require.Contains(t, out, `"sent":1`)
+	// Sent once: not again by this process, nor by the next. The outbox
+	// records the delivery after the receiver answered, so the count may
+	// lag the hook by a moment.
+	require.Eventually(t, func() bool {
+		code, out = srv.call(t, "GET", "/v1/notifications", "")
+		return code == 200 && strings.Contains(out, `"sent":1`)
+	}, 10*time.Second, 20*time.Millisecond, out)
 	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
 	<-srv.done
 	srv.done <- nil

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -80,10 +81,23 @@ func TestRolloutAgainstRealPrometheus(t *testing.T) {
 	// Starting the same version again is the same rollout.
 	code, out = start("good")
 	require.Equal(t, exitOK, code, out)
-	code, stdout, _ := canary(t, "rollout", "list", "--server", srv.url, "--token-file", tokenFile)
+	code, stdout, stderr := canary(t, "rollout", "list", "--server", srv.url, "--token-file", tokenFile)
 	require.Equal(t, exitOK, code)
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	require.Regexp(t, `^ROLLOUT +VERSION +PHASE +STEP +WEIGHT +HEALTH$`, lines[0], "rollout list prints a header like every other table")
 	require.Contains(t, stdout, "good")
 	require.Contains(t, stdout, "completed")
+
+	// A watch ends, exit 3, when the rollout waits for a person, instead of
+	// polling a paused rollout for ever.
+	createStableIngress(t, c, ns, "held")
+	code, stdout, stderr = canary(t, "rollout", "start", "--server", srv.url, "--token-file", tokenFile, "--name", "held", "--version", "v2",
+		"--policy", "lmp-rollout", "--param", "namespace="+ns, "--param", "name=held", "--step-duration", "1h")
+	require.Equal(t, exitOK, code, stdout+stderr)
+	code, stdout, stderr = canary(t, "rollout", "pause", ns+"/held", "--server", srv.url, "--token-file", tokenFile, "--reason", "hold on", "--watch")
+	require.Equal(t, exitInconclusive, code, stdout+stderr)
+	require.Contains(t, stdout, "paused")
+	require.Contains(t, stdout, "waiting for a person: canary rollout resume|rollback "+ns+"/held")
 
 	// The status API carries what a deployment dashboard shows.
 	code, body := srv.call(t, "GET", "/v1/rollouts/"+ns+"/bad", "")

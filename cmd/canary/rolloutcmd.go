@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,9 +16,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	sigsyaml "sigs.k8s.io/yaml"
+
 	"github.com/aurum/canary/rollout"
+	"github.com/aurum/canary/rollout/deploy"
+	"github.com/aurum/canary/rules"
 )
 
 // apiClient talks to a canary serve's admin API (rollouts and runs).
@@ -123,6 +131,7 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 	fs := c.newFlags("rollout")
 	fs.Usage = func() {
 		fmt.Fprintf(c.stderr, "Usage: canary rollout start --name N --version V --policy P --param k=v ... [flags]\n"+
+			"       canary rollout start --name N --policy P --param k=v ... --deployment [NS/]NAME --image CONTAINER=IMAGE|--from-manifest FILE [flags]\n"+
 			"       canary rollout status|promote|rollback|pause|resume|skip-step [NAMESPACE/]NAME [-n NAMESPACE] [flags]\n       canary rollout list\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -132,11 +141,16 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 	namespace := fs.String("n", os.Getenv("CANARY_NAMESPACE"), "the rollout's namespace (env CANARY_NAMESPACE); start defaults to its namespace param, the others to default")
 	fs.StringVar(namespace, "namespace", *namespace, "the rollout's namespace (same as -n)")
 	var (
-		spec   = rollout.Spec{Params: map[string]string{}}
-		steps  string
-		params = paramFlag(spec.Params)
-		over   rollout.Override
-		durs   = map[string]*time.Duration{}
+		spec       = rollout.Spec{Params: map[string]string{}}
+		steps      string
+		params     = paramFlag(spec.Params)
+		over       rollout.Override
+		durs       = map[string]*time.Duration{}
+		deployment string
+		manifest   string
+		imgs       = map[string]string{}
+		replicas   int
+		shadows    listFlag
 	)
 	if action == "start" {
 		fs.StringVar(&spec.Name, "name", "", "rollout name (required)")
@@ -148,6 +162,12 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 		for _, name := range []string{"warmup", "interval", "step-duration", "promotion"} {
 			durs[name] = fs.Duration(name, 0, name+" (default: the policy's)")
 		}
+		fs.StringVar(&deployment, "deployment", "", "the stable Deployment, [NAMESPACE/]NAME: the rollout makes the canary Deployment from it and promotes it at the end")
+		fs.Var(paramFlag(imgs), "image", "the canary's image for a container of the stable Deployment, CONTAINER=IMAGE (repeatable; with --deployment)")
+		fs.StringVar(&manifest, "from-manifest", "", "a Deployment manifest of the new version: its pod template is the canary's (with --deployment, or naming it)")
+		fs.IntVar(&replicas, "canary-replicas", 0, "the canary Deployment's replicas (default: the stable's)")
+		durs["progress-deadline"] = fs.Duration("progress-deadline", 0, "how long a Deployment may take to become available (default: the stable's progressDeadlineSeconds)")
+		fs.Var(&shadows, "shadow", "a dryRun policy evaluated beside --policy, shown and counted, never acted on (repeatable)")
 	}
 	rest, err := parseArgs(fs, args[1:])
 	if err != nil {
@@ -162,8 +182,19 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 	var name string
 	switch action {
 	case "start":
+		if deployment != "" || manifest != "" || len(imgs) > 0 {
+			d, err := deploymentSpec(deployment, manifest, imgs, replicas)
+			if err != nil {
+				return c.usageError(fs, "%v", err)
+			}
+			spec.Deployment = d
+			if spec.Version == "" {
+				spec.Version = versionOf(d)
+			}
+		}
+		spec.Shadow = shadows
 		if len(rest) > 0 || spec.Name == "" || spec.Version == "" || spec.Policy == "" {
-			return c.usageError(fs, "start needs --name, --version and --policy")
+			return c.usageError(fs, "start needs --name, --version (or an --image with a tag) and --policy")
 		}
 		if steps != "" {
 			for _, s := range strings.Split(steps, ",") {
@@ -184,6 +215,7 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 		set(&over.Interval, durs["interval"])
 		set(&over.StepDuration, durs["step-duration"])
 		set(&over.Promotion, durs["promotion"])
+		set(&over.ProgressDeadline, durs["progress-deadline"])
 		spec.Schedule = &over
 		spec.Namespace = *namespace
 		var st rollout.Status
@@ -202,8 +234,14 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 			fmt.Fprintf(c.stderr, "canary rollout list: %v\n", err)
 			return exitError
 		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ROLLOUT\tVERSION\tPHASE\tSTEP\tWEIGHT\tHEALTH")
 		for _, st := range list.Rollouts {
-			fmt.Fprintf(c.stdout, "%-28s %-10s %-13s step %d/%d  %s  %s\n", st.Namespace+"/"+st.Name, st.Version, st.Status, st.Step, st.Steps, weightBar(st.CurrentWeight), st.HealthStatus)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", st.Namespace+"/"+st.Name, st.Version, st.Status, st.Step, st.Steps, weightBar(st.CurrentWeight), st.HealthStatus)
+		}
+		if err := tw.Flush(); err != nil {
+			fmt.Fprintf(c.stderr, "canary rollout list: %v\n", err)
+			return exitError
 		}
 		return exitOK
 	default:
@@ -257,12 +295,19 @@ func (c *cli) followRollout(ctx context.Context, rc *apiClient, key string, watc
 			fmt.Fprintln(c.stdout, c.eventLine(st.Name, e))
 		}
 		seen = len(st.History)
-		if st.Status.Terminal() {
+		switch {
+		case st.Status.Terminal():
 			c.summary(c.stdout, st, started)
 			if st.Status == rollout.PhaseRolledBack {
 				return exitFail
 			}
 			return exitOK
+		case st.Status == rollout.PhasePaused || st.Status == rollout.PhaseFailed:
+			// Nothing changes until a person acts: a watch that went on
+			// would hang a CI job for good.
+			c.summary(c.stdout, st, started)
+			fmt.Fprintf(c.stdout, "  waiting for a person: canary rollout resume|rollback %s --reason \"…\"\n", key)
+			return exitInconclusive
 		}
 		select {
 		case <-ctx.Done():
@@ -270,6 +315,85 @@ func (c *cli) followRollout(ctx context.Context, rc *apiClient, key string, watc
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// listFlag is a repeatable flag's values.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// deploymentSpec builds a start's deployment from --deployment,
+// --from-manifest, --image and --canary-replicas. A manifest names the
+// Deployment when --deployment does not.
+func deploymentSpec(deployment, manifest string, imgs map[string]string, replicas int) (*deploy.Spec, error) {
+	d := &deploy.Spec{Images: imgs}
+	if ns, name, ok := strings.Cut(deployment, "/"); ok {
+		d.Namespace, d.Name = ns, name
+	} else {
+		d.Name = deployment
+	}
+	if manifest != "" {
+		data, err := os.ReadFile(manifest)
+		if err != nil {
+			return nil, fmt.Errorf("--from-manifest: %w", err)
+		}
+		var m appsv1.Deployment
+		if err := sigsyaml.UnmarshalStrict(data, &m); err != nil {
+			return nil, fmt.Errorf("--from-manifest %s: not a Deployment: %w", manifest, err)
+		}
+		if m.Kind != "Deployment" {
+			return nil, fmt.Errorf("--from-manifest %s: kind %q, want Deployment", manifest, m.Kind)
+		}
+		d.Template = &m.Spec.Template
+		d.Name = cmp.Or(d.Name, m.Name)
+		d.Namespace = cmp.Or(d.Namespace, m.Namespace)
+	}
+	switch {
+	case d.Name == "":
+		return nil, errors.New("--image and --from-manifest go with --deployment [NAMESPACE/]NAME")
+	case len(imgs) == 0 && d.Template == nil:
+		return nil, errors.New("--deployment needs --image CONTAINER=IMAGE or --from-manifest FILE: what the canary runs")
+	case replicas < 0:
+		return nil, errors.New("--canary-replicas must be at least 1")
+	case replicas > 0:
+		n := int32(replicas)
+		d.Replicas = &n
+	}
+	return d, nil
+}
+
+// versionOf is a rollout's default version: the tag of its one image, or
+// of the manifest's one container, when that is a Kubernetes-style name.
+func versionOf(d *deploy.Spec) string {
+	var images []string
+	for _, img := range d.Images {
+		images = append(images, img)
+	}
+	if d.Template != nil && len(images) == 0 {
+		for _, c := range d.Template.Spec.Containers {
+			images = append(images, c.Image)
+		}
+	}
+	if len(images) != 1 {
+		return ""
+	}
+	img := images[0]
+	if i := strings.LastIndex(img, "@"); i >= 0 {
+		img = img[:i]
+	}
+	i := strings.LastIndex(img, ":")
+	if i < 0 || strings.Contains(img[i:], "/") {
+		return ""
+	}
+	if tag := img[i+1:]; rules.IsName(tag) {
+		return tag
+	}
+	return ""
 }
 
 func envOr(name, dflt string) string {

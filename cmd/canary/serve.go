@@ -31,6 +31,7 @@ import (
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/queries/cache"
 	"github.com/aurum/canary/rollout"
+	"github.com/aurum/canary/rollout/deploy"
 	"github.com/aurum/canary/rollout/notify"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs"
@@ -38,6 +39,7 @@ import (
 	"github.com/aurum/canary/traffic"
 	"github.com/aurum/canary/traffic/routers"
 	"github.com/aurum/canary/webhooks"
+	"github.com/aurum/canary/webhooks/ui"
 )
 
 // serveConfig is the configuration of `canary serve`. Every field has a
@@ -85,7 +87,18 @@ type serveConfig struct {
 	// Notifications are the routes canary's own notifications take:
 	// Alertmanager, Slack, Teams, signed webhooks.
 	Notifications notify.Config `yaml:"notifications"`
+	// Web is the web UI served at /ui.
+	Web           webConfig `yaml:"web"`
 	sourcesConfig `yaml:",inline"`
+}
+
+// webConfig shapes the web UI.
+type webConfig struct {
+	// Prefix is the path the UI is reached under behind a proxy, such as
+	// an Ingress path (/canary); empty for none.
+	Prefix string `yaml:"prefix"`
+	// MaxStreamClients bounds the pages following the live stream.
+	MaxStreamClients int `yaml:"maxStreamClients"`
 }
 
 // authConfig maps a route group (analysis, flagger, alertmanager, admin)
@@ -157,6 +170,7 @@ func defaultServeConfig() serveConfig {
 	c.Evaluation.Timeout = model.Duration(analysis.DefaultTimeout)
 	c.Evaluation.Concurrency = analysis.DefaultConcurrency
 	c.Cache.TTL = model.Duration(cache.DefaultTTL)
+	c.Web.MaxStreamClients = ui.DefaultMaxClients
 	return c
 }
 
@@ -186,6 +200,8 @@ type serveFlags struct {
 	reload      time.Duration
 	bodyLimit   int64
 	inconclFail bool
+	webPrefix   string
+	webClients  int
 	tokenFiles  map[string]*multiFlag
 }
 
@@ -215,6 +231,8 @@ func newServeFlags(c *cli) *serveFlags {
 	fs.DurationVar(&f.reload, "reload-interval", time.Duration(d.ReloadInterval), "how often policy files are checked for changes")
 	fs.Int64Var(&f.bodyLimit, "body-limit", d.BodyLimit, "largest accepted request body in bytes")
 	fs.BoolVar(&f.inconclFail, "flagger-inconclusive-fails", false, "answer Flagger checks that are inconclusive with a failure (default: pass and log)")
+	fs.StringVar(&f.webPrefix, "web-prefix", d.Web.Prefix, "path the web UI is reached under behind a proxy, e.g. /canary for an Ingress path")
+	fs.IntVar(&f.webClients, "web-max-stream-clients", d.Web.MaxStreamClients, "web UI pages that may follow the live event stream at once")
 	for _, g := range webhooks.Groups {
 		m := &multiFlag{}
 		f.tokenFiles[g] = m
@@ -305,6 +323,10 @@ func (f *serveFlags) parse(args []string) (serveConfig, error) {
 			cfg.BodyLimit = f.bodyLimit
 		case "flagger-inconclusive-fails":
 			cfg.Flagger.InconclusiveFails = f.inconclFail
+		case "web-prefix":
+			cfg.Web.Prefix = f.webPrefix
+		case "web-max-stream-clients":
+			cfg.Web.MaxStreamClients = f.webClients
 		}
 		if g, ok := strings.CutPrefix(name, "auth-"); ok {
 			g = strings.TrimSuffix(g, "-token-file")
@@ -446,7 +468,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger, ready chan
 type serviceOptions struct {
 	// Clients, when set, are the Kubernetes clients of the kill switch and
 	// the orchestrator, instead of a kubeconfig's.
-	Clients *routers.Clients
+	Clients *kubeClients
 	// OnEvent is the orchestrator's event callback.
 	OnEvent func(*rollout.Rollout, rollout.Event)
 	// Notifiers are routes of the program's own, beside the configured
@@ -468,6 +490,7 @@ type service struct {
 	auth         webhooks.Auth
 	outbox       *notify.Outbox
 	hub          *notify.Hub
+	stream       *ui.Stream
 }
 
 // errOpenRoutes refuses a start with routes that would be open to anyone.
@@ -514,6 +537,9 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 	if err := checkAuth(svc.auth, cfg.Auth.AllowOpen, logger); err != nil {
 		return nil, err
 	}
+	if err := ui.CheckPrefix(cfg.Web.Prefix); err != nil {
+		return nil, err
+	}
 
 	// A policy that names a source this server lacks does not load: its
 	// rules would only ever be errors.
@@ -521,7 +547,11 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 	if err := svc.loader.Reload(); err != nil {
 		// Start anyway, not ready: the watcher picks up a fix, and the
 		// errors are at /v1/policies.
-		logger.Error("policies do not load; not ready until they do", "paths", strings.Join(cfg.Policies, ","), "err", err)
+		if errors.Is(err, rules.ErrNoPolicies) {
+			logger.Error("no policies: not ready until a policy file appears under the policy paths", "paths", strings.Join(cfg.Policies, ","))
+		} else {
+			logger.Error("policies do not load; not ready until they do", "paths", strings.Join(cfg.Policies, ","), "err", err)
+		}
 	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -565,10 +595,15 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 	svc.hub = notify.NewHub(notify.HubOptions{Policies: svc.loader.Set, Sink: svc.outbox, Link: cfg.Notifications.Link,
 		Panicked: runMetrics.Panicked, Logger: logger})
 	svc.runs.Subscribe(svc.hub)
-	onEvent := svc.hub.Rollout
-	if opts.OnEvent != nil {
-		onEvent = func(r *rollout.Rollout, e rollout.Event) {
-			svc.hub.Rollout(r, e)
+	// The web UI's live stream follows the same events, as a subscriber:
+	// whatever changed a run, the open pages hear of it.
+	svc.stream = ui.NewStream(ui.StreamOptions{MaxClients: cfg.Web.MaxStreamClients, Registerer: reg,
+		Panicked: runMetrics.Panicked, Logger: logger})
+	svc.runs.Subscribe(svc.stream)
+	onEvent := func(r *rollout.Rollout, e rollout.Event) {
+		svc.hub.Rollout(r, e)
+		svc.stream.Rollout(r, e)
+		if opts.OnEvent != nil {
 			opts.OnEvent(r, e)
 		}
 	}
@@ -580,12 +615,18 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 	if clients != nil {
 		svc.traffic = rollout.NewTraffic(rollout.TrafficOptions{
 			Store: svc.store, Registerer: reg, Panicked: runMetrics.Panicked, Logger: logger, OnDone: svc.hub.StepDownDone,
-			Routers: func(t routers.Target) (traffic.Router, error) { return routers.New(t, *clients, logger) },
+			Routers: func(t routers.Target) (traffic.Router, error) { return routers.New(t, clients.Clients, logger) },
 		})
 		svc.runs.Subscribe(rollout.NewKillSwitch(svc.traffic, svc.loader.Set, logger))
+		// A nil *deploy.Kube in the interface would not read as "none".
+		var deployments rollout.Deployments
+		if clients.Deployments != nil {
+			deployments = deploy.New(clients.Deployments, clients.Dynamic)
+		}
 		svc.orchestrator = rollout.New(rollout.Options{
 			Store: svc.store, Runs: svc.runs, Evaluator: ev, Traffic: svc.traffic, Policies: svc.loader.Set,
-			Logger: logger, OnEvent: onEvent, Panicked: runMetrics.Panicked, Retention: time.Duration(cfg.RunRetention),
+			Deployments: deployments,
+			Logger:      logger, OnEvent: onEvent, Panicked: runMetrics.Panicked, Retention: time.Duration(cfg.RunRetention),
 		})
 	}
 	gin.SetMode(gin.ReleaseMode)
@@ -595,6 +636,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger, opts 
 		FlaggerInconclusiveFails: cfg.Flagger.InconclusiveFails,
 		Rollouts:                 svc.orchestrator,
 		Notifications:            svc.outbox,
+		UI:                       &webhooks.UIOptions{Prefix: cfg.Web.Prefix, Stream: svc.stream, Prometheus: cfg.prometheusLink()},
 	})
 	if err != nil {
 		return nil, err
@@ -641,6 +683,8 @@ func (svc *service) run(ctx context.Context, ready chan<- string) error {
 		ln = tls.NewListener(ln, hs.TLSConfig)
 		scheme = "https"
 	}
+	// Open live streams would hold a shutdown until its timeout.
+	hs.RegisterOnShutdown(svc.stream.Close)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	logger.Info("canary serving", "address", ln.Addr().String(), "scheme", scheme, "policies", strings.Join(cfg.Policies, ","),
@@ -706,10 +750,12 @@ func (svc *service) run(ctx context.Context, ready chan<- string) error {
 	}
 }
 
-// kubeAccess connects the kill switch and the orchestrator to Kubernetes.
-// Without access both are off: analyses and latches work all the same, only
-// traffic is not moved, which is logged loudly when a policy asks for it.
-func kubeAccess(cfg serveConfig, loader *rules.Loader, logger *slog.Logger) *routers.Clients {
+// kubeAccess connects the kill switch and the orchestrator to Kubernetes,
+// with a dynamic client for the Deployment manager's look-up of Argo
+// Rollouts and Flagger objects. Without access both are off: analyses and
+// latches work all the same, only traffic is not moved, which is logged
+// loudly when a policy asks for it.
+func kubeAccess(cfg serveConfig, loader *rules.Loader, logger *slog.Logger) *kubeClients {
 	wanted := false
 	if set := loader.Set(); set != nil {
 		for _, p := range set.Policies {
@@ -718,14 +764,24 @@ func kubeAccess(cfg serveConfig, loader *rules.Loader, logger *slog.Logger) *rou
 	}
 	kc, err := kubeConfig(cfg.Kubeconfig)
 	if err == nil {
-		var clients routers.Clients
-		if clients, err = kubeClients(kc); err == nil {
+		var clients *kubeClients
+		if clients, err = newKubeClients(kc); err == nil {
 			logger.Info("kill switch on", "kubernetes", kc.Host)
-			return &clients
+			return clients
 		}
 	}
 	if wanted || cfg.Kubeconfig != "" {
 		logger.Warn("kill switch and orchestrator off: no Kubernetes access", "err", err)
 	}
 	return nil
+}
+
+// prometheusLink gives the URL of a configured Prometheus by its name, for
+// the web UI's links to a rendered query.
+func (c serveConfig) prometheusLink() ui.PrometheusLink {
+	urls := map[string]string{}
+	for _, p := range c.Prometheus {
+		urls[p.Name] = p.URL
+	}
+	return func(source string) string { return urls[source] }
 }

@@ -372,12 +372,12 @@ func TestServeClosedByDefault(t *testing.T) {
 	noTokens["CANARY_ALLOW_OPEN_ROUTES"] = "true"
 	c = startServe(t, noTokens)
 	c.token = ""
-	for _, g := range []string{"analysis", "flagger", "alertmanager", "admin"} {
+	for _, g := range []string{"analysis", "flagger", "alertmanager", "admin", "ui"} {
 		require.Contains(t, c.output(), `msg="route group is open: any caller that reaches the service may use it" group=`+g)
 	}
 	code, out := c.call(t, "GET", "/v1/policies", "")
 	require.Equal(t, 200, code)
-	require.Contains(t, out, `"openRoutes":["analysis","flagger","alertmanager","admin"]`)
+	require.Contains(t, out, `"openRoutes":["analysis","flagger","alertmanager","admin","ui"]`)
 }
 
 // TestServeTLS: with a certificate, canary serve speaks HTTPS only, so

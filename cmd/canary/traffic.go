@@ -88,16 +88,16 @@ func runTraffic(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "canary traffic: %v\n", err)
 		return exitError
 	}
-	clients, err := kubeClients(cfg)
+	clients, err := newKubeClients(cfg)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "canary traffic: %v\n", err)
 		return exitError
 	}
-	spec, err := f.spec(ctx, clients)
+	spec, err := f.spec(ctx, clients.Clients)
 	if err != nil {
 		return c.usageError(f.fs, "%v", err)
 	}
-	r, err := routers.New(spec, clients, slog.New(slog.DiscardHandler))
+	r, err := routers.New(spec, clients.Clients, slog.New(slog.DiscardHandler))
 	if err != nil {
 		fmt.Fprintf(c.stderr, "canary traffic: %v\n", err)
 		return exitError

@@ -3,11 +3,14 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/rollout"
+	"github.com/aurum/canary/rollout/deploy"
 	"github.com/aurum/canary/rollout/notify"
 )
 
@@ -29,13 +32,53 @@ func (c *cli) printStatus(w io.Writer, st rollout.Status) {
 		fmt.Fprintf(w, "   latency %s ms", analysis.FormatValue(*st.AvgLatencyMs))
 	}
 	fmt.Fprintln(w)
+	if d := st.Deployments; d != nil {
+		for _, x := range []struct {
+			role string
+			s    deploy.Status
+		}{{"stable", d.Stable}, {"canary", d.Canary}} {
+			if x.s.Missing {
+				fmt.Fprintf(w, "  %-6s %s: not created\n", x.role, x.s.Name)
+				continue
+			}
+			fmt.Fprintf(w, "  %-6s %s: %d desired, %d updated, %d available  %s\n", x.role, x.s.Name, x.s.Desired, x.s.Updated, x.s.Available, images(x.s.Images))
+		}
+	}
+	if h := st.Hold; h != nil {
+		what := "held"
+		if h.Cap != nil {
+			what = fmt.Sprintf("capped at %d%%", *h.Cap)
+		}
+		fmt.Fprintf(w, "  %s by %s since %s (rolls back at %s unless they clear)\n", what, strings.Join(h.Rules, ", "),
+			h.Since.Local().Format("15:04:05"), h.Until().Local().Format("15:04:05"))
+	}
 	if e := st.LastEvaluation; e != nil {
 		c.printRules(w, e.Rules)
 		fmt.Fprintf(w, "  last analysis %s: %s\n", c.paint(string(e.Verdict)), e.Reason)
 	}
+	for _, d := range st.DryRuns {
+		kind := "dry-run rules of " + d.Policy
+		if d.Shadow {
+			kind = "shadow " + d.Policy
+		}
+		fmt.Fprintf(w, "  %s: would have passed %d, failed %d, been inconclusive %d; changed %d", kind, d.Pass, d.Fail, d.Inconclusive, d.Changed)
+		if d.Last != nil {
+			fmt.Fprintf(w, "; last %s: %s", c.paint(string(d.Last.Verdict)), d.Last.Reason)
+		}
+		fmt.Fprintln(w)
+	}
 	if st.Reason != "" {
 		fmt.Fprintf(w, "  %s\n", st.Reason)
 	}
+}
+
+// images writes a Deployment's images: container=image, sorted.
+func images(m map[string]string) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, " ")
 }
 
 func (c *cli) printRules(w io.Writer, rs []analysis.RuleResult) {
@@ -81,7 +124,11 @@ func (c *cli) eventLine(name string, e rollout.Event) string {
 		}
 		return fmt.Sprintf("%s  %-12s %s → %s  %s", at, name, e.From, to, e.Reason)
 	case "traffic":
-		return fmt.Sprintf("%s  %-12s traffic  %s", at, name, weightBar(e.Weight))
+		line := fmt.Sprintf("%s  %-12s traffic  %s", at, name, weightBar(e.Weight))
+		if r := e.Replicas; r != nil {
+			line += fmt.Sprintf("  stable %d/%d available, canary %d/%d", r.Stable.Available, r.Stable.Desired, r.Canary.Available, r.Canary.Desired)
+		}
+		return line
 	case "evaluation":
 		return fmt.Sprintf("%s  %-12s analysis %s  %s", at, name, c.paint(string(e.Verdict)), e.Reason)
 	}

@@ -11,9 +11,11 @@
 //     ingest_records_total and ingest_last_success_timestamp_seconds. Their
 //     error rate, added latency, records per request and Kafka consume rate
 //     are knobs to turn while they run;
-//   - a small in-memory Kubernetes API of Ingresses holding the stable
-//     Ingress, for the orchestrator's nginx router (traffic/nginx) to write
-//     the canary Ingress into;
+//   - a small in-memory Kubernetes API of Ingresses and Deployments holding
+//     the stable Ingress and the stable Deployment, for the orchestrator's
+//     nginx router (traffic/nginx) to write the canary Ingress into and its
+//     Deployment manager (rollout/deploy) to make, promote and retire the
+//     canary Deployment in;
 //   - an edge proxy standing in for ingress-nginx, which routes each
 //     request by the canary Ingress's annotations as they are at that
 //     moment, with ingress-nginx's semantics;
@@ -407,6 +409,16 @@ func (w *World) Canary() *Service { return w.canary }
 // / to Service <App>-primary port 80). Every write to an Ingress of that
 // namespace takes effect on the edge before the call returns.
 func (w *World) Ingresses(namespace string) nginx.Ingresses { return w.cluster.ingresses(namespace) }
+
+// Deployments are the Deployments of a namespace of the demo's
+// Kubernetes, for the orchestrator's Deployment manager (rollout/deploy).
+// The world's namespace holds the stable Deployment <App> (container
+// DeploymentContainer, image DeploymentImage:v1, 3 replicas). A Deployment
+// written is rolled out at once: the demo has no controller or kubelet, so
+// its status says every replica runs the new generation, available.
+func (w *World) Deployments(namespace string) Deployments {
+	return w.cluster.deploymentsOf(namespace)
+}
 
 // NginxConfig is the nginx router configuration for this world's objects:
 // stable Ingress <App>, Services <App>-primary and <App>-canary, and the

@@ -13,7 +13,10 @@ import (
 	"time"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -37,23 +40,30 @@ type AnnotationChange struct {
 // servicePort is the port of both Services, which the Ingresses name.
 const servicePort = 80
 
-// ingressesResource names Ingresses in API errors.
-var ingressesResource = networkingv1.Resource("ingresses")
+// Resources, as API errors name them.
+var (
+	ingressesResource   = networkingv1.Resource("ingresses")
+	deploymentsResource = appsv1.Resource("deployments")
+)
 
-// cluster is the demo's Kubernetes: the Ingresses of an API server that
-// lives in memory, with the stable Ingress to start with. It keeps what the
-// nginx router relies on from a real API server: a resourceVersion that
-// changes with every write, 404 NotFound, 409 AlreadyExists, JSON merge
-// patches refused with 409 Conflict when they carry a resourceVersion that
-// is no longer current, and server-set metadata (uid, creation time).
+// cluster is the demo's Kubernetes: the Ingresses and Deployments of an
+// API server that lives in memory, with the stable Ingress and the stable
+// Deployment to start with. It keeps what the nginx router and the
+// Deployment manager (rollout/deploy) rely on from a real API server: a
+// resourceVersion that changes with every write, 404 NotFound, 409
+// AlreadyExists, writes refused with 409 Conflict when they carry a
+// resourceVersion that is no longer current (a merge patch's, an update's),
+// a generation that moves with the spec, and server-set metadata (uid,
+// creation time).
 //
 // Every write of an Ingress of the demo's namespace updates the edge's
 // routing and the annotation history before it returns, so that when the
-// router's patch returns, the edge already routes by it.
+// router's patch returns, the edge already routes by it. Every write of a
+// Deployment is rolled out at once (see rollOut).
 //
 // It replaces client-go's fake clientset, which did the same job but
 // linked every API group's types and clients into `canary` for the demo's
-// one resource.
+// two resources.
 type cluster struct {
 	namespace string
 	stable    string // the stable Ingress's name
@@ -61,25 +71,31 @@ type cluster struct {
 	// setRouting receives the routing after every Ingress write.
 	setRouting func(*routing)
 
-	mu      sync.Mutex
-	version int64 // the last resourceVersion written
-	objects map[types.NamespacedName]*networkingv1.Ingress
-	last    map[string]map[string]string // annotations of the Ingresses besides the stable one
-	history []AnnotationChange
+	mu          sync.Mutex
+	version     int64 // the last resourceVersion written
+	objects     map[types.NamespacedName]*networkingv1.Ingress
+	deployments map[types.NamespacedName]*appsv1.Deployment
+	last        map[string]map[string]string // annotations of the Ingresses besides the stable one
+	history     []AnnotationChange
 }
 
-// newCluster builds the cluster with cfg's stable Ingress and hands the
-// edge its first routing.
+// newCluster builds the cluster with cfg's stable Ingress and Deployment
+// and hands the edge its first routing.
 func newCluster(cfg Config, setRouting func(*routing)) (*cluster, error) {
 	c := &cluster{
-		namespace:  cfg.Namespace,
-		stable:     cfg.App,
-		now:        time.Now,
-		setRouting: setRouting,
-		objects:    map[types.NamespacedName]*networkingv1.Ingress{},
-		last:       map[string]map[string]string{},
+		namespace:   cfg.Namespace,
+		stable:      cfg.App,
+		now:         time.Now,
+		setRouting:  setRouting,
+		objects:     map[types.NamespacedName]*networkingv1.Ingress{},
+		deployments: map[types.NamespacedName]*appsv1.Deployment{},
+		last:        map[string]map[string]string{},
 	}
-	if _, err := c.ingresses(cfg.Namespace).Create(context.Background(), stableIngress(cfg), metav1.CreateOptions{}); err != nil {
+	ctx := context.Background()
+	if _, err := c.ingresses(cfg.Namespace).Create(ctx, stableIngress(cfg), metav1.CreateOptions{}); err != nil {
+		return nil, err
+	}
+	if _, err := c.deploymentsOf(cfg.Namespace).Create(ctx, stableDeployment(cfg), metav1.CreateOptions{}); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -387,4 +403,144 @@ func stableIngress(cfg Config) *networkingv1.Ingress {
 			}},
 		},
 	}
+}
+
+// The stable Deployment's container and image repository.
+const (
+	DeploymentContainer = "ingest"
+	DeploymentImage     = "registry.demo/lmp-ingest"
+)
+
+// stableDeployment is the stable Deployment the orchestrator's deploy
+// scenario makes the canary Deployment from and promotes; its pods are the
+// primary Service's.
+func stableDeployment(cfg Config) *appsv1.Deployment {
+	replicas := int32(3)
+	labels := map[string]string{"app": cfg.App, "track": TrackPrimary}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: cfg.App, Namespace: cfg.Namespace, Labels: map[string]string{"app": cfg.App}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: DeploymentContainer, Image: DeploymentImage + ":v1",
+					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+				}}},
+			},
+		},
+	}
+}
+
+// deploymentsOf returns the client of a namespace's Deployments.
+func (c *cluster) deploymentsOf(namespace string) *deploymentClient {
+	return &deploymentClient{c: c, namespace: namespace}
+}
+
+// Deployments is one namespace's Deployments in the demo's Kubernetes:
+// the calls the Deployment manager (rollout/deploy) makes, which client-go's
+// typed clients make the same way.
+type Deployments interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (*appsv1.Deployment, error)
+	Create(ctx context.Context, d *appsv1.Deployment, opts metav1.CreateOptions) (*appsv1.Deployment, error)
+	Update(ctx context.Context, d *appsv1.Deployment, opts metav1.UpdateOptions) (*appsv1.Deployment, error)
+}
+
+// deploymentClient is one namespace's Deployments.
+type deploymentClient struct {
+	c         *cluster
+	namespace string
+}
+
+var _ Deployments = (*deploymentClient)(nil)
+
+// Get returns a copy of the Deployment, or a NotFound error.
+func (d *deploymentClient) Get(ctx context.Context, name string, _ metav1.GetOptions) (*appsv1.Deployment, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
+	dep, ok := d.c.deployments[types.NamespacedName{Namespace: d.namespace, Name: name}]
+	if !ok {
+		return nil, apierrors.NewNotFound(deploymentsResource, name)
+	}
+	return dep.DeepCopy(), nil
+}
+
+// Create stores a copy of dep with the metadata an API server sets, and
+// rolls it out.
+func (d *deploymentClient) Create(ctx context.Context, dep *appsv1.Deployment, _ metav1.CreateOptions) (*appsv1.Deployment, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if dep.Name == "" {
+		return nil, apierrors.NewBadRequest("deployment name is empty")
+	}
+	if dep.Namespace != "" && dep.Namespace != d.namespace {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("deployment namespace %q does not match the request's %q", dep.Namespace, d.namespace))
+	}
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
+	key := types.NamespacedName{Namespace: d.namespace, Name: dep.Name}
+	if _, ok := d.c.deployments[key]; ok {
+		return nil, apierrors.NewAlreadyExists(deploymentsResource, dep.Name)
+	}
+	stored := dep.DeepCopy()
+	stored.Namespace = d.namespace
+	stored.UID = uuid.NewUUID()
+	stored.CreationTimestamp = metav1.NewTime(d.c.now().Truncate(time.Second))
+	stored.Generation = 1
+	return d.c.writeDeployment(key, stored), nil
+}
+
+// Update replaces the Deployment's spec and metadata, as a PUT does: the
+// caller's resourceVersion must be the current one (409 Conflict
+// otherwise), the status is the server's, and a new spec is a new
+// generation.
+func (d *deploymentClient) Update(ctx context.Context, dep *appsv1.Deployment, _ metav1.UpdateOptions) (*appsv1.Deployment, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if dep.Namespace != "" && dep.Namespace != d.namespace {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("deployment namespace %q does not match the request's %q", dep.Namespace, d.namespace))
+	}
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
+	key := types.NamespacedName{Namespace: d.namespace, Name: dep.Name}
+	cur, ok := d.c.deployments[key]
+	if !ok {
+		return nil, apierrors.NewNotFound(deploymentsResource, dep.Name)
+	}
+	if dep.ResourceVersion != cur.ResourceVersion {
+		return nil, apierrors.NewConflict(deploymentsResource, dep.Name,
+			errors.New("the object has been modified; please apply your changes to the latest version and try again"))
+	}
+	next := dep.DeepCopy()
+	// What the server owns stays as it was.
+	next.Namespace, next.UID = cur.Namespace, cur.UID
+	next.CreationTimestamp, next.Generation, next.Status = cur.CreationTimestamp, cur.Generation, cur.Status
+	if !equality.Semantic.DeepEqual(cur.Spec, next.Spec) {
+		next.Generation++
+	}
+	return d.c.writeDeployment(key, next), nil
+}
+
+// writeDeployment rolls dep out, stores it under key with a new
+// resourceVersion and returns a copy. The caller holds c.mu.
+//
+// Rolling out plays the Deployment controller and the kubelets for the
+// demo, which has neither: a Deployment written runs its current
+// generation at once on all its replicas, all available.
+func (c *cluster) writeDeployment(key types.NamespacedName, dep *appsv1.Deployment) *appsv1.Deployment {
+	n := int32(1)
+	if dep.Spec.Replicas != nil {
+		n = *dep.Spec.Replicas
+	}
+	dep.Status = appsv1.DeploymentStatus{ObservedGeneration: dep.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
+	c.version++
+	dep.ResourceVersion = strconv.FormatInt(c.version, 10)
+	c.deployments[key] = dep
+	return dep.DeepCopy()
 }

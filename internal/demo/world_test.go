@@ -90,7 +90,7 @@ func TestWorld(t *testing.T) {
 		require.Eventually(t, func() bool {
 			rate, err = ask("error_rate", TrackPrimary)
 			return err == nil && w.Scrapes() >= 3
-		}, 10*time.Second, 100*time.Millisecond, "last error: %v", err)
+		}, 60*time.Second, 100*time.Millisecond, "last error: %v", err)
 		require.Zero(t, rate)
 		require.Zero(t, w.Canary().Requests(), "no canary Ingress, no canary traffic")
 	})
@@ -129,12 +129,12 @@ func TestWorld(t *testing.T) {
 		require.Eventually(t, func() bool {
 			n, err = value(ctx, prom, canaryRequests)
 			return err == nil && n >= 20
-		}, 10*time.Second, 100*time.Millisecond, "canary requests %v, last error: %v", n, err)
+		}, 60*time.Second, 100*time.Millisecond, "canary requests %v, last error: %v", n, err)
 		// About half of the load, counted from a moment when every
 		// request in flight was already routed by the weight: requests
 		// are counted when they complete.
 		primary0, canary0 := w.Primary().Requests(), w.Canary().Requests()
-		require.Eventually(t, func() bool { return w.Canary().Requests()-canary0 >= 100 }, 10*time.Second, 50*time.Millisecond)
+		require.Eventually(t, func() bool { return w.Canary().Requests()-canary0 >= 100 }, 60*time.Second, 50*time.Millisecond)
 		primary, canary := float64(w.Primary().Requests()-primary0), float64(w.Canary().Requests()-canary0)
 		require.InDelta(t, 0.5, canary/(primary+canary), 0.15, "canary share of %v+%v requests", primary, canary)
 	})
@@ -157,7 +157,7 @@ func TestWorld(t *testing.T) {
 		require.Eventually(t, func() bool {
 			rate, err = ask("error_rate", TrackCanary)
 			return err == nil && rate > 0.1
-		}, 15*time.Second, 100*time.Millisecond, "canary error rate %v, last error: %v", rate, err)
+		}, 60*time.Second, 100*time.Millisecond, "canary error rate %v, last error: %v", rate, err)
 
 		// Every query of the policy reads the canary as a number.
 		for _, name := range []string{"baseline_error_rate", "p99_ms", "baseline_p99_ms", "records_per_fetch", "baseline_records_per_fetch", "staleness_s"} {
@@ -172,7 +172,7 @@ func TestWorld(t *testing.T) {
 		require.Eventually(t, func() bool {
 			lag, err = lagOf(lagSrc, "lmp-ingest-canary")
 			return err == nil && lag > lagBefore+50
-		}, 10*time.Second, 200*time.Millisecond, "canary lag %v (was %v), last error: %v", lag, lagBefore, err)
+		}, 60*time.Second, 200*time.Millisecond, "canary lag %v (was %v), last error: %v", lag, lagBefore, err)
 		// The baseline keeps up: its lag is what was produced since
 		// its last commit, a consume tick's worth (10 messages) when
 		// the machine is not busy.
@@ -180,7 +180,7 @@ func TestWorld(t *testing.T) {
 		require.Eventually(t, func() bool {
 			primaryLag, err = lagOf(lagSrc, "lmp-ingest-primary")
 			return err == nil && primaryLag <= 15
-		}, 5*time.Second, 100*time.Millisecond, "baseline lag %v, last error: %v", primaryLag, err)
+		}, 60*time.Second, 100*time.Millisecond, "baseline lag %v, last error: %v", primaryLag, err)
 	})
 
 	t.Run("the nginx router drives the edge", func(t *testing.T) {
@@ -252,7 +252,7 @@ func TestWorldCookieStrategy(t *testing.T) {
 		}
 	}
 	require.Positive(t, optedIn)
-	require.Eventually(t, func() bool { return w.Canary().Requests() >= 20 }, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return w.Canary().Requests() >= 20 }, 60*time.Second, 50*time.Millisecond)
 
 	// Every opted-in user that reached the canary holds its affinity
 	// cookie; no other user does. The jars keep cookies under the Host

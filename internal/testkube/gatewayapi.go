@@ -70,21 +70,57 @@ var crdResource = schema.GroupVersionResource{
 // see.
 func (c *Cluster) InstallGatewayAPI(t testing.TB) {
 	t.Helper()
+	c.installCRDs(t, "Gateway API", loadGatewayCRDs)
+}
+
+// InstallArgoRollouts installs Argo Rollouts' Rollout CRD, the real one
+// from the argo-rollouts module in go.mod, and returns once Rollouts are
+// served; only the first call on a cluster installs. Nothing runs the
+// Rollouts: tests use them to see that a Deployment one names is left
+// alone.
+func (c *Cluster) InstallArgoRollouts(t testing.TB) {
+	t.Helper()
+	c.installCRDs(t, "Argo Rollouts", loadArgoCRDs)
+}
+
+// InstallFlagger installs a Canary CRD of Flagger's group, version and
+// names whose schema keeps any field: Flagger publishes no Go module with
+// its CRDs, and the tests only need Canaries to exist and be listed.
+func (c *Cluster) InstallFlagger(t testing.TB) {
+	t.Helper()
+	c.installCRDs(t, "Flagger", func() ([]*unstructured.Unstructured, error) {
+		obj := &unstructured.Unstructured{}
+		return []*unstructured.Unstructured{obj}, obj.UnmarshalJSON([]byte(flaggerCRD))
+	})
+}
+
+// flaggerCRD is a Canary CRD with Flagger's names and an open schema.
+const flaggerCRD = `{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",
+"metadata":{"name":"canaries.flagger.app"},
+"spec":{"group":"flagger.app","scope":"Namespaced",
+"names":{"kind":"Canary","listKind":"CanaryList","plural":"canaries","singular":"canary"},
+"versions":[{"name":"v1beta1","served":true,"storage":true,
+"schema":{"openAPIV3Schema":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}]}}`
+
+// installCRDs installs the CRDs load returns under the name what, once
+// per cluster, and waits until they are served.
+func (c *Cluster) installCRDs(t testing.TB, what string, load func() ([]*unstructured.Unstructured, error)) {
+	t.Helper()
 	c.gatewayMu.Lock()
 	defer c.gatewayMu.Unlock()
-	if c.gatewayInstalled {
+	if c.installed[what] {
 		return
 	}
-	crds, err := loadGatewayCRDs()
+	crds, err := load()
 	if err != nil {
-		t.Fatalf("install Gateway API: %v", err)
+		t.Fatalf("install %s: %v", what, err)
 	}
 	ctx, cancel := context.WithTimeoutCause(t.Context(), crdTimeout,
-		fmt.Errorf("install Gateway API: not done after %s", crdTimeout))
+		fmt.Errorf("install %s: not done after %s", what, crdTimeout))
 	defer cancel()
 	client, err := dynamic.NewForConfig(c.Config())
 	if err != nil {
-		t.Fatalf("install Gateway API: %v", err)
+		t.Fatalf("install %s: %v", what, err)
 	}
 	crdClient := client.Resource(crdResource)
 	for _, crd := range crds {
@@ -92,14 +128,14 @@ func (c *Cluster) InstallGatewayAPI(t testing.TB) {
 		// the same binary installs from the same cache.
 		_, err := crdClient.Create(ctx, crd.DeepCopy(), metav1.CreateOptions{FieldManager: fieldManager})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("install Gateway API: create CRD %s: %v", crd.GetName(), err)
+			t.Fatalf("install %s: create CRD %s: %v", what, crd.GetName(), err)
 		}
 	}
 	var settled time.Time
 	for _, crd := range crds {
 		since, err := c.waitServed(ctx, crdClient, client, crd)
 		if err != nil {
-			t.Fatalf("install Gateway API: %v", err)
+			t.Fatalf("install %s: %v", what, err)
 		}
 		if end := since.Add(createDelay); end.After(settled) {
 			settled = end
@@ -110,9 +146,12 @@ func (c *Cluster) InstallGatewayAPI(t testing.TB) {
 	select {
 	case <-time.After(time.Until(settled)):
 	case <-ctx.Done():
-		t.Fatalf("install Gateway API: %v", context.Cause(ctx))
+		t.Fatalf("install %s: %v", what, context.Cause(ctx))
 	}
-	c.gatewayInstalled = true
+	if c.installed == nil {
+		c.installed = map[string]bool{}
+	}
+	c.installed[what] = true
 }
 
 // waitServed waits until the CRD is Established and a list of its
@@ -185,6 +224,16 @@ func established(crd *unstructured.Unstructured) (time.Time, bool) {
 	}
 	return time.Time{}, false
 }
+
+// loadArgoCRDs reads and decodes Argo Rollouts' Rollout CRD once per test
+// binary.
+var loadArgoCRDs = sync.OnceValues(func() ([]*unstructured.Unstructured, error) {
+	dir, err := moduleDir("github.com/argoproj/argo-rollouts")
+	if err != nil {
+		return nil, err
+	}
+	return decodeManifest(filepath.Join(dir, "manifests", "crds", "rollout-crd.yaml"))
+})
 
 // loadGatewayCRDs reads and decodes gatewayCRDs once per test binary.
 var loadGatewayCRDs = sync.OnceValues(func() ([]*unstructured.Unstructured, error) {

@@ -80,8 +80,10 @@ type Cluster struct {
 	etcd      *process
 	apiserver *process
 
-	gatewayMu        sync.Mutex
-	gatewayInstalled bool
+	// gatewayMu guards installed, the CRD sets installed (see
+	// installCRDs).
+	gatewayMu sync.Mutex
+	installed map[string]bool
 }
 
 // Start runs an etcd and a kube-apiserver on free ports of 127.0.0.1, each

@@ -372,23 +372,26 @@ func testTimeout(t *testing.T, srv *testpg.Server) {
 		cfg    postgres.Config
 		fields map[string]string
 	}{
-		{name: "config", cfg: postgres.Config{DSN: srv.DSN(), Timeout: 200 * time.Millisecond}},
-		{name: "field", cfg: postgres.Config{DSN: srv.DSN()}, fields: map[string]string{"timeout": "200ms"}},
+		{name: "config", cfg: postgres.Config{DSN: srv.DSN(), Timeout: 2 * time.Second}},
+		{name: "field", cfg: postgres.Config{DSN: srv.DSN()}, fields: map[string]string{"timeout": "2s"}},
 	}
+	// 2 s, not less: on a loaded machine connecting and beginning the
+	// transaction alone can take a few hundred milliseconds, and the
+	// timeout must land in the query for the message to say so.
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSource(t, tt.cfg)
 			start := time.Now()
-			res, err := query(t, s, "select pg_sleep(5)", tt.fields)
+			res, err := query(t, s, "select pg_sleep(60)", tt.fields)
 			require.NoError(t, err, "a slow server is a measurement")
-			require.Less(t, time.Since(start), time.Second)
+			require.Less(t, time.Since(start), 30*time.Second, "the timeout cut the minute-long query")
 			warning := requireDown(t, res)
-			require.Equal(t, "postgres query timed out while running the query: per-query timeout of 200ms reached", warning)
+			require.Equal(t, "postgres query timed out while running the query: per-query timeout of 2s reached", warning)
 
 			// The statement timeout stopped the query on the server too.
 			require.Eventually(t, func() bool {
-				return count(t, srv, "select count(*) from pg_stat_activity where query = 'select pg_sleep(5)'") == 0
-			}, 2*time.Second, 20*time.Millisecond)
+				return count(t, srv, "select count(*) from pg_stat_activity where query = 'select pg_sleep(60)'") == 0
+			}, 10*time.Second, 20*time.Millisecond)
 
 			res, err = query(t, s, "select 1", tt.fields)
 			require.NoError(t, err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -146,12 +147,13 @@ func TestQueryRetries(t *testing.T) {
 func TestQueryStopsRetrying(t *testing.T) {
 	t.Run("when the caller cancels during the backoff", func(t *testing.T) {
 		addr, attempts := scripted(t, reply{500, ""})
-		src := newSource(t, prometheus.Config{URL: addr, Retries: 5, RetryBackoff: time.Second})
 		ctx, cancel := context.WithCancel(t.Context())
-		time.AfterFunc(50*time.Millisecond, cancel)
-		start := time.Now()
-		_, err := src.Query(ctx, queries.Query{Text: "up"})
-		require.Less(t, time.Since(start), 500*time.Millisecond)
+		// Cancel once the source says it is backing off, not after a fixed
+		// time: on a loaded machine the first attempt alone can take longer.
+		logger := slog.New(onMessage{msg: "retrying prometheus query", do: cancel})
+		src, err := prometheus.New(prometheus.Config{URL: addr, Retries: 5, RetryBackoff: time.Hour, Timeout: 2 * time.Hour}, logger)
+		require.NoError(t, err)
+		err = within(t, func() error { _, err := src.Query(ctx, queries.Query{Text: "up"}); return err })
 		require.ErrorIs(t, err, context.Canceled)
 		require.EqualError(t, err, "prometheus query canceled: context canceled (after 1 failed attempt: server error: 500)")
 		require.EqualValues(t, 1, attempts.Load())
@@ -159,15 +161,44 @@ func TestQueryStopsRetrying(t *testing.T) {
 
 	t.Run("when the backoff would outlast the timeout", func(t *testing.T) {
 		addr, attempts := scripted(t, reply{500, ""})
-		src := newSource(t, prometheus.Config{URL: addr, Timeout: 200 * time.Millisecond, RetryBackoff: time.Second})
-		start := time.Now()
-		_, err := src.Query(t.Context(), queries.Query{Text: "up"})
-		require.Less(t, time.Since(start), 100*time.Millisecond)
+		src := newSource(t, prometheus.Config{URL: addr, Timeout: time.Minute, RetryBackoff: time.Hour})
+		err := within(t, func() error { _, err := src.Query(t.Context(), queries.Query{Text: "up"}); return err })
 		require.ErrorIs(t, err, queries.ErrUnavailable)
 		require.EqualError(t, err, "prometheus unavailable after 1 attempt (no time left to retry): server error: 500")
 		require.EqualValues(t, 1, attempts.Load())
 	})
 }
+
+// within runs f and fails the test if it has not returned in 30 s: the
+// backoffs above are an hour, so returning at all shows they were cut.
+func within(t *testing.T, f func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("the query is still waiting out its backoff")
+		return nil
+	}
+}
+
+// onMessage is a slog handler that calls do when msg is logged.
+type onMessage struct {
+	msg string
+	do  func()
+}
+
+func (h onMessage) Enabled(context.Context, slog.Level) bool { return true }
+func (h onMessage) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.do()
+	}
+	return nil
+}
+func (h onMessage) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h onMessage) WithGroup(string) slog.Handler      { return h }
 
 func TestQueryWarnings(t *testing.T) {
 	addr, _ := scripted(t, reply{200, `{"status":"success",

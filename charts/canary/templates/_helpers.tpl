@@ -122,7 +122,7 @@ directory.
 
 {{/* The route groups of canary serve, each with its own bearer tokens. */}}
 {{- define "canary.authGroups" -}}
-{{- toJson (list "analysis" "flagger" "alertmanager" "admin") }}
+{{- toJson (list "analysis" "flagger" "alertmanager" "admin" "ui") }}
 {{- end }}
 
 {{/*
@@ -208,25 +208,7 @@ from user-given names, so they are always valid DNS labels.
 {{- $mounts = append $mounts (dict "volume" "tls" "secret" .Values.tls.secretName "items" (list (dict "key" "tls.crt" "path" "tls.crt") (dict "key" "tls.key" "path" "tls.key"))) }}
 {{- end }}
 {{- range $i, $p := .Values.prometheus }}
-{{- with $p.bearerTokenSecret }}
-{{- if .name }}
-{{- $mounts = append $mounts (dict "volume" (printf "prometheus-%d-token" $i) "secret" .name "items" (list (dict "key" (.key | default "token") "path" "token"))) }}
-{{- end }}
-{{- end }}
-{{- with $p.basicAuth }}
-{{- if and .passwordSecret .passwordSecret.name }}
-{{- $mounts = append $mounts (dict "volume" (printf "prometheus-%d-password" $i) "secret" .passwordSecret.name "items" (list (dict "key" (.passwordSecret.key | default "password") "path" "password"))) }}
-{{- end }}
-{{- end }}
-{{- with $p.tlsSecret }}
-{{- if .name }}
-{{- $items := list }}
-{{- if .ca }}{{ $items = append $items (dict "key" .ca "path" "ca.crt") }}{{ end }}
-{{- if .cert }}{{ $items = append $items (dict "key" .cert "path" "tls.crt") }}{{ end }}
-{{- if .key }}{{ $items = append $items (dict "key" .key "path" "tls.key") }}{{ end }}
-{{- $mounts = append $mounts (dict "volume" (printf "prometheus-%d-tls" $i) "secret" .name "items" $items) }}
-{{- end }}
-{{- end }}
+{{- $mounts = concat $mounts (include "canary.httpSecretMounts" (dict "prefix" (printf "prometheus-%d" $i) "client" $p) | fromJsonArray) }}
 {{- end }}
 {{- range $i, $k := .Values.kafka }}
 {{- with $k.sasl }}
@@ -249,7 +231,143 @@ from user-given names, so they are always valid DNS labels.
 {{- $mounts = append $mounts (dict "volume" (printf "postgres-%d-dsn" $i) "secret" $p.dsnSecret.name "items" (list (dict "key" ($p.dsnSecret.key | default "dsn") "path" "dsn"))) }}
 {{- end }}
 {{- end }}
+{{- range $i, $r := .Values.notifications.routes }}
+{{- $prefix := printf "notify-%d" $i }}
+{{- $dest := include "canary.notifyDestination" (dict "route" $r "index" $i) }}
+{{- $d := get $r $dest }}
+{{- if eq $dest "alertmanager" }}
+{{- $mounts = concat $mounts (include "canary.httpSecretMounts" (dict "prefix" $prefix "client" $d) | fromJsonArray) }}
+{{- else }}
+{{- with $d.urlSecret }}
+{{- if .name }}
+{{- $mounts = append $mounts (dict "volume" (printf "%s-url" $prefix) "secret" .name "items" (list (dict "key" (.key | default "url") "path" "url"))) }}
+{{- end }}
+{{- end }}
+{{- with $d.hmacSecret }}
+{{- $mounts = append $mounts (dict "volume" (printf "%s-hmac" $prefix) "secret" .name "items" (list (dict "key" (.key | default "hmac") "path" "hmac"))) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- toJson $mounts }}
+{{- end }}
+
+{{/*
+The Secrets of an HTTP client whose credentials are given as Prometheus
+sources give them (bearerTokenSecret, basicAuth.passwordSecret, tlsSecret),
+as mounts <prefix>-token, <prefix>-password and <prefix>-tls. Prometheus
+sources and Alertmanager notification routes share it, so that the two take
+credentials alike. Takes dict "prefix" and "client" (the values entry).
+*/}}
+{{- define "canary.httpSecretMounts" -}}
+{{- $mounts := list }}
+{{- $prefix := .prefix }}
+{{- with .client.bearerTokenSecret }}
+{{- if .name }}
+{{- $mounts = append $mounts (dict "volume" (printf "%s-token" $prefix) "secret" .name "items" (list (dict "key" (.key | default "token") "path" "token"))) }}
+{{- end }}
+{{- end }}
+{{- with .client.basicAuth }}
+{{- if and .passwordSecret .passwordSecret.name }}
+{{- $mounts = append $mounts (dict "volume" (printf "%s-password" $prefix) "secret" .passwordSecret.name "items" (list (dict "key" (.passwordSecret.key | default "password") "path" "password"))) }}
+{{- end }}
+{{- end }}
+{{- with .client.tlsSecret }}
+{{- if .name }}
+{{- $items := list }}
+{{- if .ca }}{{ $items = append $items (dict "key" .ca "path" "ca.crt") }}{{ end }}
+{{- if .cert }}{{ $items = append $items (dict "key" .cert "path" "tls.crt") }}{{ end }}
+{{- if .key }}{{ $items = append $items (dict "key" .key "path" "tls.key") }}{{ end }}
+{{- $mounts = append $mounts (dict "volume" (printf "%s-tls" $prefix) "secret" .name "items" $items) }}
+{{- end }}
+{{- end }}
+{{- toJson $mounts }}
+{{- end }}
+
+{{/*
+The Prometheus http_config of such a client, as JSON: its `http` values
+with the files of its mounted Secrets (canary.httpSecretMounts) added as
+authorization.credentials_file, basic_auth.password_file and tls_config's
+ca_file, cert_file and key_file. Takes dict "root", "prefix", "client" and
+"mounts" (the container's Secret mounts by volume).
+*/}}
+{{- define "canary.httpClientConfig" -}}
+{{- $root := .root }}
+{{- $mounts := .mounts }}
+{{- $http := deepCopy (.client.http | default dict) }}
+{{- $v := printf "%s-token" .prefix }}
+{{- if hasKey $mounts $v }}
+{{- $_ := set $http "authorization" (dict "type" "Bearer" "credentials_file" (include "canary.secretFile" (dict "root" $root "volume" $v "path" "token"))) }}
+{{- end }}
+{{- $prefix := .prefix }}
+{{- with .client.basicAuth }}
+{{- if .username }}
+{{- $ba := dict "username" .username }}
+{{- $v := printf "%s-password" $prefix }}
+{{- if hasKey $mounts $v }}
+{{- $_ := set $ba "password_file" (include "canary.secretFile" (dict "root" $root "volume" $v "path" "password")) }}
+{{- end }}
+{{- $_ := set $http "basic_auth" $ba }}
+{{- end }}
+{{- end }}
+{{- $v := printf "%s-tls" .prefix }}
+{{- if hasKey $mounts $v }}
+{{- $tls := deepCopy ($http.tls_config | default dict) }}
+{{- range (get $mounts $v).items }}
+{{- $field := get (dict "ca.crt" "ca_file" "tls.crt" "cert_file" "tls.key" "key_file") .path }}
+{{- $_ := set $tls $field (include "canary.secretFile" (dict "root" $root "volume" $v "path" .path)) }}
+{{- end }}
+{{- $_ := set $http "tls_config" $tls }}
+{{- end }}
+{{- toJson $http }}
+{{- end }}
+
+{{/*
+The one destination of notifications.routes[index]: alertmanager, slack,
+teams or webhook. A route with none or several, or without the Secret its
+destination needs, or with a URL that would put a credential in the
+ConfigMap, fails the render with the route named: at install, rather than
+in a pod that canary serve refuses to start (or a secret in plain sight).
+Takes dict "route" and "index".
+*/}}
+{{- define "canary.notifyDestination" -}}
+{{- $r := .route }}
+{{- $where := printf "notifications.routes[%d] (%q)" .index ($r.name | default "") }}
+{{- /* User info, or a query parameter that usually carries a secret. */}}
+{{- $credentialURL := `^[a-zA-Z]+://[^/?#]*@|[?&]([a-z_]*token|api[-_]?key|key|sig|signature|secret|password|code)=` }}
+{{- $dests := list }}
+{{- range $d := list "alertmanager" "slack" "teams" "webhook" }}
+{{- if hasKey $r $d }}{{ $dests = append $dests $d }}{{ end }}
+{{- end }}
+{{- if ne (len $dests) 1 }}
+{{- fail (printf "%s: give exactly one of alertmanager, slack, teams and webhook, got %d" $where (len $dests)) }}
+{{- end }}
+{{- $dest := first $dests }}
+{{- $d := get $r $dest }}
+{{- if and $d.url (regexMatch $credentialURL $d.url) }}
+{{- if eq $dest "webhook" }}
+{{- fail (printf "%s: webhook.url holds a credential (user:password@ or a token parameter), and canary.yml is a ConfigMap: give the URL in webhook.urlSecret" $where) }}
+{{- else }}
+{{- fail (printf "%s: alertmanager.url holds a credential (user:password@ or a token parameter), and canary.yml is a ConfigMap: give it by bearerTokenSecret or basicAuth" $where) }}
+{{- end }}
+{{- end }}
+{{- if and (eq $dest "alertmanager") (hasKey $r "sendResolved") (not $r.sendResolved) }}
+{{- fail (printf "%s: an alertmanager route always sends resolutions, or its alerts would never clear: remove sendResolved: false" $where) }}
+{{- end }}
+{{- $url := and $d.urlSecret $d.urlSecret.name }}
+{{- if and (has $dest (list "slack" "teams")) (not $url) }}
+{{- fail (printf "%s: set %s.urlSecret.name, the Secret holding the incoming webhook URL (the URL is a secret, so never inline)" $where $dest) }}
+{{- end }}
+{{- if eq $dest "webhook" }}
+{{- if and $d.url $url }}
+{{- fail (printf "%s: set webhook.url or webhook.urlSecret, not both" $where) }}
+{{- else if not (or $d.url $url) }}
+{{- fail (printf "%s: set webhook.url, or webhook.urlSecret.name for a URL that holds a token" $where) }}
+{{- end }}
+{{- if and $d.hmacSecret (not $d.hmacSecret.name) }}
+{{- fail (printf "%s: set webhook.hmacSecret.name, the Secret holding the HMAC key, or leave hmacSecret out for unsigned bodies" $where) }}
+{{- end }}
+{{- end }}
+{{- $dest }}
 {{- end }}
 
 {{/* The file of a mounted Secret: secretsDir/<volume>/<path>. */}}
