@@ -3,13 +3,15 @@
 // HTTPRoutes (gateway.networking.k8s.io/v1) for traffic/gatewayapi and
 // Deployments (apps/v1) for rollout/deploy.
 //
-// They are client-go's generic typed clients (k8s.io/client-go/gentype,
-// the code each generated clientset is made of) over client-go's REST
-// client, with a scheme that knows these two API groups and nothing else.
+// They are typed clients (Client) that send the requests client-go's
+// generic typed clients send, over client-go's REST client, with a scheme
+// that knows these three API groups and nothing else.
 // The generated clientsets (k8s.io/client-go/kubernetes and the Gateway
 // API's versioned clientset) send the same requests, but each registers
 // every API group it knows in its scheme and links client-go's discovery,
 // measured at 189 packages and 13 MB of `canary` for two resources.
+// client-go's dynamic client, which rollout/deploy uses to find Argo
+// Rollouts and Flagger objects, is one more package.
 //
 // The scheme is built once, on first use, rather than in an init(): a
 // program that never talks to Kubernetes pays nothing for it.
@@ -27,7 +29,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/client-go/gentype"
 	"k8s.io/client-go/rest"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
@@ -55,14 +56,15 @@ var schemeCodecs = sync.OnceValue(func() codecs {
 
 // Ingresses is a client of one namespace's Ingresses: client-go's typed
 // IngressInterface without the methods the routers never call.
-type Ingresses = gentype.ClientWithList[*networkingv1.Ingress, *networkingv1.IngressList]
+type Ingresses = Client[*networkingv1.Ingress, *networkingv1.IngressList]
 
 // HTTPRoutes is a client of one namespace's HTTPRoutes.
-type HTTPRoutes = gentype.Client[*gwv1.HTTPRoute]
+type HTTPRoutes = Client[*gwv1.HTTPRoute, *gwv1.HTTPRouteList]
 
 // Deployments is a client of one namespace's Deployments: client-go's
-// typed DeploymentInterface without the scale and apply methods.
-type Deployments = gentype.ClientWithList[*appsv1.Deployment, *appsv1.DeploymentList]
+// typed DeploymentInterface without the delete, watch, scale and apply
+// methods.
+type Deployments = Client[*appsv1.Deployment, *appsv1.DeploymentList]
 
 // Clients reach one API server for any namespace.
 type Clients struct {
@@ -113,22 +115,21 @@ func restClient(cfg *rest.Config, gv schema.GroupVersion, httpClient *http.Clien
 
 // Ingresses returns a client of the namespace's Ingresses.
 func (c *Clients) Ingresses(namespace string) *Ingresses {
-	return gentype.NewClientWithList[*networkingv1.Ingress, *networkingv1.IngressList](
-		"ingresses", c.networking, schemeCodecs().parameters, namespace,
-		func() *networkingv1.Ingress { return &networkingv1.Ingress{} },
-		func() *networkingv1.IngressList { return &networkingv1.IngressList{} })
+	return &Ingresses{rest: c.networking, resource: "ingresses", namespace: namespace,
+		newObject: func() *networkingv1.Ingress { return &networkingv1.Ingress{} },
+		newList:   func() *networkingv1.IngressList { return &networkingv1.IngressList{} }}
 }
 
 // HTTPRoutes returns a client of the namespace's HTTPRoutes.
 func (c *Clients) HTTPRoutes(namespace string) *HTTPRoutes {
-	return gentype.NewClient[*gwv1.HTTPRoute]("httproutes", c.gateway, schemeCodecs().parameters, namespace,
-		func() *gwv1.HTTPRoute { return &gwv1.HTTPRoute{} })
+	return &HTTPRoutes{rest: c.gateway, resource: "httproutes", namespace: namespace,
+		newObject: func() *gwv1.HTTPRoute { return &gwv1.HTTPRoute{} },
+		newList:   func() *gwv1.HTTPRouteList { return &gwv1.HTTPRouteList{} }}
 }
 
 // Deployments returns a client of the namespace's Deployments.
 func (c *Clients) Deployments(namespace string) *Deployments {
-	return gentype.NewClientWithList[*appsv1.Deployment, *appsv1.DeploymentList](
-		"deployments", c.apps, schemeCodecs().parameters, namespace,
-		func() *appsv1.Deployment { return &appsv1.Deployment{} },
-		func() *appsv1.DeploymentList { return &appsv1.DeploymentList{} })
+	return &Deployments{rest: c.apps, resource: "deployments", namespace: namespace,
+		newObject: func() *appsv1.Deployment { return &appsv1.Deployment{} },
+		newList:   func() *appsv1.DeploymentList { return &appsv1.DeploymentList{} }}
 }
