@@ -9,7 +9,7 @@ DATE     ?= $(shell git log -1 --format=%cI 2>/dev/null)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.buildDate=$(DATE)
 # nomsgpack leaves out gin's MessagePack binding and rendering, which no
 # handler uses, and the codec library behind them: 6 MB of the binary. The
-# Dockerfile builds with the same tags.
+# Dockerfile and make dist build with the same tags.
 TAGS     := nomsgpack
 FUZZTIME ?= 30s
 
@@ -52,7 +52,7 @@ demo: build
 # and arm64) with the binary, LICENSE, README and CHANGELOG, a CycloneDX
 # SBOM of each binary, and SHA256SUMS. VERSION must be a vX.Y.Z tag.
 dist:
-	$(GO) run ./internal/release/cmd/dist -version $(VERSION) -date $(DATE) -out dist
+	$(GO) run ./internal/release/cmd/dist -version $(VERSION) -date $(DATE) -tags $(TAGS) -out dist
 
 clean:
 	rm -rf bin dist

@@ -43,6 +43,10 @@ type Options struct {
 	Targets []Target
 	// Out is the directory the archives, SBOMs and SHA256SUMS go to.
 	Out string
+	// Tags are the build tags, as `make build` passes them (the
+	// Makefile's TAGS), so that a release archive holds the binary
+	// `make build` and the image build.
+	Tags []string
 	// Go is the go command; "go" when empty.
 	Go string
 	// Log receives one line per artifact.
@@ -121,10 +125,15 @@ func Dist(ctx context.Context, o Options) ([]string, error) {
 }
 
 // build is `make build` for one target: static, trimmed paths, stripped,
-// the version and date stamped.
+// the version and date stamped, with the build tags.
 func build(ctx context.Context, o Options, t Target, out string) error {
 	ldflags := fmt.Sprintf("-s -w -X main.version=%s -X main.buildDate=%s", o.Version, o.Date)
-	cmd := exec.CommandContext(ctx, o.Go, "build", "-trimpath", "-ldflags", ldflags, "-o", out, o.Package)
+	args := []string{"build"}
+	if len(o.Tags) > 0 {
+		args = append(args, "-tags", strings.Join(o.Tags, ","))
+	}
+	args = append(args, "-trimpath", "-ldflags", ldflags, "-o", out, o.Package)
+	cmd := exec.CommandContext(ctx, o.Go, args...)
 	cmd.Dir = o.Root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+t.OS, "GOARCH="+t.Arch)
 	if msg, err := cmd.CombinedOutput(); err != nil {

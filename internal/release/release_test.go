@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -51,10 +52,16 @@ func TestDist(t *testing.T) {
 	require.NoError(t, err)
 	const version, date = "v0.2.0-test", "2026-12-05T10:00:00Z"
 	host := Target{runtime.GOOS, runtime.GOARCH}
+	// The Makefile's tags, as make dist passes them.
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	require.NoError(t, err)
+	tags := regexp.MustCompile(`(?m)^TAGS\s*:?=\s*(\S+)`).FindSubmatch(makefile)
+	require.NotNil(t, tags, "the Makefile sets no TAGS")
+	require.Contains(t, string(makefile), "-tags $(TAGS)", "make dist passes the Makefile's tags")
 	opts := Options{
 		Version: version, Date: date, Root: root, Package: "./cmd/canary",
 		Files: []string{"LICENSE", "README.md", "CHANGELOG.md"}, Targets: []Target{host},
-		Out: filepath.Join(t.TempDir(), "dist"),
+		Tags: strings.Split(string(tags[1]), ","), Out: filepath.Join(t.TempDir(), "dist"),
 	}
 	written, err := Dist(context.Background(), opts)
 	require.NoError(t, err)
@@ -83,6 +90,13 @@ func TestDist(t *testing.T) {
 		require.Equal(t, date, v.BuildDate)
 		require.Equal(t, runtime.Version(), v.GoVersion)
 		require.Equal(t, host.String(), v.Platform)
+
+		// Built with the tags: without gin's MessagePack codec, which
+		// nomsgpack leaves out.
+		info, err := exec.Command("go", "version", "-m", bin).Output()
+		require.NoError(t, err)
+		require.Contains(t, string(info), "-tags="+string(tags[1]))
+		require.NotContains(t, string(info), "github.com/ugorji/go")
 	})
 
 	t.Run("sbom", func(t *testing.T) {

@@ -22,6 +22,7 @@ func run() int {
 		date    = fs.String("date", "", "build date, RFC 3339: the commit's date (required)")
 		out     = fs.String("out", "dist", "directory to write the archives to")
 		targets = fs.String("targets", "", "comma-separated GOOS/GOARCH list (default: every release platform)")
+		tags    = fs.String("tags", "", "comma-separated build tags, as make build's")
 	)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
@@ -31,6 +32,9 @@ func run() int {
 		Root: ".", Package: "./cmd/canary",
 		Files: []string{"LICENSE", "README.md", "CHANGELOG.md"},
 		Log:   os.Stdout,
+	}
+	if *tags != "" {
+		o.Tags = strings.Split(*tags, ",")
 	}
 	if *targets != "" {
 		for _, t := range strings.Split(*targets, ",") {
