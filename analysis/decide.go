@@ -129,7 +129,7 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 	res.dry, res.Decisions, res.Hold = false, nil, nil
 	if pol.DryRun {
 		res.Verdict, res.Decision, res.Score = VerdictPass, DecisionContinue, 1
-		res.Reason = "dry run: would have " + string(would.Decision) + " (" + string(would.Verdict) + "): " + would.Reason
+		res.Reason = "dry run: would have decided " + string(would.Decision) + " (" + string(would.Verdict) + "): " + would.Reason
 	} else {
 		res.judge(d, pol, qs, at)
 	}
