@@ -95,6 +95,10 @@ type Timeline struct {
 	// FirstFailure is the first point whose verdict is fail, nil when no
 	// step failed.
 	FirstFailure *Point `json:"firstFailure,omitempty"`
+	// FirstDataFailure is the first point at which a rule failed on data
+	// it had, nil when every failure came from missing data (a rule's
+	// noData: fail): the failure a person looks for first.
+	FirstDataFailure *Point `json:"firstDataFailure,omitempty"`
 	// Flapping are the rules that went from pass to fail or back more
 	// than once, in rule order.
 	Flapping []Flap `json:"flapping,omitempty"`
@@ -549,6 +553,9 @@ func (tl *Timeline) summarize() {
 		if tl.FirstFailure == nil && p.Verdict == analysis.VerdictFail {
 			tl.FirstFailure = p
 		}
+		if tl.FirstDataFailure == nil && p.Verdict == analysis.VerdictFail && slices.ContainsFunc(p.Rules, failedOnData) {
+			tl.FirstDataFailure = p
+		}
 	}
 	// Rules are matched by name: Decide may add results of its own after
 	// the policy's rules. Only pass and fail count: a rule that passes
@@ -601,3 +608,39 @@ func (tl *Timeline) RuleNames() []string {
 	}
 	return names
 }
+
+// failedOnData reports whether a rule failed on data it had, rather than
+// taking its noData outcome.
+func failedOnData(r analysis.RuleResult) bool {
+	return r.Verdict == rules.OutcomeFail && !r.NoData
+}
+
+// failedOnNoData reports whether a rule failed because data was missing
+// (noData: fail).
+func failedOnNoData(r analysis.RuleResult) bool {
+	return r.Verdict == rules.OutcomeFail && r.NoData
+}
+
+// NoDataFailures are the spans of NoData in which the rule failed for
+// want of data (its noData outcome is fail), apart from failures the data
+// showed.
+func (tl *Timeline) NoDataFailures() []Span {
+	var out []Span
+	for _, s := range tl.NoData {
+		for _, p := range tl.Points {
+			if p.At.Before(s.From) || p.At.After(s.To) {
+				continue
+			}
+			if slices.ContainsFunc(p.Rules, func(r analysis.RuleResult) bool { return r.Name == s.Rule && failedOnNoData(r) }) {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Leading reports whether span s starts at the window's first step: a
+// query that had no data yet, as a canary's metrics before its first
+// scrape, rather than data that went missing.
+func (tl *Timeline) Leading(s Span) bool { return s.From.Equal(tl.From) }

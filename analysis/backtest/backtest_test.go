@@ -521,7 +521,7 @@ func TestChart(t *testing.T) {
 	require.NoError(t, tl.WriteHTML(&page))
 	require.True(t, strings.HasPrefix(page.String(), "<!DOCTYPE html>"))
 	require.Contains(t, page.String(), "<svg ")
-	require.Contains(t, page.String(), "first failure at 2026-11-26T09:30:00Z")
+	require.Contains(t, page.String(), "first failure with data at 2026-11-26T09:30:00Z")
 	require.NotContains(t, page.String(), "<script")
 	require.NotRegexp(t, `(src|href)=`, page.String(), "the page must be self-contained")
 }
