@@ -109,6 +109,10 @@ type Timeline struct {
 	Spans []Span `json:"spans"`
 	// Queries is how many queries were sent to sources.
 	Queries int `json:"queries"`
+	// DryRun is set when the policy has dry-run parts (the whole policy,
+	// rules or decision rules): its points then give what it would have
+	// decided with them live, not the pass a dry run answers.
+	DryRun bool `json:"dryRun,omitempty"`
 	// Notes say what the replay could not do as a live evaluation would:
 	// queries it could not replay or that failed, and source warnings.
 	Notes []string `json:"notes,omitempty"`
@@ -518,6 +522,14 @@ func (tl *Timeline) replay(ctx context.Context, pol *rules.Policy, params map[st
 		}
 		res := analysis.Decide(pol, params, qs, t)
 		tl.Points[i] = Point{At: t, Verdict: res.Verdict, Decision: res.Decision, Reason: res.Reason, Rules: res.Rules}
+		if d := res.DryRun; d != nil {
+			// A backtest asks when the policy would have failed. A
+			// dry-run policy always answers pass, and dry-run rules
+			// count toward nothing: both are on trial, so they are
+			// judged by what they would have decided.
+			tl.Points[i].Verdict, tl.Points[i].Decision, tl.Points[i].Reason = d.Verdict, d.Decision, d.Reason
+			tl.DryRun = true
+		}
 		for _, r := range res.Rules {
 			j, ok := open[r.Name]
 			switch {

@@ -127,6 +127,6 @@ func TestHeadlineSeparatesNoDataFailures(t *testing.T) {
 	out := b.String()
 	require.Contains(t, out, "first failure with data at "+stamp(at(3)))
 	require.Contains(t, out, "  error-rate (critical): 0.05 > 0.01\n")
-	require.Contains(t, out, "failures from missing data (noData: fail):\n  lag: no data yet until "+stamp(at(1))+" (2 steps)\n")
+	require.Contains(t, out, "failures from missing data (noData: fail):\n  lag: no data yet from the start, "+stamp(at(0))+" to "+stamp(at(1))+" (2 steps)\n")
 	require.Less(t, strings.Index(out, "first failure with data"), strings.Index(out, "failures from missing data"))
 }

@@ -23,6 +23,9 @@ func (t *Timeline) writeText(ew *errWriter) {
 	ew.printf("backtest of policy %s from %s to %s, every %s: %s, %s\n",
 		t.Policy, stamp(t.From), stamp(t.To), shortDuration(t.Step),
 		plural(len(t.Points), "step"), plural(t.Queries, "query"))
+	if t.DryRun {
+		ew.printf("dry run: each step as the policy would have decided with its dry-run parts live\n")
+	}
 
 	ew.printf("\n")
 	rows := [][]string{{"VERDICT", "FROM", "TO", "STEPS"}}
@@ -190,12 +193,13 @@ func verdictWord(v analysis.Verdict) string {
 	return "no failure"
 }
 
-// noDataSpan says when a rule had no data: "no data yet until …" for a
-// span from the window's first step (its query had no data yet), else the
-// span's first and last steps.
+// noDataSpan says when a rule had no data: the span's first and last
+// steps, called "no data yet from the start" for a span from the window's
+// first step (its query had no data yet: a canary before its first
+// requests, not a failing source).
 func (t *Timeline) noDataSpan(s Span) string {
 	if t.Leading(s) {
-		return "no data yet until " + stamp(s.To) + " (" + plural(s.Steps, "step") + ")"
+		return "no data yet from the start, " + stamp(s.From) + " to " + stamp(s.To) + " (" + plural(s.Steps, "step") + ")"
 	}
 	return stamp(s.From) + " to " + stamp(s.To) + " (" + plural(s.Steps, "step") + ")"
 }

@@ -36,14 +36,14 @@ func TestBacktestSeries(t *testing.T) {
 		// at 09:40 the 5m rate window holds one minute of errors, 0.6%.
 		{name: "whole file", code: exitFail, contains: []string{
 			"from 2026-11-26T09:00:00Z to 2026-11-26T10:30:00Z, every 1m: 91 steps, 3 queries",
-			"first failure at 2026-11-26T09:41:00Z (41m after the start, step 42 of 91): decision rollback",
+			"first failure with data at 2026-11-26T09:41:00Z (41m after the start, step 42 of 91): decision rollback",
 			"  error-rate (critical): 0.01204 > 0.01",
 			"fail          2026-11-26T09:41:00Z  2026-11-26T10:30:00Z  50",
 			"  freshness: 2026-11-26T09:00:00Z to 2026-11-26T09:02:00Z (3 steps)",
 		}},
 		{name: "offsets from the series start", args: []string{"--from", "30m", "--to", "45m", "--step", "5m"}, code: exitFail, contains: []string{
 			"from 2026-11-26T09:30:00Z to 2026-11-26T09:45:00Z, every 5m: 4 steps, 3 queries",
-			"first failure at 2026-11-26T09:45:00Z",
+			"first failure with data at 2026-11-26T09:45:00Z",
 		}},
 		{name: "before the incident", args: []string{"--from", "2026-11-26T09:10:00Z", "--to", "2400s"}, code: exitOK, contains: []string{
 			"from 2026-11-26T09:10:00Z to 2026-11-26T09:40:00Z, every 1m: 31 steps",
@@ -159,7 +159,7 @@ func TestBacktestAgainstPrometheus(t *testing.T) {
 	page := filepath.Join(dir, "report.html")
 	code, stdout, stderr := canary(t, append(args, "--out", page)...)
 	require.Equal(t, exitFail, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
-	require.Contains(t, stdout, "first failure at "+firstFailure+" (")
+	require.Contains(t, stdout, "first failure with data at "+firstFailure+" (")
 	require.Contains(t, stdout, "  error-rate (critical): ")
 	require.Contains(t, stdout, "every 1m: 61 steps, 3 queries")
 	require.Regexp(t, `error-rate\s+\d+\s+\d+\s+\d+\s+0\s+`+firstFailure, stdout)
@@ -171,7 +171,7 @@ func TestBacktestAgainstPrometheus(t *testing.T) {
 	html, err := os.ReadFile(page)
 	require.NoError(t, err)
 	require.True(t, bytes.HasPrefix(html, []byte("<!DOCTYPE html>")))
-	for _, s := range []string{"<svg ", "error-rate", "traffic", "error-trend", "first failure at " + firstFailure} {
+	for _, s := range []string{"<svg ", "error-rate", "traffic", "error-trend", "first failure with data at " + firstFailure} {
 		require.Contains(t, string(html), s)
 	}
 

@@ -172,7 +172,7 @@ func TestServeSurvivesKill(t *testing.T) {
 		require.Equal(t, "error-rate", got.History[0].Rules[0].Name)
 		code, out = srv.call(t, "POST", "/v1/flagger/rollback", `{"name":"good","namespace":"caiso","checksum":"rs-1"}`)
 		require.Equal(t, 200, code)
-		require.Equal(t, "rollback latched by manual: PJM prices look wrong; to lift: canary runs resume caiso/good --revision rs-1 --reason \"…\"\n", out)
+		require.JSONEq(t, `{"message": "rollback latched by manual: PJM prices look wrong; to lift: canary runs resume caiso/good --revision rs-1 --reason \"…\""}`, out)
 		require.Equal(t, "admin/tester", got.Run.Latches[0].By, "who latched it is on record")
 	}
 	check(2)
