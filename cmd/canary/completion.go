@@ -63,7 +63,15 @@ func localPolicies(paths []string) []*rules.Policy {
 	if len(paths) == 0 {
 		paths = []string{defaultPolicies}
 	}
-	set, err := rules.Load(paths...)
+	// cobra parses the flags twice while completing: a repeatable flag
+	// holds each value twice.
+	var uniq []string
+	for _, p := range paths {
+		if !slices.Contains(uniq, p) {
+			uniq = append(uniq, p)
+		}
+	}
+	set, err := rules.Load(uniq...)
 	if err != nil || set == nil {
 		return nil
 	}
@@ -143,7 +151,7 @@ func (c *cli) serverPolicies(api apiFlags) []policyInfo {
 // completeRollouts completes a rollout argument with the rollouts canary
 // serve at --server runs, as NAMESPACE/NAME; a rollout of the namespace
 // -n names (or the kubeconfig's) is offered by its name alone too.
-func completeRollouts(api apiFlags, namespace *string) cobra.CompletionFunc {
+func completeRollouts(api apiFlags, namespace func() string) cobra.CompletionFunc {
 	return func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		if len(args) > 0 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
@@ -152,7 +160,7 @@ func completeRollouts(api apiFlags, namespace *string) cobra.CompletionFunc {
 		if !completionCall(api, "/v1/rollouts", &list) {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		ns := resolveNamespace(*namespace)
+		ns := resolveNamespace(namespace())
 		var out []cobra.Completion
 		for _, st := range list.Rollouts {
 			if ns != "" && st.Namespace == ns {

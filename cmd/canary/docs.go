@@ -25,7 +25,9 @@ The repository keeps it in ` + cliDocsDir + `; run ` + "`canary docs " + cliDocs
 			return nil, cobra.ShellCompDirectiveFilterDirs
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := writeDocs(cmd.Root(), args[0]); err != nil {
+			// The reference is canary's, whatever name this binary runs
+			// under (kubectl-canary).
+			if err := writeDocs(c.newRoot(false), args[0]); err != nil {
 				return exit(c.errorf(cmd, "%v", err))
 			}
 			fmt.Fprintf(c.stderr, "canary: docs: wrote the CLI reference into %s\n", args[0])

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	// Policies name time zones (decision rules); the distroless image has
@@ -201,7 +202,8 @@ canary serve runs.`,
 	root.InitDefaultCompletionCmd()
 	for _, cmd := range root.Commands() {
 		if cmd.Name() == "completion" {
-			cmd.Args, cmd.RunE = c.noSubcommand, c.groupHelp
+			cmd.Args, cmd.RunE, cmd.SuggestionsMinimumDistance = c.noSubcommand, c.groupHelp, 2
+			cmd.Example = "  source <(canary completion bash)\n  canary completion zsh > \"${fpath[1]}/_canary\""
 		}
 	}
 	describe(root)
@@ -225,7 +227,8 @@ func describe(cmd *cobra.Command) {
 // newGroup is a command whose first argument names one of its
 // subcommands: rollout, runs, traffic, notify.
 func (c *cli) newGroup(use, short, long, example string) *cobra.Command {
-	return &cobra.Command{Use: use, Short: short, Long: long, Example: example, Args: c.noSubcommand, RunE: c.groupHelp}
+	return &cobra.Command{Use: use, Short: short, Long: long, Example: example, Args: c.noSubcommand, RunE: c.groupHelp,
+		SuggestionsMinimumDistance: 2}
 }
 
 // groupHelp is what the root and a group do with no subcommand: print
@@ -245,7 +248,11 @@ func (c *cli) noSubcommand(cmd *cobra.Command, args []string) error {
 	}
 	msg := fmt.Sprintf("unknown command %q", args[0])
 	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-		msg += fmt.Sprintf(" (did you mean %q?)", strings.Join(s, `" or "`))
+		quoted := make([]string, len(s))
+		for i, name := range s {
+			quoted[i] = strconv.Quote(name)
+		}
+		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(quoted, " or "))
 	}
 	return errors.New(msg)
 }

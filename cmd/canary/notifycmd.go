@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -16,7 +15,7 @@ import (
 
 func (c *cli) newNotifyCmd() *cobra.Command {
 	group := c.newGroup("notify", "send a sample notification through a route of canary serve's config",
-		`Check the notification routes of canary serve's config file.`, "")
+		`Check the notification routes of canary serve's config file.`, "  canary notify test --config canary.yml --route ops")
 	var config, route, kind, severity string
 	test := &cobra.Command{
 		Use:   "test --config FILE --route NAME [--kind K] [--severity S]",
@@ -33,13 +32,14 @@ is printed).`,
 		},
 	}
 	fs := test.Flags()
-	fs.StringVar(&config, "config", os.Getenv("CANARY_CONFIG"), "canary serve's config file, whose notifications.routes hold the route (env CANARY_CONFIG)")
+	fs.StringVar(&config, "config", "", "canary serve's config file, whose notifications.routes hold the route (env CANARY_CONFIG)")
 	fs.StringVar(&route, "route", "", "the route to send the sample through (required)")
 	fs.StringVar(&kind, "kind", string(notify.KindRollbackLatched), "the sample's kind: "+kindList())
 	fs.StringVar(&severity, "severity", string(notify.SeverityInfo), "the sample's severity: info, warning, critical")
 	_ = test.MarkFlagFilename("config", "yaml", "yml")
 	_ = test.RegisterFlagCompletionFunc("route", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		cfg := defaultServeConfig()
+		config := fromEnv(test.Flags(), "config", "CANARY_CONFIG")
 		if config == "" || loadServeConfig(config, &cfg) != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
@@ -68,6 +68,7 @@ is printed).`,
 // says whether the receiver took it.
 func (c *cli) notifyTest(cmd *cobra.Command, config, route, kind, severity string) int {
 	ctx := c.ctx
+	config = fromEnv(cmd.Flags(), "config", "CANARY_CONFIG")
 	switch {
 	case config == "":
 		return c.usageError(cmd, "notify test needs --config: the routes are in canary serve's config file")

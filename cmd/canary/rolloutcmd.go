@@ -33,21 +33,37 @@ type apiClient struct {
 	http          *http.Client
 }
 
-// apiFlags are the flags every client of the admin API takes.
+// apiFlags are the flags every client of the admin API takes. Each falls
+// back to a CANARY_* variable when not given, read when the command runs:
+// what the help and the reference show does not depend on who wrote them.
 type apiFlags struct {
-	server, tokenFile, caFile *string
+	fs *pflag.FlagSet
 }
 
+// defaultServer is where canary serve listens by default.
+const defaultServer = "http://127.0.0.1:8080"
+
 func addAPIFlags(fs *pflag.FlagSet) apiFlags {
-	return apiFlags{
-		server:    fs.String("server", envOr("CANARY_SERVER", "http://127.0.0.1:8080"), "canary serve's URL (env CANARY_SERVER)"),
-		tokenFile: fs.String("token-file", os.Getenv("CANARY_TOKEN_FILE"), "file holding the admin bearer token (env CANARY_TOKEN_FILE)"),
-		caFile:    fs.String("ca-file", os.Getenv("CANARY_CA_FILE"), "CA certificate (PEM) to check an https --server with (env CANARY_CA_FILE)"),
-	}
+	fs.String("server", defaultServer, "canary serve's URL (env CANARY_SERVER)")
+	fs.String("token-file", "", "file holding the admin bearer token (env CANARY_TOKEN_FILE)")
+	fs.String("ca-file", "", "CA certificate (PEM) to check an https --server with (env CANARY_CA_FILE)")
+	return apiFlags{fs: fs}
 }
 
 func (f apiFlags) client() (*apiClient, error) {
-	return newAPIClient(*f.server, *f.tokenFile, *f.caFile)
+	return newAPIClient(fromEnv(f.fs, "server", "CANARY_SERVER"), fromEnv(f.fs, "token-file", "CANARY_TOKEN_FILE"), fromEnv(f.fs, "ca-file", "CANARY_CA_FILE"))
+}
+
+// fromEnv is the value of fs's flag name: the one given, else the
+// environment variable env when it is set, else the flag's default.
+func fromEnv(fs *pflag.FlagSet, name, env string) string {
+	fl := fs.Lookup(name)
+	if !fl.Changed {
+		if v := os.Getenv(env); v != "" {
+			return v
+		}
+	}
+	return fl.Value.String()
 }
 
 // newAPIClient is a client of the server, authenticated with the token in
@@ -123,8 +139,9 @@ func (rc *apiClient) do(ctx context.Context, method, path string, body, out any)
 
 // rolloutFlags are the flags of canary rollout's commands.
 type rolloutFlags struct {
-	api       apiFlags
-	namespace string
+	api apiFlags
+	// namespace is -n's value, or CANARY_NAMESPACE's.
+	namespace func() string
 	watch     bool
 	reason    string
 	output    string
@@ -149,7 +166,8 @@ failed and waits for a person (resume or roll back).`,
   canary rollout rollback caiso/lmp-ingest --reason "errors in the new parser"`)
 	pf := group.PersistentFlags()
 	f.api = addAPIFlags(pf)
-	pf.StringVarP(&f.namespace, "namespace", "n", os.Getenv("CANARY_NAMESPACE"), "the rollout's namespace (env CANARY_NAMESPACE; default: the kubeconfig context's, else start's namespace param or default)")
+	pf.StringP("namespace", "n", "", "the rollout's namespace (env CANARY_NAMESPACE; default: the kubeconfig context's, else start's namespace param or default)")
+	f.namespace = func() string { return fromEnv(pf, "namespace", "CANARY_NAMESPACE") }
 	_ = group.RegisterFlagCompletionFunc("server", noFiles)
 	_ = group.RegisterFlagCompletionFunc("namespace", noFiles)
 
@@ -159,7 +177,7 @@ failed and waits for a person (resume or roll back).`,
 		Short:             "print a rollout's status; with --watch, follow it until it ends",
 		Example:           "  canary rollout status caiso/lmp-ingest --watch",
 		Args:              exactlyOne("the rollout's name"),
-		ValidArgsFunction: completeRollouts(f.api, &f.namespace),
+		ValidArgsFunction: completeRollouts(f.api, f.namespace),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ns, name := f.target(args[0])
 			return exit(c.followRollout(cmd, f, ns+"/"+name))
@@ -190,7 +208,7 @@ failed and waits for a person (resume or roll back).`,
 			Long:              upperFirst(a.short) + ".\n\nA manual action needs --reason: it is recorded with why and by whom.",
 			Example:           "  canary rollout " + action + " caiso/lmp-ingest --reason \"…\"",
 			Args:              exactlyOne("the rollout's name"),
-			ValidArgsFunction: completeRollouts(f.api, &f.namespace),
+			ValidArgsFunction: completeRollouts(f.api, f.namespace),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return exit(c.rolloutAction(cmd, f, action, args[0]))
 			},
@@ -221,7 +239,7 @@ func (f *rolloutFlags) target(arg string) (namespace, name string) {
 	if ns, n, ok := strings.Cut(arg, "/"); ok {
 		return ns, n
 	}
-	return cmp.Or(resolveNamespace(f.namespace), "default"), arg
+	return cmp.Or(resolveNamespace(f.namespace()), "default"), arg
 }
 
 func (c *cli) newRolloutStartCmd(f *rolloutFlags) *cobra.Command {
@@ -285,7 +303,7 @@ promotes it at the end.`,
 			set(&over.Promotion, durs["promotion"])
 			set(&over.ProgressDeadline, durs["progress-deadline"])
 			spec.Schedule = &over
-			spec.Namespace = f.namespace
+			spec.Namespace = f.namespace()
 			if spec.Namespace == "" && spec.Params["namespace"] == "" {
 				// Where kubectl would look; the server falls back to the
 				// namespace param, then default.
@@ -538,11 +556,4 @@ func versionOf(d *deploy.Spec) string {
 		return tag
 	}
 	return ""
-}
-
-func envOr(name, dflt string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return dflt
 }

@@ -74,6 +74,7 @@ HTTPRoute, --httproute, with --stable-service.`,
 			RunE: func(cmd *cobra.Command, _ []string) error { return exit(c.traffic(cmd, f, action)) },
 		}
 		addOutputFlag(cmd, &f.output)
+		cmd.Example = "  canary traffic " + action + " --ingress caiso/lmp-ingest --canary-service lmp-ingest-canary -o yaml"
 		if action == "set" {
 			cmd.Example = `  canary traffic set --ingress caiso/lmp-ingest --canary-service lmp-ingest-canary --weight 20
   canary traffic set --ingress caiso/lmp-ingest --canary-service lmp-ingest-canary --user-header X-User-Id --user-share 10`
