@@ -99,7 +99,7 @@ func TestBacktestUsage(t *testing.T) {
 		{name: "no start", args: []string{"--prometheus", "http://x"}, code: exitError, stderr: "--from is required with --prometheus"},
 		{name: "bad start", args: []string{"--prometheus", "http://x", "--from", "yesterday"}, code: exitError,
 			stderr: "--from: want RFC3339 (2026-11-26T14:00:00Z), Unix seconds, now, or a negative duration such as -24h"},
-		{name: "bad format", args: []string{"--prometheus", "http://x", "--from", "-1h", "-o", "yaml"}, code: exitError, stderr: "-o must be text or json"},
+		{name: "bad format", args: []string{"--prometheus", "http://x", "--from", "-1h", "-o", "xml"}, code: exitError, stderr: `-o must be table, json or yaml, not "xml"`},
 		{name: "end before start", args: []string{"--prometheus", "http://x", "--from", "now", "--to", "-1h"}, code: exitError,
 			stderr: "before it starts"},
 		{name: "Prometheus down", args: []string{"--prometheus", "http://127.0.0.1:1", "--from", "-10m", "--prometheus-timeout", "2s"}, code: exitError,
@@ -110,7 +110,8 @@ func TestBacktestUsage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			code, stdout, stderr := canary(t, append(append([]string{}, policy...), tt.args...)...)
 			require.Equal(t, tt.code, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
-			require.Contains(t, stderr, tt.stderr)
+			// Help is an answer: it goes to stdout.
+			require.Contains(t, stdout+stderr, tt.stderr)
 		})
 	}
 }

@@ -35,12 +35,19 @@ import (
 // childEnv marks the re-executed test binary that runs `canary serve`.
 const childEnv = "CANARY_TEST_SERVE_CHILD"
 
+// mainEnv marks the re-executed test binary that is the canary binary:
+// main with the process's own arguments (see asBinary).
+const mainEnv = "CANARY_TEST_MAIN"
+
 // TestMain doubles as `canary serve` for the child processes the
 // durability tests start: they re-execute the test binary with childEnv
 // set, configured through CANARY_* variables as a deployment would be.
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(run([]string{"serve"}, os.Stdout, os.Stderr))
+	}
+	if os.Getenv(mainEnv) == "1" {
+		main() // as the binary, under the name it was run by
 	}
 	os.Exit(testkube.Main(m))
 }
