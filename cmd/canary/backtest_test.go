@@ -39,7 +39,7 @@ func TestBacktestSeries(t *testing.T) {
 			"first failure with data at 2026-11-26T09:41:00Z (41m after the start, step 42 of 91): decision rollback",
 			"  error-rate (critical): 0.01204 > 0.01",
 			"fail          2026-11-26T09:41:00Z  2026-11-26T10:30:00Z  50",
-			"  freshness: 2026-11-26T09:00:00Z to 2026-11-26T09:02:00Z (3 steps)",
+			"  freshness: no data yet from the start, 2026-11-26T09:00:00Z to 2026-11-26T09:02:00Z (3 steps)",
 		}},
 		{name: "offsets from the series start", args: []string{"--from", "30m", "--to", "45m", "--step", "5m"}, code: exitFail, contains: []string{
 			"from 2026-11-26T09:30:00Z to 2026-11-26T09:45:00Z, every 5m: 4 steps, 3 queries",
@@ -163,7 +163,7 @@ func TestBacktestAgainstPrometheus(t *testing.T) {
 	require.Contains(t, stdout, "first failure with data at "+firstFailure+" (")
 	require.Contains(t, stdout, "  error-rate (critical): ")
 	require.Contains(t, stdout, "every 1m: 61 steps, 3 queries")
-	require.Regexp(t, `error-rate\s+\d+\s+\d+\s+\d+\s+0\s+`+firstFailure, stdout)
+	require.Regexp(t, `error-rate \(critical\)\s+\d+\s+\d+\s+\d+\s+0\s+`+firstFailure, stdout)
 	// The hour starts before the first sample: the first step has no
 	// rate to read.
 	require.Contains(t, stdout, "no data:\n  error-rate: ")
