@@ -304,3 +304,18 @@ func floatPtr(v float64) *Float {
 func FormatValue(v float64) string {
 	return string(rules.AppendValue(nil, v))
 }
+
+// MarshalUnescaped is json.Marshal without HTML escaping, for the
+// MarshalJSON methods of results: reasons hold comparisons (0.05 > 0.01)
+// that an encoder told not to escape (the HTTP API's, the CLI's -o json)
+// must be able to write as they read. An encoder that escapes still
+// escapes the output itself.
+func MarshalUnescaped(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}

@@ -50,7 +50,6 @@ package backtest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -151,7 +150,7 @@ type Span struct {
 // durations.
 func (t *Timeline) MarshalJSON() ([]byte, error) {
 	type plain Timeline
-	return json.Marshal(struct {
+	return analysis.MarshalUnescaped(struct {
 		*plain
 		Step analysis.Seconds `json:"stepSeconds"`
 	}{(*plain)(t), analysis.Seconds(t.Step)})

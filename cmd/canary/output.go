@@ -57,6 +57,9 @@ func (c *cli) render(cmd *cobra.Command, output string, v any, table func()) int
 // writeJSON prints v as indented JSON, the answer of -o json.
 func (c *cli) writeJSON(cmd *cobra.Command, v any) bool {
 	enc := json.NewEncoder(c.stdout)
+	// Reasons hold comparisons (0.05 > 0.01): written as they read, as the
+	// HTTP API writes them.
+	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
 		c.errorf(cmd, "%v", err)
