@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -90,26 +92,29 @@ spec:
 		args   []string
 		code   int
 		stderr string // the whole of stderr, when set
+		// readme is what the README's CLI table says this exit code
+		// means for the command ("0 pass"), when it documents it.
+		readme string
 	}{
-		{name: "eval pass", args: append(evalArgs, "--series", "../../examples/series/caiso-healthy.yaml"), code: exitOK},
-		{name: "eval fail", args: append(evalArgs, "--series", "../../examples/series/caiso-errors.yaml"), code: exitFail},
+		{name: "eval pass", args: append(evalArgs, "--series", "../../examples/series/caiso-healthy.yaml"), code: exitOK, readme: "0 pass"},
+		{name: "eval fail", args: append(evalArgs, "--series", "../../examples/series/caiso-errors.yaml"), code: exitFail, readme: "2 fail"},
 		{name: "eval inconclusive", args: []string{"eval", "--policies", nodata, "--policy", "nodata", "--param", "name=a",
-			"--series", "../../examples/series/caiso-healthy.yaml"}, code: exitInconclusive},
-		{name: "eval could not evaluate", args: append(evalArgs, "--series", "no-such-file.yaml"), code: exitError},
+			"--series", "../../examples/series/caiso-healthy.yaml"}, code: exitInconclusive, readme: "3 inconclusive"},
+		{name: "eval could not evaluate", args: append(evalArgs, "--series", "no-such-file.yaml"), code: exitError, readme: "1 could not evaluate"},
 		{name: "eval yaml", args: append(evalArgs, "--series", "../../examples/series/caiso-healthy.yaml", "-o", "yaml"), code: exitOK},
 		{name: "backtest no step failed", args: []string{"backtest", "--policies", examples, "--policy", "iso-ingest", "--param", "namespace=caiso",
-			"--param", "name=lmp-ingest", "--series", "../../examples/series/caiso-healthy.yaml"}, code: exitOK},
+			"--param", "name=lmp-ingest", "--series", "../../examples/series/caiso-healthy.yaml"}, code: exitOK, readme: "0 no step failed"},
 		{name: "backtest some step failed", args: []string{"backtest", "--policies", examples, "--policy", "iso-ingest", "--param", "namespace=caiso",
-			"--param", "name=lmp-ingest", "--series", "../../examples/series/caiso-errors.yaml"}, code: exitFail},
-		{name: "test all pass", args: []string{"test", "testdata/pass.test.yaml"}, code: exitOK},
-		{name: "test some fail", args: []string{"test", "testdata/fail.test.yaml"}, code: exitError},
-		{name: "check clean", args: []string{"check", examples}, code: exitOK},
-		{name: "check problems", args: []string{"check", "testdata/broken-policy.yaml"}, code: exitError},
+			"--param", "name=lmp-ingest", "--series", "../../examples/series/caiso-errors.yaml"}, code: exitFail, readme: "2 some step failed"},
+		{name: "test all pass", args: []string{"test", "testdata/pass.test.yaml"}, code: exitOK, readme: "0 all pass"},
+		{name: "test some fail", args: []string{"test", "testdata/fail.test.yaml"}, code: exitError, readme: "1 otherwise"},
+		{name: "check clean", args: []string{"check", examples}, code: exitOK, readme: "0 clean"},
+		{name: "check problems", args: []string{"check", "testdata/broken-policy.yaml"}, code: exitError, readme: "1 problems"},
 		{name: "check json", args: []string{"check", examples, "-o", "json"}, code: exitOK},
-		{name: "import partial", args: []string{"import", "argo", "../../rules/importer/testdata/argo/success-rate.yaml"}, code: exitPartial},
-		{name: "version", args: []string{"version"}, code: exitOK},
-		{name: "rollout refused: no server", args: []string{"rollout", "status", "x/y", "--server", "http://127.0.0.1:1"}, code: exitError},
-		{name: "runs refused: no server", args: []string{"runs", "list", "--server", "http://127.0.0.1:1"}, code: exitError},
+		{name: "import partial", args: []string{"import", "argo", "../../rules/importer/testdata/argo/success-rate.yaml"}, code: exitPartial, readme: "2 written with notes"},
+		{name: "version", args: []string{"version"}, code: exitOK, readme: "0"},
+		{name: "rollout refused: no server", args: []string{"rollout", "status", "x/y", "--server", "http://127.0.0.1:1"}, code: exitError, readme: "1 refused or failed"},
+		{name: "runs refused: no server", args: []string{"runs", "list", "--server", "http://127.0.0.1:1"}, code: exitError, readme: "1 refused or failed"},
 
 		{name: "no command", args: nil, code: exitError},
 		{name: "a group without its command", args: []string{"rollout"}, code: exitError},
@@ -128,10 +133,17 @@ spec:
 		{name: "a manual action without a reason", args: []string{"runs", "pause", "caiso/lmp"}, code: exitError,
 			stderr: "canary: runs pause: pause needs --reason: manual overrides are recorded with why and by whom\nRun 'canary runs pause --help' for usage.\n"},
 	}
+	documented := readmeExitCodes(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, stdout, stderr := canary(t, tt.args...)
 			require.Equal(t, tt.code, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+			if tt.readme != "" {
+				require.Equal(t, strconv.Itoa(code), strings.Fields(tt.readme)[0])
+				cell, ok := documented[tt.args[0]]
+				require.True(t, ok, "the README's CLI table has no row for canary %s", tt.args[0])
+				require.Regexp(t, `(^|[ ,;(])`+regexp.QuoteMeta(tt.readme)+`\b`, cell, "the README's exit codes of canary %s", tt.args[0])
+			}
 			if tt.stderr != "" {
 				require.Equal(t, tt.stderr, stderr)
 			}
@@ -140,6 +152,27 @@ spec:
 			}
 		})
 	}
+}
+
+// readmeExitCodes reads the exit-code column of the README's CLI table,
+// by command.
+func readmeExitCodes(t *testing.T) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, table, ok := strings.Cut(string(data), "\n## CLI\n")
+	require.True(t, ok, "README has a CLI section")
+	out := map[string]string{}
+	for _, line := range strings.Split(table, "\n") {
+		rest, ok := strings.CutPrefix(line, "| [`canary ")
+		if !ok {
+			continue
+		}
+		cells := strings.Split(strings.TrimSuffix(rest, " |"), " | ")
+		out[strings.FieldsFunc(rest, func(r rune) bool { return r == ' ' || r == '`' })[0]] = cells[len(cells)-1]
+	}
+	require.Contains(t, out, "eval")
+	return out
 }
 
 // asBinary returns a command that runs this test binary as the canary
