@@ -19,6 +19,9 @@ ARG BUILD_DATE=""
 RUN CGO_ENABLED=0 go build -tags nomsgpack -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.buildDate=${BUILD_DATE}" -o /out/canary ./cmd/canary
 # The data dir, created here as the final image has no shell to do it.
 RUN mkdir -p /out/data
+# The kubectl plugin (`kubectl canary`): a link to the binary, not a second
+# copy. Copied as the directory holding it, a link stays a link.
+RUN mkdir -p /out/plugin && ln -s canary /out/plugin/kubectl-canary
 
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=dev
@@ -35,6 +38,7 @@ LABEL org.opencontainers.image.title="canary" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="gcr.io/distroless/static-debian12:nonroot"
 COPY --from=build /out/canary /canary
+COPY --from=build /out/plugin/ /
 # The run store's directory (--data-dir), writable by nonroot only.
 COPY --from=build --chown=65532:65532 --chmod=0700 /out/data /var/lib/canary
 # nonroot (65532), by number: Kubernetes can check runAsNonRoot against a

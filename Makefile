@@ -13,12 +13,19 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.buildDate=$(DATE)
 TAGS     := nomsgpack
 FUZZTIME ?= 30s
 
-.PHONY: all build test deps unit bench fuzz lint demo dist clean
+.PHONY: all build test deps unit bench fuzz lint demo dist docs clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/canary
+	ln -sf $(notdir $(BIN)) $(dir $(BIN))kubectl-canary
+
+# docs writes the CLI reference, docs/cli: a page per command, from the
+# commands themselves (a test fails when it is out of date).
+docs:
+	rm -rf docs/cli
+	$(GO) run ./cmd/canary docs docs/cli
 
 # deps installs the real components the tests run against: Debian packages
 # when they are missing, and kube-apiserver, built once from the Go module
@@ -49,7 +56,8 @@ demo: build
 	./scripts/demo.sh $(BIN)
 
 # dist builds the release: an archive per platform (linux and darwin, amd64
-# and arm64) with the binary, LICENSE, README and CHANGELOG, a CycloneDX
+# and arm64) with the binary, kubectl-canary (a link to it: the kubectl
+# plugin), LICENSE, README and CHANGELOG, a CycloneDX
 # SBOM of each binary, and SHA256SUMS. VERSION must be a vX.Y.Z tag.
 dist:
 	$(GO) run ./internal/release/cmd/dist -version $(VERSION) -date $(DATE) -tags $(TAGS) -out dist

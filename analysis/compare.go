@@ -3,6 +3,7 @@ package analysis
 import (
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/stats"
@@ -139,12 +140,30 @@ func (res *Result) scoreKayenta(pol *rules.Policy) {
 		verdict(VerdictFail, Decision(pol.Decision.OnFail),
 			fmt.Sprintf("no data for %d of %d rules and comparisons: too little to judge", noData, total))
 	case score >= pol.Scoring.Pass:
-		verdict(VerdictPass, DecisionContinue, fmt.Sprintf("score %.1f >= %.4g", score, pol.Scoring.Pass))
+		verdict(VerdictPass, DecisionContinue, "score "+scoreSides(score, ">=", pol.Scoring.Pass))
 	case score >= pol.Scoring.Marginal:
 		verdict(VerdictInconclusive, Decision(pol.Decision.OnInconclusive),
-			fmt.Sprintf("score %.1f is marginal (below %.4g): %s", score, pol.Scoring.Pass, res.summarize(rules.OutcomeFail)))
+			"score "+scoreSides(score, "<", pol.Scoring.Pass)+" is marginal: "+res.summarize(rules.OutcomeFail))
 	default:
 		verdict(VerdictFail, Decision(pol.Decision.OnFail),
-			fmt.Sprintf("score %.1f < %.4g: %s", score, pol.Scoring.Marginal, res.summarize(rules.OutcomeFail)))
+			"score "+scoreSides(score, "<", pol.Scoring.Marginal)+": "+res.summarize(rules.OutcomeFail))
 	}
+}
+
+// scoreSides writes "score op limit" for a reason: the score with one
+// decimal, as a person reads a percentage, unless that would read false
+// (94.96 written "95.0 < 95"); then both with the digits it takes
+// (rules.AppendSides).
+func scoreSides(score float64, op string, limit float64) string {
+	b := strconv.AppendFloat(nil, score, 'f', 1, 64)
+	mid := len(b)
+	b = append(b, ' ')
+	b = append(b, op...)
+	b = append(b, ' ')
+	rs := len(b)
+	b = rules.AppendValue(b, limit)
+	if rules.Misleads(b[:mid], op, b[rs:]) {
+		return string(rules.AppendSides(nil, score, op, limit))
+	}
+	return string(b)
 }

@@ -132,7 +132,7 @@ func TestKayentaScoring(t *testing.T) {
 		{name: "all pass", verdict: VerdictPass, score: 1, series: map[string]string{
 			`errors{app="a",track="canary"}`: "0x30", `lat_ms{app="a",track="canary"}`: same, `lat_ms{app="a",track="primary"}`: base,
 			`cpu{app="a",track="canary"}`: same, `cpu{app="a",track="primary"}`: base}},
-		{name: "one of two in a group fails: marginal", verdict: VerdictInconclusive, score: 0.75, reason: "score 75.0 is marginal", series: map[string]string{
+		{name: "one of two in a group fails: marginal", verdict: VerdictInconclusive, score: 0.75, reason: "score 75.0 < 95 is marginal", series: map[string]string{
 			`errors{app="a",track="canary"}`: "0x30", `lat_ms{app="a",track="canary"}`: slow, `lat_ms{app="a",track="primary"}`: base,
 			`cpu{app="a",track="canary"}`: same, `cpu{app="a",track="primary"}`: base}},
 		{name: "too much no data fails", verdict: VerdictFail, reason: "no data for 2 of 4", series: map[string]string{

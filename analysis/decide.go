@@ -129,7 +129,7 @@ func Decide(pol *rules.Policy, params map[string]string, qs QueryResults, at tim
 	res.dry, res.Decisions, res.Hold = false, nil, nil
 	if pol.DryRun {
 		res.Verdict, res.Decision, res.Score = VerdictPass, DecisionContinue, 1
-		res.Reason = "dry run: would have " + string(would.Decision) + " (" + string(would.Verdict) + "): " + would.Reason
+		res.Reason = "dry run: would have decided " + string(would.Decision) + " (" + string(would.Verdict) + "): " + would.Reason
 	} else {
 		res.judge(d, pol, qs, at)
 	}
@@ -329,7 +329,7 @@ func (d *decider) evalRule(buf []byte, r *rules.Rule, qs QueryResults, rr *RuleR
 	var ok, known bool
 	switch {
 	case sided:
-		ok, known = holds(r.Explain.Op, left, right), true
+		ok, known = rules.Holds(r.Explain.Op, left, right), true
 	case r.Condition != nil:
 		ok, known = r.Condition(d)
 	}
@@ -411,23 +411,6 @@ func spendsBudget(op vm.Opcode) bool {
 	return false
 }
 
-// holds compares two float64s with one of sides' operators.
-func holds(op string, left, right float64) bool {
-	switch op {
-	case "<":
-		return left < right
-	case "<=":
-		return left <= right
-	case ">":
-		return left > right
-	case ">=":
-		return left >= right
-	case "==":
-		return left == right
-	}
-	return left != right
-}
-
 // explainRule sets the rule's value and writes its reason: for a comparison
 // both sides, with the operator that held ("0.034 > 0.01" when the rule
 // said `error_rate <= 0.01`); otherwise the inputs' values.
@@ -483,18 +466,35 @@ func (d *decider) explainRule(buf []byte, r *rules.Rule, ok bool, qs QueryResult
 }
 
 // explainSides sets a comparison's value and threshold and writes its
-// reason.
+// reason. The values keep full precision; the reason shows what a person
+// reads (rules.AppendSides): a measured side that is a negligible share of
+// the other reads 0, and where four digits would make the comparison read
+// false ("25 > 25") both sides get more.
 func (d *decider) explainSides(buf []byte, c *rules.Sides, ok bool, left, right float64, rr *RuleResult, floats *floatSlab) []byte {
 	rr.Value, rr.Threshold = floats.ptr(left), floats.ptr(right)
 	op := c.Op
 	if !ok {
 		op = rules.Negate(op)
 	}
+	measured := left
+	if !c.Left.IsConst {
+		left = rules.Readable(left, right)
+	}
+	if !c.Right.IsConst {
+		right = rules.Readable(right, measured)
+	}
+	start := len(buf)
 	buf = d.appendSide(buf, &c.Left, left)
+	mid := len(buf)
 	buf = append(buf, ' ')
 	buf = append(buf, op...)
 	buf = append(buf, ' ')
-	return d.appendSide(buf, &c.Right, right)
+	rs := len(buf)
+	buf = d.appendSide(buf, &c.Right, right)
+	if whole(left) && whole(right) || !rules.Misleads(buf[start:mid], op, buf[rs:]) {
+		return buf
+	}
+	return rules.AppendSides(buf[:start], left, op, right)
 }
 
 // appendSide writes a side's value v. A constant's value is its Const,

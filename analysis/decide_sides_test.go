@@ -220,11 +220,13 @@ func TestDecideGoCompiledAgreesWithPrograms(t *testing.T) {
 	require.Greater(t, compiled, 20, "rules compiled to Go")
 }
 
-// TestDecideReasonsWriteEachValueAsFormatValue pins the reasons' numbers
-// to FormatValue when the same numbers recur across rules, as Decide
-// copies a number it already wrote rather than formatting it again, and
-// when there are more distinct numbers than it remembers.
-func TestDecideReasonsWriteEachValueAsFormatValue(t *testing.T) {
+// TestDecideReasonsWriteEachValueAsAppendSides pins the reasons' numbers
+// to rules.AppendSides (each side as FormatValue writes it unless that
+// misleads; a measured side that is a negligible share of the other as
+// 0) when the same numbers recur across rules, as Decide copies a number
+// it already wrote rather than formatting it again, and when there are
+// more distinct numbers than it remembers.
+func TestDecideReasonsWriteEachValueAsAppendSides(t *testing.T) {
 	pol := loadPolicy(t, "testdata/comparisons.yaml", "go-compiled")
 	few := []float64{0.004, 0.01, math.Copysign(0, -1), 1.5, -2.25, math.NaN(), math.Inf(-1), 1e300, 1234.5678}
 	rng := rand.New(rand.NewSource(1))
@@ -256,7 +258,14 @@ func TestDecideReasonsWriteEachValueAsFormatValue(t *testing.T) {
 			if rr.Verdict != rules.OutcomePass {
 				op = rules.Negate(op)
 			}
-			require.Equal(t, FormatValue(float64(*rr.Value))+" "+op+" "+FormatValue(float64(*rr.Threshold)), rr.Reason, rr.Name)
+			left, right := float64(*rr.Value), float64(*rr.Threshold)
+			if !pol.Rules[j].Explain.Left.IsConst {
+				left = rules.Readable(left, float64(*rr.Threshold))
+			}
+			if !pol.Rules[j].Explain.Right.IsConst {
+				right = rules.Readable(right, float64(*rr.Value))
+			}
+			require.Equal(t, string(rules.AppendSides(nil, left, op, right)), rr.Reason, rr.Name)
 		}
 	}
 	require.Greater(t, sided, 5000)

@@ -224,3 +224,32 @@ func TestFormatValue(t *testing.T) {
 		})
 	}
 }
+
+// TestDecideReasonsReadAsAPersonReads pins the numbers of comparison
+// reasons: rounded to what a person reads, float noise beside a threshold
+// as 0, and never rounded so that a comparison reads false; the rule's
+// value keeps full precision.
+func TestDecideReasonsReadAsAPersonReads(t *testing.T) {
+	pol := loadPolicy(t, "testdata/checkout.yaml", "checkout")
+	tests := []struct {
+		name       string
+		errorRate  float64
+		baseline   float64
+		rule       int
+		wantReason string
+	}{
+		{name: "rounded", errorRate: 0.0033333333, baseline: 0.03, rule: 0, wantReason: "0.003333 <= 0.01"},
+		{name: "noise beside a threshold reads 0", errorRate: -1.501e-13, baseline: 0.03, rule: 0, wantReason: "0 <= 0.01"},
+		{name: "a failing comparison is not rounded to equal sides", errorRate: 0.0100001, baseline: 0.03, rule: 0, wantReason: "0.0100001 > 0.01"},
+		{name: "an expression side gets the digits too", errorRate: 0.0600001, baseline: 0.03, rule: 1, wantReason: "0.0600001 > 0.06"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := Decide(pol, map[string]string{"name": "x"},
+				results(t, pol, map[string]any{"error_rate": tt.errorRate, "baseline": tt.baseline, "lag": []float64{1}}), time.Unix(0, 0))
+			r := res.Rules[tt.rule]
+			require.Equal(t, tt.wantReason, r.Reason)
+			require.Equal(t, tt.errorRate, float64(*r.Value), "the value keeps full precision")
+		})
+	}
+}

@@ -79,7 +79,7 @@ func TestDryRun(t *testing.T) {
 			dryRuleVerdict: rules.OutcomePass},
 		{name: "a dryRun policy always passes", spec: "dryRun: true", errorRate: 0.02, p99: 450,
 			verdict: VerdictPass, decision: DecisionContinue,
-			reason:       "dry run: would have rollback (fail): error-rate: 0.02 > 0.01; latency-on-trial: 450 >= 300",
+			reason:       "dry run: would have decided rollback (fail): error-rate: 0.02 > 0.01; latency-on-trial: 450 >= 300",
 			wouldVerdict: VerdictFail, wouldDecision: DecisionRollback, changed: true, wouldDecisions: []string{"strict-on-trial"},
 			dryRuleVerdict: rules.OutcomeFail, everyRuleMarkDry: true},
 	}

@@ -195,22 +195,28 @@ func (qs QueryResults) Get(name string) *QueryResult {
 	return nil
 }
 
-// MarshalJSON renders the results as an object keyed by name.
+// MarshalJSON renders the results as an object keyed by name. It does
+// not HTML-escape: an encoder that does (json.Marshal) escapes this
+// output itself, and one told not to (the HTTP API's) leaves "<redacted>"
+// as it is.
 func (qs QueryResults) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
 	b.WriteByte('{')
 	for i := range qs {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		k, _ := json.Marshal(qs[i].Name)
-		b.Write(k)
-		b.WriteByte(':')
-		v, err := json.Marshal(&qs[i])
-		if err != nil {
+		// Encode ends each value with a newline, which JSON allows
+		// between tokens and the outer encoder compacts away.
+		if err := enc.Encode(qs[i].Name); err != nil {
 			return nil, err
 		}
-		b.Write(v)
+		b.WriteByte(':')
+		if err := enc.Encode(&qs[i]); err != nil {
+			return nil, err
+		}
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil
@@ -297,4 +303,19 @@ func floatPtr(v float64) *Float {
 // digits, so "0.03333333333" reads "0.03333" (rules.AppendValue).
 func FormatValue(v float64) string {
 	return string(rules.AppendValue(nil, v))
+}
+
+// MarshalUnescaped is json.Marshal without HTML escaping, for the
+// MarshalJSON methods of results: reasons hold comparisons (0.05 > 0.01)
+// that an encoder told not to escape (the HTTP API's, the CLI's -o json)
+// must be able to write as they read. An encoder that escapes still
+// escapes the output itself.
+func MarshalUnescaped(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

@@ -550,7 +550,7 @@ func checkKillSwitchRules(t *testing.T, rules []rbacv1.PolicyRule) {
 	t.Helper()
 	require.Equal(t, []rbacv1.PolicyRule{
 		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses"}, Verbs: []string{"get", "list", "create", "patch"}},
-		{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"httproutes"}, Verbs: []string{"get", "update", "patch"}},
+		{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"httproutes"}, Verbs: []string{"get", "update"}},
 	}, rules)
 }
 

@@ -149,12 +149,13 @@ func TestKillSwitchRBAC(t *testing.T) {
 			for _, verb := range []string{"get", "list", "create", "patch"} {
 				require.True(t, can(verb, "networking.k8s.io", "ingresses", ns), "%s ingresses", verb)
 			}
-			for _, verb := range []string{"get", "update", "patch"} {
+			for _, verb := range []string{"get", "update"} {
 				require.True(t, can(verb, "gateway.networking.k8s.io", "httproutes", ns), "%s httproutes", verb)
 			}
 			// Nothing more than the routers use.
 			require.False(t, can("delete", "networking.k8s.io", "ingresses", ns))
 			require.False(t, can("create", "gateway.networking.k8s.io", "httproutes", ns))
+			require.False(t, can("patch", "gateway.networking.k8s.io", "httproutes", ns))
 			require.False(t, can("get", "", "secrets", ns))
 			// Deployments only with rbac.deployments, for the
 			// orchestrator's canary and promotion (rollout/deploy).

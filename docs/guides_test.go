@@ -456,7 +456,9 @@ func newCLIFlags(t *testing.T) *cliFlags {
 	return &cliFlags{t: t, known: known, cache: map[string][]string{}}
 }
 
-var flagLineRE = regexp.MustCompile(`(?m)^  -([a-zA-Z0-9-]+)`)
+// flagLineRE is a flag of a help's Flags or Global Flags, as pflag prints
+// it: "  -o, --output string" or "      --policy string".
+var flagLineRE = regexp.MustCompile(`(?m)^ +(?:-([a-zA-Z0-9]), )?--([a-zA-Z0-9-]+)`)
 
 // of returns the flags of `canary cmd [sub]` as its -h prints them; with
 // no sub for a command that takes one, those of the actions subcommands
@@ -479,7 +481,10 @@ func (c *cliFlags) of(cmd, sub string) []string {
 		out, err := canary(c.t, append(args, "-h")...)
 		require.NoError(c.t, err, "canary %s -h:\n%s", strings.Join(args, " "), out)
 		for _, m := range flagLineRE.FindAllStringSubmatch(out, -1) {
-			flags = append(flags, m[1])
+			if m[1] != "" {
+				flags = append(flags, m[1])
+			}
+			flags = append(flags, m[2])
 		}
 	}
 	require.NotEmpty(c.t, flags, "canary %s %s -h prints no flags", cmd, sub)
@@ -558,20 +563,28 @@ func TestCommandFlags(t *testing.T) {
 			if len(words) < 2 || !slices.Contains(cli.known, words[1]) {
 				continue // `canary COMMAND -h` and the like
 			}
-			cmd, sub, rest := words[1], "", words[2:]
+			cmd, subs, rest := words[1], []string{""}, words[2:]
 			if subcommands[cmd] != nil && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-				sub, _, _ = strings.Cut(rest[0], "|")
+				// `canary runs status|rollback …`: the flags of any of them
+				subs = strings.Split(rest[0], "|")
 				rest = rest[1:]
-				if !actionRE.MatchString(sub) {
-					sub = "" // `canary runs …`: any action
+				for _, sub := range subs {
+					if !actionRE.MatchString(sub) {
+						subs = []string{""} // `canary runs …`: any action
+						break
+					}
 				}
+			}
+			var flags []string
+			for _, sub := range subs {
+				flags = append(flags, cli.of(cmd, sub)...)
 			}
 			for _, m := range commandFlagRE.FindAllStringSubmatch(strings.Join(rest, " "), -1) {
 				if m[1] == "h" || m[1] == "help" {
 					continue // every command's
 				}
 				n++
-				require.Contains(t, cli.of(cmd, sub), m[1], "%s: `%s` names -%s, which `canary %s %s -h` does not list", cl.at, cl.text, m[1], cmd, sub)
+				require.Contains(t, flags, m[1], "%s: `%s` names -%s, which `canary %s %s -h` does not list", cl.at, cl.text, m[1], cmd, strings.Join(subs, "|"))
 			}
 		}
 	}

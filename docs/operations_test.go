@@ -353,7 +353,7 @@ func serveDefaults(t *testing.T) map[string]string {
 	out, err := canary(t, "serve", "-h")
 	require.NoError(t, err, out)
 	defaults := map[string]string{}
-	for _, m := range regexp.MustCompile(`(?m)^  -([a-z-]+)[^\n]*\n\s+.*\(default "?([^)"]+)"?\)$`).FindAllStringSubmatch(out, -1) {
+	for _, m := range regexp.MustCompile(`(?m)^ +(?:-[a-zA-Z], )?--([a-z-]+) [^\n]*\(default "?([^)"]+)"?\)$`).FindAllStringSubmatch(out, -1) {
 		defaults[m[1]] = m[2]
 	}
 	require.NotEmpty(t, defaults, out)

@@ -281,7 +281,7 @@ type Rollout struct {
 	Reason    string       `json:"reason,omitempty"`
 	CreatedAt time.Time    `json:"createdAt"`
 	UpdatedAt time.Time    `json:"updatedAt"`
-	NextAt    time.Time    `json:"nextAt"`
+	NextAt    time.Time    `json:"nextAt,omitzero"`
 	Traffic   *TrafficInfo `json:"traffic,omitempty"`
 	// Hold is set while the policy's hold or cap decision rules hold the
 	// rollout: the step does not advance, the weight does not rise.

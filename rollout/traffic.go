@@ -52,7 +52,7 @@ type StepDown struct {
 	Interval Duration `json:"interval"`
 	// Weight is the last weight applied; -1 before the first.
 	Weight int       `json:"weight"`
-	NextAt time.Time `json:"nextAt"`
+	NextAt time.Time `json:"nextAt,omitzero"`
 	// Done is set once the weight is 0.
 	Done      bool      `json:"done"`
 	StartedAt time.Time `json:"startedAt"`

@@ -393,7 +393,7 @@ func (p *parser) dryRun(n, alerts *yaml.Node, pol *Policy, s scope) {
 		return
 	}
 	if alerts != nil && len(pol.Alerts) > 0 {
-		p.errorf(alerts, s, "spec.alerts: a dryRun policy changes no verdict, but its alerts would latch rollbacks: remove them, or the dryRun")
+		p.errorf(alerts, s, "spec.alerts: a dryRun policy changes no verdict, but its alerts would latch rollbacks: remove them, or spec.dryRun")
 	}
 	if pol.Decision.LatchOnFail {
 		p.errorf(n, s, "spec.dryRun: a dryRun policy never fails, so decision.latchOnFail would never latch: remove one of them")

@@ -713,6 +713,10 @@ func view(c *Canary, revision string) *Run {
 	}
 	out := *run
 	out.Current = revision == c.Current
+	if out.Latches == nil {
+		// An answer lists no latches as [], not null.
+		out.Latches = []Latch{}
+	}
 	return &out
 }
 

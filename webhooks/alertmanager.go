@@ -107,5 +107,5 @@ func (s *Server) alertmanager(c *gin.Context) {
 		s.logger.Info("alerts applied", "alerts", len(alerts), "matched", report.Matched,
 			"latched", report.Latched, "lifted", report.Lifted)
 	}
-	c.JSON(http.StatusOK, alertmanagerResponse{Alerts: len(alerts), Matched: report.Matched, Latched: report.Latched, Lifted: report.Lifted})
+	render(c, http.StatusOK, alertmanagerResponse{Alerts: len(alerts), Matched: report.Matched, Latched: report.Latched, Lifted: report.Lifted})
 }

@@ -36,8 +36,8 @@ func TestAlertmanagerEndToEnd(t *testing.T) {
 		return code == http.StatusOK
 	}, 10*time.Second, 20*time.Millisecond, "the alert never latched a rollback; alertmanager said:\n%s", am.Output())
 
-	_, out := e.call("POST", "/v1/flagger/rollback", flagger("good", "85d557f47b", nil))
-	require.Equal(t, "rollback latched by alert: alert IngestErrorsHigh firing: CAISO LMP ingestion errors above 2%; to lift: canary runs resume caiso/good --revision 85d557f47b --reason \"…\"\n", out)
+	code, out := e.call("POST", "/v1/flagger/rollback", flagger("good", "85d557f47b", nil))
+	require.Equal(t, "rollback latched by alert: alert IngestErrorsHigh firing: CAISO LMP ingestion errors above 2%; to lift: canary runs resume caiso/good --revision 85d557f47b --reason \"…\"", flaggerSays(t, code, out))
 	res := e.result("GET", "/v1/analysis/ingest?namespace=caiso&name=good&revision=85d557f47b", nil)
 	require.Equal(t, analysis.VerdictFail, res.Verdict)
 	require.Equal(t, analysis.DecisionRollback, res.Decision)

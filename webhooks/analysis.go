@@ -51,7 +51,7 @@ func (s *Server) analysis(c *gin.Context) {
 	if !ok {
 		return
 	}
-	c.JSON(http.StatusOK, a)
+	render(c, http.StatusOK, a)
 }
 
 // analyze runs one analysis, as part of a run when the params name one

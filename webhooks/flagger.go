@@ -12,6 +12,7 @@ import (
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs"
+	"github.com/aurum/canary/webhooks/reply"
 )
 
 // flaggerPayload is what Flagger posts to every webhook. It is decoded
@@ -71,11 +72,22 @@ func (p flaggerPayload) params() map[string]string {
 	return params
 }
 
-// flaggerAnswer writes the one-line plain-text body Flagger records in its
-// events when the status says no.
+// flaggerYes is the body of a Flagger answer that says yes (a status of
+// 202 or less); a "no" is an error answer (abort), whose one-line error
+// Flagger records in its events as the reason.
+type flaggerYes struct {
+	Message string `json:"message"`
+}
+
+// flaggerAnswer answers Flagger: yes with {"message"} for a status of 202
+// or less, no in the error shape for any other.
 func (s *Server) flaggerAnswer(c *gin.Context, code int, msg string) {
+	if code > http.StatusAccepted {
+		s.abort(c, code, msg)
+		return
+	}
 	c.Abort()
-	c.String(code, "%s\n", oneLine(msg))
+	render(c, code, flaggerYes{Message: reply.OneLine(msg)})
 }
 
 // flaggerCheck serves pre-rollout and rollout hooks: 200 when the analysis

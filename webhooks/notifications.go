@@ -21,5 +21,5 @@ func (s *Server) listNotifications(c *gin.Context) {
 	if s.notifications != nil {
 		resp.Routes = append(resp.Routes, s.notifications.Status()...)
 	}
-	c.JSON(http.StatusOK, resp)
+	render(c, http.StatusOK, resp)
 }

@@ -665,6 +665,7 @@ func (c *apiChecker) do(t *testing.T, e *testEnv, call apiCall) {
 	out, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	require.Equal(t, call.code, resp.StatusCode, "%s %s: %s", call.method, call.path, out)
+	checkAnswer(t, resp.StatusCode, resp.Header.Get("Content-Type"), out)
 
 	key, op := c.spec.match(call.method, req.URL.Path)
 	require.NotNil(t, op, "%s %s is not documented", call.method, req.URL.Path)
@@ -1120,7 +1121,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		require.NotContains(t, out, `"next"`, "the last page has no next")
 		code, out = e.call("POST", "/v1/flagger/ingest/gate", flagger("good", "r1", nil))
 		require.Equal(t, 403, code, out)
-		require.True(t, strings.HasSuffix(out, `; to lift: canary runs resume caiso/good --revision r1 --reason "…"`+"\n"), out)
+		require.True(t, strings.HasSuffix(flaggerSays(t, code, out), `; to lift: canary runs resume caiso/good --revision r1 --reason "…"`), out)
 
 		// A policy whose queries cannot render: the analysis cannot run.
 		require.NoError(t, os.WriteFile(filepath.Join(e.policies, "render.yaml"), []byte(renderFails), 0o644))
@@ -1394,7 +1395,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		code, out := e.call("GET", path, nil)
 		require.Equal(t, 200, code)
 		for _, want := range []string{`"points":[`, `"samples":[`, `"values":[`, `"values":{`, `"fields":{`, `"error":"`,
-			`"noData":true`, `"threshold":`, `"critical":true`, `"decisions":["busy","quota"]`, `"hold":{"rules":["quota"],"cap":5,"maxHoldSeconds":600}`, `"dryRun":{"verdict":"fail"`, `"dryRun":true`, `"value":"NaN"`, `"comparison":{"class":"pass"`, `"group":"traffic"`, `"header.Authorization":"\u003credacted\u003e"`} {
+			`"noData":true`, `"threshold":`, `"critical":true`, `"decisions":["busy","quota"]`, `"hold":{"rules":["quota"],"cap":5,"maxHoldSeconds":600}`, `"dryRun":{"verdict":"fail"`, `"dryRun":true`, `"value":"NaN"`, `"comparison":{"class":"pass"`, `"group":"traffic"`, `"header.Authorization":"<redacted>"`} {
 			require.Contains(t, out, want)
 		}
 	})
@@ -1458,4 +1459,52 @@ func TestOpenAPIResponses(t *testing.T) {
 	})
 
 	c.coverage(t)
+}
+
+// checkAnswer holds every answer to what a client may rely on: nothing
+// HTML-escaped, no unset time written as year 1, no list written as null,
+// and every error, Flagger's included, in the one error shape with its
+// status's reason code.
+func checkAnswer(t *testing.T, code int, contentType string, out []byte) {
+	t.Helper()
+	for _, esc := range []string{`\u003c`, `\u003e`, `\u0026`} {
+		require.NotContains(t, string(out), esc, "an HTML-escaped character: %s", out)
+	}
+	require.NotContains(t, string(out), "0001-01-01T00:00:00Z", "an unset time written out: %s", out)
+	media, _, _ := mime.ParseMediaType(contentType)
+	if media != "application/json" {
+		require.False(t, code >= 400 && code != http.StatusServiceUnavailable, "error %d answered %s, not the JSON error shape: %s", code, media, out)
+		return
+	}
+	if code >= 400 {
+		errorOf(t, code, string(out))
+	}
+	v, err := decodeJSON(out)
+	require.NoError(t, err, "%s", out)
+	walkJSON(v, "", func(at string, v any) {
+		if v == nil {
+			require.Contains(t, nullable, lastSegment(at), "null at %s: a list is [] when empty, a field that is not set is left out: %s", at, out)
+		}
+	})
+}
+
+// nullable are the numbers that are null by design, documented so: a
+// rule's value when it has none to show (no data, or not a number), and a
+// rollout's rates and latency before its first report.
+var nullable = []string{"value", "successRatePercent", "errorRatePercent", "avgLatencyMs"}
+
+// walkJSON calls fn for every value of a decoded JSON document, with its
+// path.
+func walkJSON(v any, at string, fn func(at string, v any)) {
+	fn(at, v)
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			walkJSON(x, at+"/"+k, fn)
+		}
+	case []any:
+		for i, x := range v {
+			walkJSON(x, at+"/"+strconv.Itoa(i), fn)
+		}
+	}
 }

@@ -224,7 +224,8 @@ func (m *latchMachine) Flagger(t *rapid.T) {
 	rev := rapid.SampledFrom(revisions).Draw(t, "checksum")
 	hook := rapid.SampledFrom([]string{"check", "gate"}).Draw(t, "hook")
 	m.outcome = rapid.SampledFrom([]float64{0.001, 0.05, -1}).Draw(t, "errRate")
-	code, out := m.call("POST", "/v1/flagger/gate/"+hook, flaggerBody(rev))
+	code, body := m.call("POST", "/v1/flagger/gate/"+hook, flaggerBody(rev))
+	out := flaggerSays(t, code, body)
 	verdict, _, ok := strings.Cut(out, ":")
 	if !ok {
 		t.Fatalf("flagger %s answered %d: %s", hook, code, out)

@@ -61,7 +61,7 @@ func (s *Server) startRollout(c *gin.Context) {
 	if before != nil && before.Spec.Version == spec.Version {
 		code = http.StatusOK
 	}
-	c.JSON(code, r.Status())
+	render(c, code, r.Status())
 }
 
 func (s *Server) listRollouts(c *gin.Context) {
@@ -81,7 +81,7 @@ func (s *Server) listRollouts(c *gin.Context) {
 	for _, r := range all {
 		resp.Rollouts = append(resp.Rollouts, r.Status())
 	}
-	c.JSON(http.StatusOK, resp)
+	render(c, http.StatusOK, resp)
 }
 
 func (s *Server) getRollout(c *gin.Context) {
@@ -94,7 +94,7 @@ func (s *Server) getRollout(c *gin.Context) {
 		s.rolloutError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, r.Status())
+	render(c, http.StatusOK, r.Status())
 }
 
 // actOnRollout applies promote, rollback, pause, resume or skip-step now.
@@ -119,7 +119,7 @@ func (s *Server) actOnRollout(c *gin.Context) {
 		// rollout is in the failed phase, which the status shows.
 		s.logger.Error("rollout action's traffic change failed", "rollout", c.Param("namespace")+"/"+c.Param("name"), "err", err)
 	}
-	c.JSON(http.StatusOK, r.Status())
+	render(c, http.StatusOK, r.Status())
 }
 
 func (s *Server) startGroup(c *gin.Context) {
@@ -136,7 +136,7 @@ func (s *Server) startGroup(c *gin.Context) {
 		s.rolloutError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, st)
+	render(c, http.StatusOK, st)
 }
 
 func (s *Server) getGroup(c *gin.Context) {
@@ -149,5 +149,5 @@ func (s *Server) getGroup(c *gin.Context) {
 		s.rolloutError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, st)
+	render(c, http.StatusOK, st)
 }

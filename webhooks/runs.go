@@ -11,6 +11,7 @@ import (
 
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs"
+	"github.com/aurum/canary/webhooks/reply"
 )
 
 // Defaults and bounds of the runs API's pages.
@@ -65,7 +66,7 @@ func (s *Server) listRuns(c *gin.Context) {
 		return
 	}
 	all, next := s.runs.List(c.Query("after"), limit)
-	c.JSON(http.StatusOK, runsResponse{Runs: all, Next: next})
+	render(c, http.StatusOK, runsResponse{Runs: all, Next: next})
 }
 
 func (s *Server) getRun(c *gin.Context) {
@@ -90,7 +91,7 @@ func (s *Server) getRun(c *gin.Context) {
 		return
 	}
 	revs, _ := s.runs.Revisions(ns, name)
-	c.JSON(http.StatusOK, runResponse{Run: run, History: hist, Revisions: revs})
+	render(c, http.StatusOK, runResponse{Run: run, History: hist, Revisions: revs})
 }
 
 // actOnRun applies rollback, promote, pause or resume, durably, before
@@ -128,7 +129,7 @@ func (s *Server) actOnRun(c *gin.Context) {
 		s.storeFault(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, runResponse{Run: run})
+	render(c, http.StatusOK, runResponse{Run: run})
 }
 
 func (s *Server) storeFault(c *gin.Context, err error) {
@@ -154,8 +155,8 @@ type policiesResponse struct {
 }
 
 type loadStatus struct {
-	LastAttempt time.Time `json:"lastAttempt"`
-	LastSuccess time.Time `json:"lastSuccess"`
+	LastAttempt time.Time `json:"lastAttempt,omitzero"`
+	LastSuccess time.Time `json:"lastSuccess,omitzero"`
 	// Errors of the last attempt, each as file:line:col: message; empty
 	// when it succeeded.
 	Errors []string `json:"errors"`
@@ -197,7 +198,7 @@ func (s *Server) listPolicies(c *gin.Context) {
 			resp.Policies = append(resp.Policies, info)
 		}
 	}
-	c.JSON(http.StatusOK, resp)
+	render(c, http.StatusOK, resp)
 }
 
 // reload reloads the policies now: 200 with the new list, or 500 with every
@@ -205,10 +206,10 @@ func (s *Server) listPolicies(c *gin.Context) {
 // /-/reload answers).
 func (s *Server) reload(c *gin.Context) {
 	if err := s.Reload(); err != nil {
-		c.AbortWithStatusJSON(http.StatusInternalServerError, struct {
-			Error  string   `json:"error"`
-			Errors []string `json:"errors"`
-		}{Error: "reload rejected; the previous policies stay in service", Errors: s.status().Errors})
+		c.Abort()
+		body := reply.NewError(http.StatusInternalServerError, "reload rejected; the previous policies stay in service")
+		body.Errors = s.status().Errors
+		render(c, http.StatusInternalServerError, body)
 		return
 	}
 	s.listPolicies(c)

@@ -24,7 +24,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +36,7 @@ import (
 	"github.com/aurum/canary/rollout/notify"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs"
+	"github.com/aurum/canary/webhooks/reply"
 )
 
 // Defaults for Options.
@@ -226,21 +226,26 @@ func (s *Server) reloaded(err error) {
 // OnReload is the callback for rules.Loader.Watch.
 func (s *Server) OnReload(err error) { s.reloaded(err) }
 
-// errorBody is every 4xx and 5xx answer of our own APIs: one line.
-type errorBody struct {
-	Error string `json:"error"`
+// render answers status code with v as JSON, not HTML-escaped
+// (reply.JSON): every JSON answer of the server goes through it.
+func render(c *gin.Context, code int, v any) {
+	reply.JSON(c.Writer, code, v)
 }
 
-func (s *Server) abort(c *gin.Context, code int, msg string) {
-	c.AbortWithStatusJSON(code, errorBody{Error: oneLine(msg)})
-}
-
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i] + " (…)"
+// orEmpty is s, or an empty list for nil: answers write [] for an empty
+// list, never null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
 	}
 	return s
+}
+
+// abort ends the request with an error answer: msg's first line and the
+// status's reason code (reply.Fail), the one shape of every 4xx and 5xx.
+func (s *Server) abort(c *gin.Context, code int, msg string) {
+	c.Abort()
+	reply.Fail(c.Writer, code, msg)
 }
 
 func (s *Server) recover(c *gin.Context) {
@@ -338,7 +343,7 @@ func (s *Server) ready(c *gin.Context) {
 	case s.policies.Set() == nil:
 		c.String(http.StatusServiceUnavailable, "no policies loaded\n")
 	case s.rollouts != nil && s.rollouts.Healthy() != nil:
-		c.String(http.StatusServiceUnavailable, "%s\n", oneLine(s.rollouts.Healthy().Error()))
+		c.String(http.StatusServiceUnavailable, "%s\n", reply.OneLine(s.rollouts.Healthy().Error()))
 	default:
 		c.String(http.StatusOK, "ready\n")
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/aurum/canary/queries/embedded"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/runs/bolt"
+	"github.com/aurum/canary/webhooks/reply"
 )
 
 // TestMain runs every property over proptest.Checks random sequences
@@ -185,8 +186,7 @@ func TestArgoWebMetric(t *testing.T) {
 			code, out := e.call(tt.method, tt.path, tt.body)
 			require.Equal(t, tt.code, code, out)
 			if tt.code != 200 {
-				var eb errorBody
-				require.NoError(t, json.Unmarshal([]byte(out), &eb), out)
+				eb := errorOf(t, code, out)
 				require.Contains(t, eb.Error, tt.errText)
 				require.NotContains(t, eb.Error, "\n")
 				return
@@ -230,7 +230,7 @@ func TestLatchedRollbackOverridesAnalysis(t *testing.T) {
 	// Flagger's hooks see the same latch.
 	code, out = e.call("POST", "/v1/flagger/rollback", flagger("good", "r1", nil))
 	require.Equal(t, 200, code, out)
-	require.Equal(t, "rollback latched by manual: bad data in PJM zone; to lift: canary runs resume caiso/good --revision r1 --reason \"…\"\n", out)
+	require.Equal(t, "rollback latched by manual: bad data in PJM zone; to lift: canary runs resume caiso/good --revision r1 --reason \"…\"", flaggerSays(t, code, out))
 	code, _ = e.call("POST", "/v1/flagger/ingest/gate", flagger("good", "r1", nil))
 	require.Equal(t, 403, code)
 
@@ -264,19 +264,19 @@ func TestFlaggerHooks(t *testing.T) {
 		latches func(*testing.T)
 	}{
 		{name: "rollout check passes", path: "/v1/flagger/ingest/check", body: flagger("good", "85d557f47b", map[string]string{"track": "canary"}),
-			code: 200, answer: "pass: 1 rule passed\n"},
+			code: 200, answer: "pass: 1 rule passed"},
 		{name: "rollout check fails with the reason", path: "/v1/flagger/ingest/check", body: flagger("bad", "85d557f47b", nil),
-			code: 403, answer: "fail: error-rate: 0.05 > 0.01\n"},
+			code: 403, answer: "fail: error-rate: 0.05 > 0.01"},
 		{name: "inconclusive check passes by default", path: "/v1/flagger/ingest/check", body: flagger("quiet", "1", nil),
-			code: 200, answer: "inconclusive: error-rate: no data for error_rate (noData: inconclusive)\n"},
+			code: 200, answer: "inconclusive: error-rate: no data for error_rate (noData: inconclusive)"},
 		{name: "inconclusive gate does not open", path: "/v1/flagger/ingest/gate", body: flagger("quiet", "1", nil), code: 403},
 		{name: "gate opens on pass", path: "/v1/flagger/ingest/gate", body: flagger("good", "85d557f47b", nil), code: 200},
 		{name: "metadata feeds params", path: "/v1/flagger/ingest/check", body: flagger("good", "85d557f47b", map[string]string{"track": "primary"}),
-			code: 200, answer: "inconclusive: error-rate: no data for error_rate (noData: inconclusive)\n"},
+			code: 200, answer: "inconclusive: error-rate: no data for error_rate (noData: inconclusive)"},
 		{name: "bad metadata value", path: "/v1/flagger/ingest/check", body: flagger("good", "85d557f47b", map[string]string{"track": `a"}`}),
 			code: 400},
 		{name: "missing namespace", path: "/v1/flagger/ingest/check", body: `{"name":"good"}`, code: 400,
-			answer: "bad Flagger payload: missing namespace\n"},
+			answer: "bad Flagger payload: missing namespace"},
 		{name: "not JSON", path: "/v1/flagger/ingest/check", body: `name=good`, code: 400},
 		{name: "unknown policy", path: "/v1/flagger/nope/check", body: flagger("good", "1", nil), code: 404},
 		{name: "event accepted", path: "/v1/flagger/events", body: flagger("good", "85d557f47b",
@@ -287,8 +287,9 @@ func TestFlaggerHooks(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out := e.call("POST", tt.path, tt.body)
 			require.Equal(t, tt.code, code, out)
+			said := flaggerSays(t, code, out)
 			if tt.answer != "" {
-				require.Equal(t, tt.answer, out)
+				require.Equal(t, tt.answer, said)
 			}
 		})
 	}
@@ -298,7 +299,7 @@ func TestFlaggerHooks(t *testing.T) {
 		require.Equal(t, 200, code, out)
 		code, out = e.call("POST", "/v1/flagger/ingest/gate", flagger("good", "85d557f47b", nil))
 		require.Equal(t, 403, code)
-		require.Equal(t, "inconclusive: pause latched by manual: market hours; to lift: canary runs resume caiso/good --revision 85d557f47b --reason \"…\"\n", out)
+		require.Equal(t, "inconclusive: pause latched by manual: market hours; to lift: canary runs resume caiso/good --revision 85d557f47b --reason \"…\"", flaggerSays(t, code, out))
 		code, _ = e.call("POST", "/v1/runs/caiso/good/resume", `{"reason":"market closed"}`)
 		require.Equal(t, 200, code)
 		code, _ = e.call("POST", "/v1/flagger/ingest/gate", flagger("good", "85d557f47b", nil))
@@ -356,7 +357,7 @@ func TestFlaggerHold(t *testing.T) {
 	require.NoError(t, e.srv.Reload())
 	code, out := e.call("POST", "/v1/flagger/quota/gate", flagger("good", "c1", nil))
 	require.Equal(t, 403, code, out)
-	require.Equal(t, "hold: decision rule busy holds (rate > 1): cap at 5%\n", out)
+	require.Equal(t, "hold: decision rule busy holds (rate > 1): cap at 5%", flaggerSays(t, code, out))
 	code, out = e.call("POST", "/v1/flagger/quota/check", flagger("good", "c1", nil))
 	require.Equal(t, 200, code, out)
 	res := e.result("GET", "/v1/analysis/quota?namespace=caiso&name=good", nil)
@@ -402,7 +403,7 @@ func TestAlertmanagerReceiver(t *testing.T) {
 
 	code, out = e.call("POST", "/v1/flagger/rollback", flagger("good", "r1", nil))
 	require.Equal(t, 200, code)
-	require.Equal(t, "rollback latched by alert: alert HighErrorRate firing: 5xx above 2% for 5m; to lift: canary runs resume caiso/good --revision r1 --reason \"…\"\n", out)
+	require.Equal(t, "rollback latched by alert: alert HighErrorRate firing: 5xx above 2% for 5m; to lift: canary runs resume caiso/good --revision r1 --reason \"…\"", flaggerSays(t, code, out))
 	res := e.result("GET", "/v1/analysis/ingest?namespace=caiso&name=good&revision=r1", nil)
 	require.Equal(t, analysis.VerdictFail, res.Verdict)
 
@@ -441,8 +442,7 @@ func TestAlertmanagerReceiver(t *testing.T) {
 		t.Run(bad.name, func(t *testing.T) {
 			code, out := e.call("POST", "/v1/alertmanager", bad.body)
 			require.Equal(t, 400, code, out)
-			var eb errorBody
-			require.NoError(t, json.Unmarshal([]byte(out), &eb))
+			eb := errorOf(t, code, out)
 			require.Contains(t, eb.Error, bad.err)
 		})
 	}
@@ -624,7 +624,40 @@ func TestReadiness(t *testing.T) {
 	e.srv.Drain()
 	code, out := e.call("GET", "/readyz", nil)
 	require.Equal(t, 503, code)
-	require.Equal(t, "shutting down\n", out)
-	code, _ = e.call("GET", "/nope", nil)
+	require.Equal(t, "shutting down\n", out, "/readyz answers probes in plain text")
+	code, out = e.call("GET", "/nope", nil)
 	require.Equal(t, 404, code)
+	require.Equal(t, "no such endpoint: /nope", errorOf(t, code, out).Error)
+}
+
+// helperT is what the answer helpers need of a test: testing's and
+// rapid's alike.
+type helperT interface {
+	require.TestingT
+	Helper()
+}
+
+// errorOf decodes an error answer, strictly: the one shape of every 4xx
+// and 5xx, one line, with the reason code of its status.
+func errorOf(t helperT, code int, out string) reply.Error {
+	t.Helper()
+	var eb reply.Error
+	require.NoError(t, decodeStrict([]byte(out), &eb), out)
+	require.NotEmpty(t, eb.Error, out)
+	require.NotContains(t, eb.Error, "\n")
+	require.Equal(t, reply.ReasonFor(code), eb.Reason, out)
+	return eb
+}
+
+// flaggerSays is the line a Flagger answer gives: the message of a yes
+// (a status of 202 or less), the error of a no, each in its JSON shape.
+func flaggerSays(t helperT, code int, out string) string {
+	t.Helper()
+	if code <= http.StatusAccepted {
+		var yes flaggerYes
+		require.NoError(t, decodeStrict([]byte(out), &yes), out)
+		require.NotContains(t, yes.Message, "\n")
+		return yes.Message
+	}
+	return errorOf(t, code, out).Error
 }

@@ -164,7 +164,7 @@ func (s *Server) uiOverview(c *gin.Context) {
 		resp.Rows, truncated = resp.Rows[:maxOverviewRuns], true
 	}
 	resp.Truncated = truncated
-	c.JSON(http.StatusOK, resp)
+	render(c, http.StatusOK, resp)
 }
 
 type uiRunResponse struct {
@@ -199,7 +199,8 @@ func (s *Server) uiRun(c *gin.Context) {
 		return
 	}
 	revs, _ := s.runs.Revisions(ns, name)
-	resp := uiRunResponse{Run: run, History: hist, Revisions: revs}
+	// Lists are [] when empty, never null.
+	resp := uiRunResponse{Run: run, History: orEmpty(hist), Revisions: orEmpty(revs)}
 	var pol *rules.Policy
 	if set := s.policies.Set(); set != nil {
 		pol, _ = set.Get(run.Policy)
@@ -216,7 +217,7 @@ func (s *Server) uiRun(c *gin.Context) {
 			resp.Rollout = &st
 		}
 	}
-	c.JSON(http.StatusOK, resp)
+	render(c, http.StatusOK, resp)
 }
 
 type uiRolloutResponse struct {
@@ -242,7 +243,7 @@ func (s *Server) uiRollout(c *gin.Context) {
 	if run, err := s.runs.Get(st.Namespace, st.Name, st.Version); err == nil {
 		resp.Run = run
 	}
-	c.JSON(http.StatusOK, resp)
+	render(c, http.StatusOK, resp)
 }
 
 type uiPoliciesResponse struct {
@@ -261,7 +262,7 @@ func (s *Server) uiPolicies(c *gin.Context) {
 			resp.Policies = append(resp.Policies, ui.Policy(p))
 		}
 	}
-	c.JSON(http.StatusOK, resp)
+	render(c, http.StatusOK, resp)
 }
 
 // uiEval runs a policy for the params given and answers as
@@ -296,7 +297,7 @@ func (s *Server) uiEval(c *gin.Context) {
 		return
 	}
 	s.logger.Info("try-it analysis", "policy", pol.Name, "verdict", a.Verdict, "duration", time.Since(start))
-	c.JSON(http.StatusOK, a)
+	render(c, http.StatusOK, a)
 }
 
 func (s *Server) uiEvents(c *gin.Context) {

@@ -50,7 +50,6 @@ package backtest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -95,6 +94,10 @@ type Timeline struct {
 	// FirstFailure is the first point whose verdict is fail, nil when no
 	// step failed.
 	FirstFailure *Point `json:"firstFailure,omitempty"`
+	// FirstDataFailure is the first point at which a rule failed on data
+	// it had, nil when every failure came from missing data (a rule's
+	// noData: fail): the failure a person looks for first.
+	FirstDataFailure *Point `json:"firstDataFailure,omitempty"`
 	// Flapping are the rules that went from pass to fail or back more
 	// than once, in rule order.
 	Flapping []Flap `json:"flapping,omitempty"`
@@ -105,6 +108,10 @@ type Timeline struct {
 	Spans []Span `json:"spans"`
 	// Queries is how many queries were sent to sources.
 	Queries int `json:"queries"`
+	// DryRun is set when the policy has dry-run parts (the whole policy,
+	// rules or decision rules): its points then give what it would have
+	// decided with them live, not the pass a dry run answers.
+	DryRun bool `json:"dryRun,omitempty"`
 	// Notes say what the replay could not do as a live evaluation would:
 	// queries it could not replay or that failed, and source warnings.
 	Notes []string `json:"notes,omitempty"`
@@ -143,7 +150,7 @@ type Span struct {
 // durations.
 func (t *Timeline) MarshalJSON() ([]byte, error) {
 	type plain Timeline
-	return json.Marshal(struct {
+	return analysis.MarshalUnescaped(struct {
 		*plain
 		Step analysis.Seconds `json:"stepSeconds"`
 	}{(*plain)(t), analysis.Seconds(t.Step)})
@@ -514,6 +521,14 @@ func (tl *Timeline) replay(ctx context.Context, pol *rules.Policy, params map[st
 		}
 		res := analysis.Decide(pol, params, qs, t)
 		tl.Points[i] = Point{At: t, Verdict: res.Verdict, Decision: res.Decision, Reason: res.Reason, Rules: res.Rules}
+		if d := res.DryRun; d != nil {
+			// A backtest asks when the policy would have failed. A
+			// dry-run policy always answers pass, and dry-run rules
+			// count toward nothing: both are on trial, so they are
+			// judged by what they would have decided.
+			tl.Points[i].Verdict, tl.Points[i].Decision, tl.Points[i].Reason = d.Verdict, d.Decision, d.Reason
+			tl.DryRun = true
+		}
 		for _, r := range res.Rules {
 			j, ok := open[r.Name]
 			switch {
@@ -548,6 +563,9 @@ func (tl *Timeline) summarize() {
 		}
 		if tl.FirstFailure == nil && p.Verdict == analysis.VerdictFail {
 			tl.FirstFailure = p
+		}
+		if tl.FirstDataFailure == nil && p.Verdict == analysis.VerdictFail && slices.ContainsFunc(p.Rules, failedOnData) {
+			tl.FirstDataFailure = p
 		}
 	}
 	// Rules are matched by name: Decide may add results of its own after
@@ -601,3 +619,39 @@ func (tl *Timeline) RuleNames() []string {
 	}
 	return names
 }
+
+// failedOnData reports whether a rule failed on data it had, rather than
+// taking its noData outcome.
+func failedOnData(r analysis.RuleResult) bool {
+	return r.Verdict == rules.OutcomeFail && !r.NoData
+}
+
+// failedOnNoData reports whether a rule failed because data was missing
+// (noData: fail).
+func failedOnNoData(r analysis.RuleResult) bool {
+	return r.Verdict == rules.OutcomeFail && r.NoData
+}
+
+// NoDataFailures are the spans of NoData in which the rule failed for
+// want of data (its noData outcome is fail), apart from failures the data
+// showed.
+func (tl *Timeline) NoDataFailures() []Span {
+	var out []Span
+	for _, s := range tl.NoData {
+		for _, p := range tl.Points {
+			if p.At.Before(s.From) || p.At.After(s.To) {
+				continue
+			}
+			if slices.ContainsFunc(p.Rules, func(r analysis.RuleResult) bool { return r.Name == s.Rule && failedOnNoData(r) }) {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Leading reports whether span s starts at the window's first step: a
+// query that had no data yet, as a canary's metrics before its first
+// scrape, rather than data that went missing.
+func (tl *Timeline) Leading(s Span) bool { return s.From.Equal(tl.From) }

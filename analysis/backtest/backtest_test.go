@@ -521,7 +521,7 @@ func TestChart(t *testing.T) {
 	require.NoError(t, tl.WriteHTML(&page))
 	require.True(t, strings.HasPrefix(page.String(), "<!DOCTYPE html>"))
 	require.Contains(t, page.String(), "<svg ")
-	require.Contains(t, page.String(), "first failure at 2026-11-26T09:30:00Z")
+	require.Contains(t, page.String(), "first failure with data at 2026-11-26T09:30:00Z")
 	require.NotContains(t, page.String(), "<script")
 	require.NotRegexp(t, `(src|href)=`, page.String(), "the page must be self-contained")
 }
@@ -584,4 +584,39 @@ func svgTexts(t *testing.T, data []byte) []string {
 		}
 	}
 	return out
+}
+
+// TestDryRunJudgedByWhatItWouldDecide: a dry-run policy answers pass live,
+// but a backtest asks when it would have failed. Its timeline is the one
+// the same policy gives live, marked as a dry run, and dry-run rules of a
+// live policy are judged as if they counted.
+func TestDryRunJudgedByWhatItWouldDecide(t *testing.T) {
+	live := summaryTimeline(t)
+	tests := []struct {
+		name string
+		doc  string
+	}{
+		{name: "dry-run policy", doc: strings.Replace(summaryPolicy, "spec:\n", "spec:\n  dryRun: true\n", 1)},
+		{name: "dry-run rules", doc: strings.ReplaceAll(summaryPolicy, "expr: errors <= 0.01, critical: true}", "expr: errors <= 0.01, critical: true, dryRun: true}")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tl, err := Run(t.Context(), summarySource().registry(), policy(t, tt.doc), nil, base, base.Add(40*time.Minute), time.Minute)
+			require.NoError(t, err)
+			require.True(t, tl.DryRun)
+			require.False(t, live.DryRun)
+			require.Len(t, tl.Points, len(live.Points))
+			for i, p := range tl.Points {
+				require.Equal(t, live.Points[i].Verdict, p.Verdict, "step %d", i)
+				require.Equal(t, live.Points[i].Decision, p.Decision, "step %d", i)
+				require.Equal(t, live.Points[i].Reason, p.Reason, "step %d", i)
+			}
+			require.Equal(t, live.Spans, tl.Spans)
+			require.NotNil(t, tl.FirstFailure)
+			require.Equal(t, live.FirstFailure.At, tl.FirstFailure.At)
+			var b bytes.Buffer
+			tl.WriteText(&b)
+			require.Contains(t, b.String(), "\ndry run: each step as the policy would have decided with its dry-run parts live\n")
+		})
+	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/analysis/chart"
-	"github.com/aurum/canary/rules"
 )
 
 // Chart is the timeline as package chart draws it: a panel per rule with
@@ -23,7 +22,7 @@ func (t *Timeline) Chart() *chart.Chart {
 		cp := chart.Point{At: p.At, Verdict: p.Verdict, Rules: make([]chart.Rule, len(p.Rules))}
 		for j, r := range p.Rules {
 			cp.Rules[j] = chart.Rule{Name: r.Name, Expr: r.Expr, Verdict: r.Verdict, Value: r.Value, Threshold: r.Threshold,
-				NoData: r.NoData, Reason: r.Reason, Comparison: r.Comparison}
+				NoData: r.NoData, Critical: r.Critical, Reason: r.Reason, Comparison: r.Comparison}
 		}
 		c.Points[i] = cp
 	}
@@ -56,16 +55,25 @@ func (t *Timeline) WriteHTML(w io.Writer) error {
 		verdict = analysis.VerdictFail
 	}
 	ew.write("<p class=\"summary\"><span class=\"badge " + string(verdict) + "\">" + verdictWord(verdict) + "</span> ")
-	if f := t.FirstFailure; f != nil {
-		ew.write("first at <strong>" + stamp(f.At) + "</strong>, decision " + html.EscapeString(string(f.Decision)) + "</p>\n<ul class=\"why\">\n")
+	if f := t.FirstDataFailure; f != nil {
+		ew.write("first failure with data at <strong>" + stamp(f.At) + "</strong>, decision " + html.EscapeString(string(f.Decision)) + "</p>\n<ul class=\"why\">\n")
 		for _, r := range f.Rules {
-			if r.Verdict == rules.OutcomeFail {
+			if failedOnData(r) {
 				ew.write("<li><strong>" + html.EscapeString(r.Name) + "</strong>: " + html.EscapeString(r.Reason) + "</li>\n")
 			}
 		}
 		ew.write("</ul>\n")
+	} else if t.FirstFailure != nil {
+		ew.write("only for want of data</p>\n")
 	} else {
 		ew.write("no step of the window would have failed</p>\n")
+	}
+	if nd := t.NoDataFailures(); len(nd) > 0 {
+		ew.write("<p>Failures from missing data (noData: fail):</p>\n<ul class=\"nodata\">\n")
+		for _, s := range nd {
+			ew.write("<li><strong>" + html.EscapeString(s.Rule) + "</strong>: " + html.EscapeString(t.noDataSpan(s)) + "</li>\n")
+		}
+		ew.write("</ul>\n")
 	}
 	ew.write("<figure>\n")
 	if err := t.Chart().WriteSVG(w, false); err != nil && ew.err == nil {

@@ -23,6 +23,9 @@ func (t *Timeline) writeText(ew *errWriter) {
 	ew.printf("backtest of policy %s from %s to %s, every %s: %s, %s\n",
 		t.Policy, stamp(t.From), stamp(t.To), shortDuration(t.Step),
 		plural(len(t.Points), "step"), plural(t.Queries, "query"))
+	if t.DryRun {
+		ew.printf("dry run: each step as the policy would have decided with its dry-run parts live\n")
+	}
 
 	ew.printf("\n")
 	rows := [][]string{{"VERDICT", "FROM", "TO", "STEPS"}}
@@ -32,11 +35,11 @@ func (t *Timeline) writeText(ew *errWriter) {
 	ew.table(rows)
 
 	ew.printf("\n")
-	if f := t.FirstFailure; f != nil {
-		ew.printf("first failure at %s (%s after the start, step %d of %d): decision %s\n",
+	if f := t.FirstDataFailure; f != nil {
+		ew.printf("first failure with data at %s (%s after the start, step %d of %d): decision %s\n",
 			stamp(f.At), shortDuration(f.At.Sub(t.From)), t.indexAt(f.At)+1, len(t.Points), f.Decision)
 		for _, r := range f.Rules {
-			if r.Verdict != rules.OutcomeFail {
+			if !failedOnData(r) {
 				continue
 			}
 			critical := ""
@@ -45,8 +48,16 @@ func (t *Timeline) writeText(ew *errWriter) {
 			}
 			ew.printf("  %s%s: %s\n", r.Name, critical, r.Reason)
 		}
+	} else if t.FirstFailure != nil {
+		ew.printf("no step failed on data it had\n")
 	} else {
 		ew.printf("no step failed\n")
+	}
+	if nd := t.NoDataFailures(); len(nd) > 0 {
+		ew.printf("failures from missing data (noData: fail):\n")
+		for _, s := range nd {
+			ew.printf("  %s: %s\n", s.Rule, t.noDataSpan(s))
+		}
 	}
 
 	ew.printf("\n")
@@ -61,7 +72,7 @@ func (t *Timeline) writeText(ew *errWriter) {
 	if len(t.NoData) > 0 {
 		ew.printf("\nno data:\n")
 		for _, s := range t.NoData {
-			ew.printf("  %s: %s to %s (%s)\n", s.Rule, stamp(s.From), stamp(s.To), plural(s.Steps, "step"))
+			ew.printf("  %s: %s\n", s.Rule, t.noDataSpan(s))
 		}
 	}
 	if len(t.Notes) > 0 {
@@ -92,14 +103,24 @@ func (t *Timeline) ruleRows() [][]string {
 			}
 		}
 	}
+	critical := map[string]bool{}
+	for _, p := range t.Points {
+		for _, r := range p.Rules {
+			critical[r.Name] = critical[r.Name] || r.Critical
+		}
+	}
 	rows := [][]string{{"RULE", "PASS", "FAIL", "INCONCLUSIVE", "ERROR", "FIRST FAILURE"}}
 	for _, n := range names {
 		tl := tallies[n]
+		label := n
+		if critical[n] {
+			label += " (critical)"
+		}
 		first := "-"
 		if !tl.first.IsZero() {
 			first = stamp(tl.first)
 		}
-		rows = append(rows, []string{n,
+		rows = append(rows, []string{label,
 			strconv.Itoa(tl.counts[rules.OutcomePass]), strconv.Itoa(tl.counts[rules.OutcomeFail]),
 			strconv.Itoa(tl.counts[rules.OutcomeInconclusive]), strconv.Itoa(tl.counts[rules.OutcomeError]), first})
 	}
@@ -170,4 +191,15 @@ func verdictWord(v analysis.Verdict) string {
 		return "inconclusive"
 	}
 	return "no failure"
+}
+
+// noDataSpan says when a rule had no data: the span's first and last
+// steps, called "no data yet from the start" for a span from the window's
+// first step (its query had no data yet: a canary before its first
+// requests, not a failing source).
+func (t *Timeline) noDataSpan(s Span) string {
+	if t.Leading(s) {
+		return "no data yet from the start, " + stamp(s.From) + " to " + stamp(s.To) + " (" + plural(s.Steps, "step") + ")"
+	}
+	return stamp(s.From) + " to " + stamp(s.To) + " (" + plural(s.Steps, "step") + ")"
 }

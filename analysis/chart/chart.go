@@ -69,7 +69,9 @@ type Rule struct {
 	Value, Threshold *analysis.Float
 	// NoData marks a rule that took its noData outcome.
 	NoData bool
-	Reason string
+	// Critical marks a rule whose failure rolls back whatever the score.
+	Critical bool
+	Reason   string
 	// Comparison, for a statistical comparison, puts the canary's and
 	// the baseline's means side by side instead of the value.
 	Comparison *analysis.ComparisonResult
@@ -104,6 +106,7 @@ const (
 	colorInconclusive = "#e3a21a"
 	colorFailTint     = "#fbe3e3"
 	colorUnsureTint   = "#fcf1d8"
+	colorNoDataTint   = "#e8eaee"
 	colorValue        = "#2563eb"
 	colorBaseline     = "#8b5cf6"
 	colorThreshold    = "#1f2937"
@@ -132,6 +135,7 @@ svg.chart .c-thr{stroke:#e5e7eb}
 svg.chart .c-thr-text{fill:#e5e7eb}
 svg.chart .c-fail-tint{fill:#3b1d22}
 svg.chart .c-unsure-tint{fill:#3a2f16}
+svg.chart .c-nodata-tint{fill:#272b33}
 }
 `
 
@@ -285,6 +289,7 @@ type panel struct {
 	values, baselines, thresholds []float64
 	outcomes                      []rules.Outcome
 	noData                        []bool
+	critical                      bool
 	hasValue, hasLimit, hasBase   bool
 	// constant is the reason of a rule with the same outcome and reason
 	// at every point, such as one whose query cannot be replayed.
@@ -327,6 +332,7 @@ func (l *layout) panels() []*panel {
 				continue
 			}
 			p.outcomes[i], p.noData[i] = r.Verdict, r.NoData
+			p.critical = p.critical || r.Critical
 			if r.Expr != "" {
 				p.expr = r.Expr
 			}
@@ -375,6 +381,9 @@ func (l *layout) panel(ew *errWriter, p *panel, y0 int, ticks []time.Time) {
 	ew.printf(`<g class="panel" data-rule="%s">`+"\n", esc(p.name))
 	ew.printf(`<text x="%d" y="%d"><tspan class="c-ink" font-weight="600" font-size="12" fill="%s">%s</tspan>`,
 		marginLeft, labelY, colorInk, esc(p.name))
+	if p.critical {
+		ew.printf(` <tspan class="critical" dx="4" font-weight="600" fill="%s">critical</tspan>`, colorFail)
+	}
 	note := p.expr
 	if p.test != nil {
 		note = testLabel(p.test)
@@ -391,14 +400,18 @@ func (l *layout) panel(ew *errWriter, p *panel, y0 int, ticks []time.Time) {
 	// Shade the runs of points the rule did not pass.
 	for i := 0; i < l.n; {
 		j := i
-		for j+1 < l.n && p.outcomes[j+1] == p.outcomes[i] {
+		for j+1 < l.n && p.outcomes[j+1] == p.outcomes[i] && p.noData[j+1] == p.noData[i] {
 			j++
 		}
 		tint, class := "", ""
-		switch p.outcomes[i] {
-		case rules.OutcomeFail:
+		switch {
+		case p.noData[i]:
+			// Missing data, whatever outcome the rule's noData gave it,
+			// is drawn apart from a failure the data showed.
+			tint, class = colorNoDataTint, "c-nodata-tint"
+		case p.outcomes[i] == rules.OutcomeFail:
 			tint, class = colorFailTint, "c-fail-tint"
-		case rules.OutcomeInconclusive, rules.OutcomeError:
+		case p.outcomes[i] == rules.OutcomeInconclusive, p.outcomes[i] == rules.OutcomeError:
 			tint, class = colorUnsureTint, "c-unsure-tint"
 		}
 		if tint != "" {
@@ -481,8 +494,9 @@ func (l *layout) marks(ew *errWriter, p *panel, y int) {
 		x := l.x(i)
 		switch {
 		case p.noData[i]:
-			ew.printf(`<circle class="mark-nodata" cx="%s" cy="%d" r="2.6" fill="none" stroke="%s" stroke-width="1.2"><title>no data</title></circle>`+"\n",
-				num(x), y, colorInconclusive)
+			ew.printf(`<circle class="mark-nodata" cx="%s" cy="%d" r="2.6" fill="none" stroke="%s" stroke-width="1.2" data-at="%s"><title>%s</title></circle>`+"\n",
+				num(x), y, colorInconclusive, l.c.Points[i].At.UTC().Format(time.RFC3339),
+				esc(p.name+": no data ("+string(p.outcomes[i])+") at "+l.c.Points[i].At.UTC().Format("2006-01-02 15:04:05")+" UTC"))
 		case p.outcomes[i] == rules.OutcomeError:
 			ew.printf(`<path class="mark-error" d="M%s %dl5 5m0-5l-5 5" stroke="%s" stroke-width="1.4"><title>query error</title></path>`+"\n",
 				num(x-2.5), y-2, colorFail)

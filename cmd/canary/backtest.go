@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/spf13/cobra"
 
 	"github.com/aurum/canary/analysis/backtest"
 	"github.com/aurum/canary/queries"
@@ -24,47 +24,78 @@ import (
 // gets longer than eval's per-query timeout.
 const defaultBacktestTimeout = time.Minute
 
-func runBacktest(ctx context.Context, c *cli, args []string) int {
-	fs := c.newFlags("backtest")
-	var (
-		policyPaths multiFlag
-		params      = paramFlag{}
-		policyName  = fs.String("policy", "", "name of the policy to replay (required)")
-		prom        = addPrometheusFlags(fs, "URL of the Prometheus server holding the history", "timeout of one Prometheus range query, retries included", defaultBacktestTimeout)
-		seriesFile  = fs.String("series", "", "series file (promtool notation) to replay instead of Prometheus")
-		configFile  = fs.String("config", "", "a canary serve config file: its prometheus sources are used")
-		from        = fs.String("from", "", "first step: RFC3339, Unix seconds; with --prometheus also now or a negative duration such as -24h; with --series an offset from the series start (default: the series start)")
-		to          = fs.String("to", "", "last step, as --from (default now, or with --series the last sample)")
-		step        = fs.Duration("step", time.Minute, "time between evaluations")
-		out         = fs.String("out", "", "write a chart too: a .html page or an .svg image")
-		output      = fs.String("o", "text", "output format: text or json")
-	)
-	fs.Var(&policyPaths, "policies", "policy file or directory (repeatable; default "+defaultPolicies+")")
-	fs.Var(params, "param", "a param as key=value (repeatable)")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return flagExit(err)
+// backtestFlags are backtest's flags.
+type backtestFlags struct {
+	policyPaths multiFlag
+	params      paramFlag
+	policyName  string
+	prom        prometheusFlags
+	seriesFile  string
+	configFile  string
+	from, to    string
+	step        time.Duration
+	out         string
+	output      string
+}
+
+func (c *cli) newBacktestCmd() *cobra.Command {
+	f := &backtestFlags{params: paramFlag{}}
+	cmd := &cobra.Command{
+		Use:   "backtest --policy NAME --param k=v ... (--prometheus URL | --series FILE) --from T [--to T] [flags]",
+		Short: "replay a policy over history: when would it have failed, and why",
+		Long: `Replay a policy over history: when would it have failed, and why.
+
+Every step from --from to --to is evaluated as an analysis at that time would
+have been. The exit code is 0 when no step failed, 2 when some step failed,
+1 when the replay could not run.`,
+		Example: `  canary backtest --policy iso-ingest --param namespace=caiso --param name=lmp-ingest --prometheus http://prometheus:9090 --from -24h --out report.html
+  canary backtest --policy iso-ingest --param namespace=caiso --param name=lmp-ingest --series examples/series/caiso-errors.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return exit(c.backtest(cmd, f)) },
 	}
-	chart := strings.ToLower(filepath.Ext(*out))
+	fs := cmd.Flags()
+	fs.StringVar(&f.policyName, "policy", "", "name of the policy to replay (required)")
+	f.prom = addPrometheusFlags(fs, "URL of the Prometheus server holding the history", "timeout of one Prometheus range query, retries included", defaultBacktestTimeout)
+	fs.StringVar(&f.seriesFile, "series", "", "series file (promtool notation) to replay instead of Prometheus")
+	fs.StringVar(&f.configFile, "config", "", "a canary serve config file: its prometheus sources are used")
+	fs.StringVar(&f.from, "from", "", "first step: RFC3339, Unix seconds; with --prometheus also now or a negative duration such as -24h; with --series an offset from the series start (default: the series start)")
+	fs.StringVar(&f.to, "to", "", "last step, as --from (default now, or with --series the last sample)")
+	fs.DurationVar(&f.step, "step", time.Minute, "time between evaluations")
+	fs.StringVar(&f.out, "out", "", "write a chart too: a .html page or an .svg image")
+	addOutputFlag(cmd, &f.output)
+	fs.Var(&f.policyPaths, "policies", "policy file or directory (repeatable; default "+defaultPolicies+")")
+	fs.Var(f.params, "param", "a param as key=value (repeatable)")
+	c.completePolicies(cmd, &f.policyPaths, &f.policyName)
+	_ = cmd.MarkFlagFilename("series", "yaml", "yml")
+	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
+	_ = cmd.MarkFlagFilename("out", "html", "svg")
+	return cmd
+}
+
+// backtest replays the policy; the exit code says whether a step failed.
+func (c *cli) backtest(cmd *cobra.Command, f *backtestFlags) int {
+	ctx := c.ctx
+	var err error
+	chart := strings.ToLower(filepath.Ext(f.out))
 	switch {
-	case len(rest) > 0:
-		return c.usageError(fs, "unexpected arguments: %s", strings.Join(rest, " "))
-	case *policyName == "":
-		return c.usageError(fs, "--policy is required")
-	case *prom.url != "" && *seriesFile != "":
-		return c.usageError(fs, "give --prometheus or --series, not both")
-	case *prom.url == "" && *seriesFile == "" && *configFile == "":
-		return c.usageError(fs, "give --prometheus, --series or --config: a backtest needs history to replay")
-	case *seriesFile == "" && *from == "":
-		return c.usageError(fs, "--from is required with --prometheus or --config")
-	case *step <= 0:
-		return c.usageError(fs, "--step must be positive")
-	case *out != "" && chart != ".html" && chart != ".svg":
-		return c.usageError(fs, "--out must name a .html or an .svg file, got %q", *out)
-	case *output != "text" && *output != "json":
-		return c.usageError(fs, "-o must be text or json")
+	case f.policyName == "":
+		return c.usageError(cmd, "--policy is required")
+	case *f.prom.url != "" && f.seriesFile != "":
+		return c.usageError(cmd, "give --prometheus or --series, not both")
+	case *f.prom.url == "" && f.seriesFile == "" && f.configFile == "":
+		return c.usageError(cmd, "give --prometheus, --series or --config: a backtest needs history to replay")
+	case f.seriesFile == "" && f.from == "":
+		return c.usageError(cmd, "--from is required with --prometheus or --config")
+	case f.step <= 0:
+		return c.usageError(cmd, "--step must be positive")
+	case f.out != "" && chart != ".html" && chart != ".svg":
+		return c.usageError(cmd, "--out must name a .html or an .svg file, got %q", f.out)
 	}
-	pol, ok := c.loadPolicy("backtest", policyPaths, *policyName)
+	// text is what table was called before -o took yaml.
+	if err := checkOutput(f.output, "text"); err != nil {
+		return c.usageError(cmd, "%v", err)
+	}
+	pol, ok := c.loadPolicy(cmd, f.policyPaths, f.policyName)
 	if !ok {
 		return exitError
 	}
@@ -74,11 +105,10 @@ func runBacktest(ctx context.Context, c *cli, args []string) int {
 		start, end time.Time // the defaults, unless --from and --to say
 		parse      func(string) (time.Time, error)
 	)
-	if *seriesFile != "" {
-		engine, sf, err := embedded.LoadFile(*seriesFile)
+	if f.seriesFile != "" {
+		engine, sf, err := embedded.LoadFile(f.seriesFile)
 		if err != nil {
-			fmt.Fprintf(c.stderr, "canary backtest: %v\n", err)
-			return exitError
+			return c.errorf(cmd, "%v", err)
 		}
 		defer engine.Close()
 		sources = queries.Registry{{Kind: rules.KindPrometheus}: engine}
@@ -88,61 +118,52 @@ func runBacktest(ctx context.Context, c *cli, args []string) int {
 		// Only Prometheus holds history: Kafka, probes and PostgreSQL
 		// measure the present, and their rules are errors in a replay.
 		var cfg sourcesConfig
-		if *configFile != "" {
+		if f.configFile != "" {
 			full := defaultServeConfig()
-			if err := loadServeConfig(*configFile, &full); err != nil {
-				fmt.Fprintf(c.stderr, "canary backtest: %v\n", err)
-				return exitError
+			if err := loadServeConfig(f.configFile, &full); err != nil {
+				return c.errorf(cmd, "%v", err)
 			}
 			cfg.Prometheus = full.Prometheus
 		}
-		if *prom.url != "" {
-			cfg.Prometheus = []prometheusConfig{prom.config()}
+		if *f.prom.url != "" {
+			cfg.Prometheus = []prometheusConfig{f.prom.config()}
 		}
 		if len(cfg.Prometheus) == 0 {
-			fmt.Fprintf(c.stderr, "canary backtest: %s configures no prometheus source\n", *configFile)
-			return exitError
+			return c.errorf(cmd, "%s configures no prometheus source", f.configFile)
 		}
 		var closeSources func()
 		sources, closeSources, err = buildSources(cfg, slog.New(slog.DiscardHandler), nil)
 		if err != nil {
-			fmt.Fprintf(c.stderr, "canary backtest: %v\n", err)
-			return exitError
+			return c.errorf(cmd, "%v", err)
 		}
 		defer closeSources()
 		now := time.Now()
-		end = now.Truncate(*step)
-		parse = func(s string) (time.Time, error) { return parseWindowTime(s, now, *step) }
+		end = now.Truncate(f.step)
+		parse = func(s string) (time.Time, error) { return parseWindowTime(s, now, f.step) }
 	}
-	if *from != "" {
-		if start, err = parse(*from); err != nil {
-			return c.usageError(fs, "--from: %v", err)
+	if f.from != "" {
+		if start, err = parse(f.from); err != nil {
+			return c.usageError(cmd, "--from: %v", err)
 		}
 	}
-	if *to != "" {
-		if end, err = parse(*to); err != nil {
-			return c.usageError(fs, "--to: %v", err)
+	if f.to != "" {
+		if end, err = parse(f.to); err != nil {
+			return c.usageError(cmd, "--to: %v", err)
 		}
 	}
 
-	tl, err := backtest.Run(ctx, sources, pol, params, start, end, *step)
+	tl, err := backtest.Run(ctx, sources, pol, f.params, start, end, f.step)
 	if err != nil {
-		fmt.Fprintf(c.stderr, "canary backtest: %v\n", err)
-		return exitError
+		return c.errorf(cmd, "%v", err)
 	}
-	if *output == "json" {
-		if !c.writeJSON("backtest", tl) {
-			return exitError
-		}
-	} else {
-		tl.WriteText(c.stdout)
+	if code := c.render(cmd, f.output, tl, func() { tl.WriteText(c.stdout) }); code != exitOK {
+		return code
 	}
-	if *out != "" {
-		if err := writeChart(*out, chart, tl); err != nil {
-			fmt.Fprintf(c.stderr, "canary backtest: %v\n", err)
-			return exitError
+	if f.out != "" {
+		if err := writeChart(f.out, chart, tl); err != nil {
+			return c.errorf(cmd, "%v", err)
 		}
-		fmt.Fprintf(c.stderr, "canary backtest: wrote %s\n", *out)
+		fmt.Fprintf(c.stderr, "canary: backtest: wrote %s\n", f.out)
 	}
 	if tl.FirstFailure != nil {
 		return exitFail

@@ -36,14 +36,14 @@ func TestBacktestSeries(t *testing.T) {
 		// at 09:40 the 5m rate window holds one minute of errors, 0.6%.
 		{name: "whole file", code: exitFail, contains: []string{
 			"from 2026-11-26T09:00:00Z to 2026-11-26T10:30:00Z, every 1m: 91 steps, 3 queries",
-			"first failure at 2026-11-26T09:41:00Z (41m after the start, step 42 of 91): decision rollback",
+			"first failure with data at 2026-11-26T09:41:00Z (41m after the start, step 42 of 91): decision rollback",
 			"  error-rate (critical): 0.01204 > 0.01",
 			"fail          2026-11-26T09:41:00Z  2026-11-26T10:30:00Z  50",
-			"  freshness: 2026-11-26T09:00:00Z to 2026-11-26T09:02:00Z (3 steps)",
+			"  freshness: no data yet from the start, 2026-11-26T09:00:00Z to 2026-11-26T09:02:00Z (3 steps)",
 		}},
 		{name: "offsets from the series start", args: []string{"--from", "30m", "--to", "45m", "--step", "5m"}, code: exitFail, contains: []string{
 			"from 2026-11-26T09:30:00Z to 2026-11-26T09:45:00Z, every 5m: 4 steps, 3 queries",
-			"first failure at 2026-11-26T09:45:00Z",
+			"first failure with data at 2026-11-26T09:45:00Z",
 		}},
 		{name: "before the incident", args: []string{"--from", "2026-11-26T09:10:00Z", "--to", "2400s"}, code: exitOK, contains: []string{
 			"from 2026-11-26T09:10:00Z to 2026-11-26T09:40:00Z, every 1m: 31 steps",
@@ -99,7 +99,7 @@ func TestBacktestUsage(t *testing.T) {
 		{name: "no start", args: []string{"--prometheus", "http://x"}, code: exitError, stderr: "--from is required with --prometheus"},
 		{name: "bad start", args: []string{"--prometheus", "http://x", "--from", "yesterday"}, code: exitError,
 			stderr: "--from: want RFC3339 (2026-11-26T14:00:00Z), Unix seconds, now, or a negative duration such as -24h"},
-		{name: "bad format", args: []string{"--prometheus", "http://x", "--from", "-1h", "-o", "yaml"}, code: exitError, stderr: "-o must be text or json"},
+		{name: "bad format", args: []string{"--prometheus", "http://x", "--from", "-1h", "-o", "xml"}, code: exitError, stderr: `-o must be table, json or yaml, not "xml"`},
 		{name: "end before start", args: []string{"--prometheus", "http://x", "--from", "now", "--to", "-1h"}, code: exitError,
 			stderr: "before it starts"},
 		{name: "Prometheus down", args: []string{"--prometheus", "http://127.0.0.1:1", "--from", "-10m", "--prometheus-timeout", "2s"}, code: exitError,
@@ -110,7 +110,8 @@ func TestBacktestUsage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			code, stdout, stderr := canary(t, append(append([]string{}, policy...), tt.args...)...)
 			require.Equal(t, tt.code, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
-			require.Contains(t, stderr, tt.stderr)
+			// Help is an answer: it goes to stdout.
+			require.Contains(t, stdout+stderr, tt.stderr)
 		})
 	}
 }
@@ -159,10 +160,10 @@ func TestBacktestAgainstPrometheus(t *testing.T) {
 	page := filepath.Join(dir, "report.html")
 	code, stdout, stderr := canary(t, append(args, "--out", page)...)
 	require.Equal(t, exitFail, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
-	require.Contains(t, stdout, "first failure at "+firstFailure+" (")
+	require.Contains(t, stdout, "first failure with data at "+firstFailure+" (")
 	require.Contains(t, stdout, "  error-rate (critical): ")
 	require.Contains(t, stdout, "every 1m: 61 steps, 3 queries")
-	require.Regexp(t, `error-rate\s+\d+\s+\d+\s+\d+\s+0\s+`+firstFailure, stdout)
+	require.Regexp(t, `error-rate \(critical\)\s+\d+\s+\d+\s+\d+\s+0\s+`+firstFailure, stdout)
 	// The hour starts before the first sample: the first step has no
 	// rate to read.
 	require.Contains(t, stdout, "no data:\n  error-rate: ")
@@ -171,7 +172,7 @@ func TestBacktestAgainstPrometheus(t *testing.T) {
 	html, err := os.ReadFile(page)
 	require.NoError(t, err)
 	require.True(t, bytes.HasPrefix(html, []byte("<!DOCTYPE html>")))
-	for _, s := range []string{"<svg ", "error-rate", "traffic", "error-trend", "first failure at " + firstFailure} {
+	for _, s := range []string{"<svg ", "error-rate", "traffic", "error-trend", "first failure with data at " + firstFailure} {
 		require.Contains(t, string(html), s)
 	}
 

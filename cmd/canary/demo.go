@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+	"github.com/spf13/cobra"
 
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/internal/demo"
@@ -106,26 +107,49 @@ type demoOptions struct {
 	timeout   time.Duration
 }
 
-func runDemo(ctx context.Context, c *cli, args []string) int {
-	fs := c.newFlags("demo")
-	names := fs.String("scenario", "deploy,errors", "scenarios to run, comma-separated: healthy, deploy, errors, lag, alert, or all")
-	serveFlag := fs.Bool("serve", false, "keep the webhook API up after the scenarios, to curl /v1/rollouts and /v1/runs")
-	listen := fs.String("listen", "127.0.0.1:8080", "address of the webhook API with --serve")
-	if _, err := parseArgs(fs, args); err != nil {
-		return flagExit(err)
+func (c *cli) newDemoCmd() *cobra.Command {
+	var (
+		names, listen string
+		serveFlag     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "demo [--scenario healthy,deploy,errors,lag,alert|all] [--serve]",
+		Short: "run a whole canary rollout on this machine: no Kubernetes, no Prometheus",
+		Long: `Run a whole canary rollout on this machine: no Kubernetes, no Prometheus.
+
+An in-process world (an edge, a stable and a canary ingest pipeline, Kafka,
+Prometheus's query API) is rolled out to by canary serve's own orchestrator.
+The exit code is 0 when every scenario ends as it should.`,
+		Example: `  canary demo
+  canary demo --scenario all
+  canary demo --scenario errors --serve`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			list := strings.Split(names, ",")
+			if names == "all" {
+				list = nil
+				for _, s := range scenarios {
+					list = append(list, s.name)
+				}
+			}
+			opts := demoOptions{scenarios: list, serve: serveFlag, listen: listen, timeout: 90 * time.Second}
+			if !opts.serve {
+				opts.listen = "127.0.0.1:0"
+			}
+			return exit(c.demo(c.ctx, opts))
+		},
 	}
-	list := strings.Split(*names, ",")
-	if *names == "all" {
-		list = nil
-		for _, s := range scenarios {
-			list = append(list, s.name)
-		}
+	fs := cmd.Flags()
+	fs.StringVar(&names, "scenario", "deploy,errors", "scenarios to run, comma-separated: healthy, deploy, errors, lag, alert, or all")
+	fs.BoolVar(&serveFlag, "serve", false, "keep the webhook API up after the scenarios, to curl /v1/rollouts and /v1/runs")
+	fs.StringVar(&listen, "listen", "127.0.0.1:8080", "address of the webhook API with --serve")
+	values := []string{"all"}
+	for _, s := range scenarios {
+		values = append(values, s.name)
 	}
-	opts := demoOptions{scenarios: list, serve: *serveFlag, listen: *listen, timeout: 90 * time.Second}
-	if !opts.serve {
-		opts.listen = "127.0.0.1:0"
-	}
-	return c.demo(ctx, opts)
+	_ = cmd.RegisterFlagCompletionFunc("scenario", completeList(values))
+	_ = cmd.RegisterFlagCompletionFunc("listen", noFiles)
+	return cmd
 }
 
 // demoResult is how a scenario ended, for the tests.
@@ -169,7 +193,7 @@ func (c *cli) demo(ctx context.Context, opts demoOptions) int {
 	for i, name := range opts.scenarios {
 		sc, ok := findScenario(name)
 		if !ok {
-			fmt.Fprintf(c.stderr, "canary demo: unknown scenario %q (known: healthy, deploy, errors, lag, alert)\n", name)
+			fmt.Fprintf(c.stderr, "canary: demo: unknown scenario %q (known: healthy, deploy, errors, lag, alert)\n", name)
 			return exitError
 		}
 		last := i == len(opts.scenarios)-1
@@ -205,26 +229,26 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 	fmt.Fprintf(c.stdout, "\n%s\n%s\n\n", c.color2(ansiBold, "== canary demo: "+sc.name), sc.story)
 	dir, err := os.MkdirTemp("", "canary-demo-")
 	if err != nil {
-		fmt.Fprintf(c.stderr, "canary demo: %v\n", err)
+		fmt.Fprintf(c.stderr, "canary: demo: %v\n", err)
 		return res, exitError
 	}
 	defer os.RemoveAll(dir)
 	if err := os.WriteFile(filepath.Join(dir, "lmp-demo.yaml"), demoPolicy, 0o644); err != nil {
-		fmt.Fprintf(c.stderr, "canary demo: %v\n", err)
+		fmt.Fprintf(c.stderr, "canary: demo: %v\n", err)
 		return res, exitError
 	}
 
 	worldCfg := demo.Config{Rate: opts.rate}
 	world, err := demo.NewWorld(worldCfg)
 	if err != nil {
-		fmt.Fprintf(c.stderr, "canary demo: %v\n", err)
+		fmt.Fprintf(c.stderr, "canary: demo: %v\n", err)
 		return res, exitError
 	}
 	defer world.Close()
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := world.Start(runCtx); err != nil {
-		fmt.Fprintf(c.stderr, "canary demo: start the world: %v\n", err)
+		fmt.Fprintf(c.stderr, "canary: demo: start the world: %v\n", err)
 		return res, exitError
 	}
 	wc := world.Config()
@@ -233,7 +257,7 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 	cfg := defaultServeConfig()
 	cfg.Listen, cfg.Policies, cfg.DataDir = opts.listen, []string{dir}, filepath.Join(dir, "data")
 	if cfg.Auth, d.tokens, err = demoTokens(dir); err != nil {
-		fmt.Fprintf(c.stderr, "canary demo: %v\n", err)
+		fmt.Fprintf(c.stderr, "canary: demo: %v\n", err)
 		return res, exitError
 	}
 	cfg.Prometheus = []prometheusConfig{{URL: world.Prometheus(), HTTPClient: config.DefaultHTTPClientConfig}}
@@ -251,7 +275,7 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 		return nil
 	}))
 	if err != nil {
-		fmt.Fprintf(c.stderr, "canary demo: %v\n", err)
+		fmt.Fprintf(c.stderr, "canary: demo: %v\n", err)
 		return res, exitError
 	}
 	svc, err := newService(runCtx, cfg, logger, serviceOptions{
@@ -273,7 +297,7 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 		},
 	})
 	if err != nil {
-		fmt.Fprintf(c.stderr, "canary demo: %v\n", err)
+		fmt.Fprintf(c.stderr, "canary: demo: %v\n", err)
 		return res, exitError
 	}
 	defer svc.close()
@@ -284,7 +308,7 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 	case addr := <-ready:
 		d.url = "http://" + addr
 	case err := <-served:
-		fmt.Fprintf(c.stderr, "canary demo: %v\n", err)
+		fmt.Fprintf(c.stderr, "canary: demo: %v\n", err)
 		return res, exitError
 	}
 	fmt.Fprintf(c.stdout, "edge %s · Prometheus API %s · canary serve %s · %d req/s\n\n",
@@ -311,7 +335,7 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 		spec.Deployment = &deploy.Spec{Name: wc.App, Images: map[string]string{demo.DeploymentContainer: demo.DeploymentImage + ":v2"}}
 	}
 	if _, err := svc.orchestrator.Start(runCtx, spec); err != nil {
-		fmt.Fprintf(c.stderr, "canary demo: %v\n", err)
+		fmt.Fprintf(c.stderr, "canary: demo: %v\n", err)
 		return res, exitError
 	}
 
@@ -321,14 +345,14 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 	for {
 		r, err := svc.orchestrator.Get(runCtx, wc.Namespace, d.name)
 		if err != nil {
-			fmt.Fprintf(c.stderr, "canary demo: %v\n", err)
+			fmt.Fprintf(c.stderr, "canary: demo: %v\n", err)
 			return res, exitError
 		}
 		st = r.Status()
 		if !acted && r.Phase == rollout.PhaseProgressing && r.Step >= 1 && r.AppliedWeight == r.Schedule.Steps[1].Weight {
 			acted = true
 			if err := sc.act(runCtx, d); err != nil {
-				fmt.Fprintf(c.stderr, "canary demo: %v\n", err)
+				fmt.Fprintf(c.stderr, "canary: demo: %v\n", err)
 				return res, exitError
 			}
 		}
@@ -336,7 +360,7 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 			break
 		}
 		if time.Now().After(deadline) {
-			fmt.Fprintf(c.stderr, "canary demo: scenario %s did not finish within %s\n", sc.name, opts.timeout)
+			fmt.Fprintf(c.stderr, "canary: demo: scenario %s did not finish within %s\n", sc.name, opts.timeout)
 			return res, exitError
 		}
 		select {
@@ -368,7 +392,7 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 			images(d.Stable.Images), d.Stable.Available, d.Stable.Desired, d.Canary.Name, d.Canary.Desired)
 	}
 	if st.Status != sc.want {
-		fmt.Fprintf(c.stderr, "canary demo: scenario %s ended %s, expected %s\n", sc.name, st.Status, sc.want)
+		fmt.Fprintf(c.stderr, "canary: demo: scenario %s ended %s, expected %s\n", sc.name, st.Status, sc.want)
 		return res, exitError
 	}
 	if keepServing {

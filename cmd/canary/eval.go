@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +13,8 @@ import (
 
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/aurum/canary/analysis"
 	"github.com/aurum/canary/queries"
@@ -28,111 +27,132 @@ import (
 // is given: the examples, so a first run needs no set-up.
 const defaultPolicies = "examples/policies"
 
-func runEval(ctx context.Context, c *cli, args []string) int {
-	fs := c.newFlags("eval")
-	var (
-		policyPaths multiFlag
-		params      = paramFlag{}
-		policyName  = fs.String("policy", "", "name of the policy to evaluate (required)")
-		prom        = addPrometheusFlags(fs, "URL of the Prometheus server to query", "timeout of one Prometheus query, retries included", prometheus.DefaultTimeout)
-		seriesFile  = fs.String("series", "", "series file (promtool notation) to evaluate against instead of Prometheus")
-		configFile  = fs.String("config", "", "a canary serve config file: its sources (prometheus, kafka, postgres) are used")
-		kafkaAddrs  = fs.String("kafka-brokers", "", "brokers of the default Kafka cluster, comma-separated")
-		pgDSNFile   = fs.String("postgres-dsn-file", "", "file holding the DSN of the default PostgreSQL database (or set CANARY_POSTGRES_DSN)")
-		at          = fs.String("at", "", "evaluation time: RFC3339, Unix seconds, or with --series an offset from the series start (e.g. 30m); default now, or with --series the last sample")
-		output      = fs.String("o", "table", "output format: table or json")
-		timeout     = fs.Duration("timeout", analysis.DefaultTimeout, "deadline for the whole evaluation")
-	)
-	fs.Var(&policyPaths, "policies", "policy file or directory (repeatable; default "+defaultPolicies+")")
-	fs.Var(params, "param", "a param as key=value (repeatable)")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return flagExit(err)
+// evalFlags are eval's flags.
+type evalFlags struct {
+	policyPaths multiFlag
+	params      paramFlag
+	policyName  string
+	prom        prometheusFlags
+	seriesFile  string
+	configFile  string
+	kafkaAddrs  string
+	pgDSNFile   string
+	at          string
+	output      string
+	timeout     time.Duration
+}
+
+func (c *cli) newEvalCmd() *cobra.Command {
+	f := &evalFlags{params: paramFlag{}}
+	cmd := &cobra.Command{
+		Use:   "eval --policy NAME --param k=v ... [--prometheus URL | --series FILE] [flags]",
+		Short: "evaluate a policy once and print the verdict",
+		Long: `Evaluate a policy once and print the verdict.
+
+The exit code is the verdict, for a CI step to gate on: 0 pass, 2 fail,
+3 inconclusive, 1 when the policy could not be evaluated.`,
+		Example: `  canary eval --policy iso-ingest --param namespace=caiso --param name=lmp-ingest --prometheus http://prometheus:9090
+  canary eval --policy iso-ingest --param namespace=caiso --param name=lmp-ingest --series examples/series/caiso-errors.yaml --at 14m -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return exit(c.eval(cmd, f))
+		},
 	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.policyName, "policy", "", "name of the policy to evaluate (required)")
+	f.prom = addPrometheusFlags(fs, "URL of the Prometheus server to query", "timeout of one Prometheus query, retries included", prometheus.DefaultTimeout)
+	fs.StringVar(&f.seriesFile, "series", "", "series file (promtool notation) to evaluate against instead of Prometheus")
+	fs.StringVar(&f.configFile, "config", "", "a canary serve config file: its sources (prometheus, kafka, postgres) are used")
+	fs.StringVar(&f.kafkaAddrs, "kafka-brokers", "", "brokers of the default Kafka cluster, comma-separated")
+	fs.StringVar(&f.pgDSNFile, "postgres-dsn-file", "", "file holding the DSN of the default PostgreSQL database (or set CANARY_POSTGRES_DSN)")
+	fs.StringVar(&f.at, "at", "", "evaluation time: RFC3339, Unix seconds, or with --series an offset from the series start (e.g. 30m); default now, or with --series the last sample")
+	addOutputFlag(cmd, &f.output)
+	fs.DurationVar(&f.timeout, "timeout", analysis.DefaultTimeout, "deadline for the whole evaluation")
+	fs.Var(&f.policyPaths, "policies", "policy file or directory (repeatable; default "+defaultPolicies+")")
+	fs.Var(f.params, "param", "a param as key=value (repeatable)")
+	c.completePolicies(cmd, &f.policyPaths, &f.policyName)
+	_ = cmd.MarkFlagFilename("series", "yaml", "yml")
+	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
+	return cmd
+}
+
+// eval evaluates the policy once; its exit code is the verdict.
+func (c *cli) eval(cmd *cobra.Command, f *evalFlags) int {
+	ctx := c.ctx
 	switch {
-	case len(rest) > 0:
-		return c.usageError(fs, "unexpected arguments: %s", strings.Join(rest, " "))
-	case *policyName == "":
-		return c.usageError(fs, "--policy is required")
-	case *prom.url != "" && *seriesFile != "":
-		return c.usageError(fs, "give --prometheus or --series, not both")
-	case *output != "table" && *output != "json":
-		return c.usageError(fs, "-o must be table or json")
+	case f.policyName == "":
+		return c.usageError(cmd, "--policy is required")
+	case *f.prom.url != "" && f.seriesFile != "":
+		return c.usageError(cmd, "give --prometheus or --series, not both")
 	}
-	pol, ok := c.loadPolicy("eval", policyPaths, *policyName)
+	if err := checkOutput(f.output); err != nil {
+		return c.usageError(cmd, "%v", err)
+	}
+	pol, ok := c.loadPolicy(cmd, f.policyPaths, f.policyName)
 	if !ok {
 		return exitError
 	}
 
 	cfg := defaultServeConfig()
-	if *configFile != "" {
-		if err := loadServeConfig(*configFile, &cfg); err != nil {
-			fmt.Fprintf(c.stderr, "canary eval: %v\n", err)
-			return exitError
+	if f.configFile != "" {
+		if err := loadServeConfig(f.configFile, &cfg); err != nil {
+			return c.errorf(cmd, "%v", err)
 		}
 	}
-	if *prom.url != "" {
-		cfg.Prometheus = []prometheusConfig{prom.config()}
+	if *f.prom.url != "" {
+		cfg.Prometheus = []prometheusConfig{f.prom.config()}
 	}
-	if *kafkaAddrs != "" {
-		cfg.Kafka = defaultKafka(cfg.Kafka, *kafkaAddrs)
+	if f.kafkaAddrs != "" {
+		cfg.Kafka = defaultKafka(cfg.Kafka, f.kafkaAddrs)
 	}
-	if *pgDSNFile != "" {
-		cfg.Postgres = defaultPostgres(cfg.Postgres, *pgDSNFile)
+	if f.pgDSNFile != "" {
+		cfg.Postgres = defaultPostgres(cfg.Postgres, f.pgDSNFile)
 	}
 	cfg.Postgres = postgresFromEnv(cfg.Postgres)
 	// One evaluation: nothing to share or reuse.
 	cfg.Cache.TTL = 0
 	sources, closeSources, err := buildSources(cfg.sourcesConfig, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
-		fmt.Fprintf(c.stderr, "canary eval: %v\n", err)
-		return exitError
+		return c.errorf(cmd, "%v", err)
 	}
 	defer closeSources()
 
 	var evalAt time.Time
-	if *seriesFile != "" {
-		engine, sf, err := embedded.LoadFile(*seriesFile)
+	if f.seriesFile != "" {
+		engine, sf, err := embedded.LoadFile(f.seriesFile)
 		if err != nil {
-			fmt.Fprintf(c.stderr, "canary eval: %v\n", err)
-			return exitError
+			return c.errorf(cmd, "%v", err)
 		}
 		defer engine.Close()
 		sources[queries.Key{Kind: rules.KindPrometheus}] = engine
 		evalAt = sf.End()
-		if *at != "" {
-			if evalAt, err = parseTime(*at, sf.Start); err != nil {
-				return c.usageError(fs, "--at: %v", err)
+		if f.at != "" {
+			if evalAt, err = parseTime(f.at, sf.Start); err != nil {
+				return c.usageError(cmd, "--at: %v", err)
 			}
 		}
-	} else if *at != "" {
-		if evalAt, err = parseTime(*at, time.Time{}); err != nil {
-			return c.usageError(fs, "--at: %v", err)
+	} else if f.at != "" {
+		if evalAt, err = parseTime(f.at, time.Time{}); err != nil {
+			return c.usageError(cmd, "--at: %v", err)
 		}
 	}
 
 	// Without a source every rule would be an error and the verdict
 	// inconclusive: that is a usage mistake, not a finding about the canary.
 	if missing := missingSources(pol, sources); len(missing) > 0 {
-		fmt.Fprintf(c.stderr, "canary: eval: policy %s reads %s, and no such source is given: %s\n", pol.Name, strings.Join(missing, ", "), sourceHint(missing))
-		return exitError
+		return c.errorf(cmd, "policy %s reads %s, and no such source is given: %s", pol.Name, strings.Join(missing, ", "), sourceHint(missing))
 	}
 
 	ev := analysis.NewEvaluator(analysis.Options{
 		Sources: sources,
-		Timeout: *timeout,
+		Timeout: f.timeout,
 	})
-	res, err := ev.Evaluate(ctx, pol, params, evalAt)
+	res, err := ev.Evaluate(ctx, pol, f.params, evalAt)
 	if err != nil {
-		fmt.Fprintf(c.stderr, "canary eval: %v\n", err)
-		return exitError
+		return c.errorf(cmd, "%v", err)
 	}
-	if *output == "json" {
-		if !c.writeJSON("eval", res) {
-			return exitError
-		}
-	} else {
-		c.printResult(c.stdout, res)
+	if code := c.render(cmd, f.output, res, func() { c.printResult(c.stdout, res) }); code != exitOK {
+		return code
 	}
 	switch res.Verdict {
 	case analysis.VerdictFail:
@@ -143,25 +163,19 @@ func runEval(ctx context.Context, c *cli, args []string) int {
 	return exitOK
 }
 
-func (c *cli) usageError(fs *flag.FlagSet, format string, args ...any) int {
-	fmt.Fprintf(c.stderr, "canary: "+format+"\n\n", args...)
-	fs.Usage()
-	return exitError
-}
-
 // loadPolicy loads the policies at paths (the examples when none are
 // given) and returns the one named, or reports why it cannot.
-func (c *cli) loadPolicy(cmd string, paths []string, name string) (*rules.Policy, bool) {
+func (c *cli) loadPolicy(cmd *cobra.Command, paths []string, name string) (*rules.Policy, bool) {
 	if len(paths) == 0 {
 		if _, err := os.Stat(defaultPolicies); err != nil {
-			fmt.Fprintf(c.stderr, "canary: %s: no --policies given, and the default %s is not here (%s): give --policies DIR\n", cmd, defaultPolicies, errors.Unwrap(err))
+			c.errorf(cmd, "no --policies given, and the default %s is not here (%s): give --policies DIR", defaultPolicies, errors.Unwrap(err))
 			return nil, false
 		}
 		paths = []string{defaultPolicies}
 	}
 	for _, p := range paths {
 		if _, err := os.Stat(p); err != nil {
-			fmt.Fprintf(c.stderr, "canary: %s: --policies %s: %v\n", cmd, p, errors.Unwrap(err))
+			c.errorf(cmd, "--policies %s: %v", p, errors.Unwrap(err))
 			return nil, false
 		}
 	}
@@ -176,7 +190,7 @@ func (c *cli) loadPolicy(cmd string, paths []string, name string) (*rules.Policy
 		for i, p := range set.Policies {
 			names[i] = p.Name
 		}
-		fmt.Fprintf(c.stderr, "canary %s: %v (loaded: %s)\n", cmd, err, strings.Join(names, ", "))
+		c.errorf(cmd, "%v (loaded: %s)", err, strings.Join(names, ", "))
 		return nil, false
 	}
 	return pol, true
@@ -189,7 +203,7 @@ type prometheusFlags struct {
 	timeout                *time.Duration
 }
 
-func addPrometheusFlags(fs *flag.FlagSet, urlHelp, timeoutHelp string, timeout time.Duration) prometheusFlags {
+func addPrometheusFlags(fs *pflag.FlagSet, urlHelp, timeoutHelp string, timeout time.Duration) prometheusFlags {
 	return prometheusFlags{
 		url:       fs.String("prometheus", "", urlHelp),
 		tokenFile: fs.String("prometheus-bearer-token-file", "", "file holding a bearer token for Prometheus"),
@@ -204,17 +218,6 @@ func (f prometheusFlags) config() prometheusConfig {
 	hc.BearerTokenFile = *f.tokenFile
 	hc.TLSConfig.CAFile = *f.caFile
 	return prometheusConfig{URL: *f.url, HTTPClient: hc, Timeout: model.Duration(*f.timeout)}
-}
-
-// writeJSON prints v as indented JSON, the answer of -o json.
-func (c *cli) writeJSON(cmd string, v any) bool {
-	enc := json.NewEncoder(c.stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		fmt.Fprintf(c.stderr, "canary %s: %v\n", cmd, err)
-		return false
-	}
-	return true
 }
 
 // parseTime reads RFC3339, Unix seconds, or, when base is set, a duration

@@ -28,7 +28,7 @@ func TestImportExitCodes(t *testing.T) {
 		{"nothing importable", []string{"argo", td + "argo/web.yaml"}, exitError, "", "no policy could be made"},
 		{"unknown tool", []string{"spinnaker", td + "argo/web.yaml"}, exitError, "", `unknown tool "spinnaker"`},
 		{"missing file", []string{"argo", td + "argo/nope.yaml"}, exitError, "", "no such file"},
-		{"no files", []string{"argo"}, exitError, "", "Usage: canary import"},
+		{"no files", []string{"argo"}, exitError, "", "give the tool (argo, flagger or keptn) and the files to import"},
 		{"flagger without a provider", []string{"flagger", td + "flagger/podinfo.yaml"}, exitError, "", "pass --mesh-provider"},
 		{"flagger with one", []string{"flagger", "--mesh-provider", "nginx", td + "flagger/podinfo.yaml"}, exitPartial, "int(request_duration) <= 500", "webhooks are not carried over"},
 		{"carried over whole", []string{"argo", "testdata/import-clean.yaml"}, exitOK, "result[0] <= 0.01", ""},

@@ -133,26 +133,3 @@ func TestTestJUnit(t *testing.T) {
 	require.Equal(t, 1, doc.Suites[2].Errors)
 	require.True(t, strings.HasPrefix(string(data), "<?xml"))
 }
-
-func TestParseArgs(t *testing.T) {
-	tests := []struct {
-		name string
-		args []string
-		pos  []string
-		run  string
-	}{
-		{name: "flags first", args: []string{"--run", "x", "a", "b"}, pos: []string{"a", "b"}, run: "x"},
-		{name: "flags after files", args: []string{"a", "--run", "x", "b"}, pos: []string{"a", "b"}, run: "x"},
-		{name: "double dash ends flags", args: []string{"a", "--", "--run"}, pos: []string{"a", "--run"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			fs := flag.NewFlagSet("t", flag.ContinueOnError)
-			run := fs.String("run", "", "")
-			pos, err := parseArgs(fs, tt.args)
-			require.NoError(t, err)
-			require.Equal(t, tt.pos, pos)
-			require.Equal(t, tt.run, *run)
-		})
-	}
-}

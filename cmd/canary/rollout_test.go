@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aurum/canary/internal/testkube"
@@ -98,6 +99,43 @@ func TestRolloutAgainstRealPrometheus(t *testing.T) {
 	require.Equal(t, exitInconclusive, code, stdout+stderr)
 	require.Contains(t, stdout, "paused")
 	require.Contains(t, stdout, "waiting for a person: canary rollout resume|rollback "+ns+"/held")
+
+	// Completion asks the running server: its rollouts, runs, policies and
+	// the chosen policy's params.
+	complete := func(args ...string) []string {
+		t.Helper()
+		code, stdout, stderr := canary(t, append([]string{cobra.ShellCompRequestCmd}, args...)...)
+		require.Equal(t, exitOK, code, stderr)
+		var out []string
+		for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+			if !strings.HasPrefix(line, ":") {
+				name, _, _ := strings.Cut(line, "\t")
+				out = append(out, name)
+			}
+		}
+		return out
+	}
+	require.Subset(t, complete("rollout", "status", "--server", srv.url, "--token-file", tokenFile, ""), []string{ns + "/good", ns + "/bad", ns + "/held"})
+	t.Setenv("CANARY_NAMESPACE", ns)
+	require.Contains(t, complete("rollout", "promote", "--server", srv.url, "--token-file", tokenFile, ""), "good", "a rollout of -n's namespace by its name alone")
+	t.Setenv("CANARY_NAMESPACE", "")
+	require.Equal(t, []string{"lmp-rollout"}, complete("rollout", "start", "--server", srv.url, "--token-file", tokenFile, "--policy", ""))
+	require.ElementsMatch(t, []string{"namespace=", "name="}, complete("rollout", "start", "--server", srv.url, "--token-file", tokenFile, "--policy", "lmp-rollout", "--param", ""))
+	require.Subset(t, complete("runs", "status", "--server", srv.url, "--token-file", tokenFile, ""), []string{ns + "/good", ns + "/bad"})
+	require.Empty(t, complete("runs", "status", "--server", "http://127.0.0.1:1", ""), "no server, nothing to offer")
+
+	// kubectl canary reads the namespace of the kubeconfig's context.
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	require.NoError(t, os.WriteFile(kc, []byte("apiVersion: v1\nkind: Config\ncurrent-context: ops\n"+
+		"contexts: [{name: ops, context: {cluster: c, user: u, namespace: "+ns+"}}]\n"), 0o600))
+	plugin := asBinary(t, kubectlPlugin, "rollout", "status", "good", "--server", srv.url, "--token-file", tokenFile, "-o", "json")
+	plugin.Env = append(plugin.Env, "KUBECONFIG="+kc, "CANARY_NAMESPACE=")
+	out2, err := plugin.Output()
+	require.NoError(t, err, "%s", out2)
+	var good rollout.Status
+	require.NoError(t, json.Unmarshal(out2, &good), "%s", out2)
+	require.Equal(t, ns, good.Namespace)
+	require.Equal(t, rollout.PhaseCompleted, good.Status)
 
 	// The status API carries what a deployment dashboard shows.
 	code, body := srv.call(t, "GET", "/v1/rollouts/"+ns+"/bad", "")

@@ -8,17 +8,17 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 
@@ -33,21 +33,37 @@ type apiClient struct {
 	http          *http.Client
 }
 
-// apiFlags are the flags every client of the admin API takes.
+// apiFlags are the flags every client of the admin API takes. Each falls
+// back to a CANARY_* variable when not given, read when the command runs:
+// what the help and the reference show does not depend on who wrote them.
 type apiFlags struct {
-	server, tokenFile, caFile *string
+	fs *pflag.FlagSet
 }
 
-func addAPIFlags(fs *flag.FlagSet) apiFlags {
-	return apiFlags{
-		server:    fs.String("server", envOr("CANARY_SERVER", "http://127.0.0.1:8080"), "canary serve's URL (env CANARY_SERVER)"),
-		tokenFile: fs.String("token-file", os.Getenv("CANARY_TOKEN_FILE"), "file holding the admin bearer token (env CANARY_TOKEN_FILE)"),
-		caFile:    fs.String("ca-file", os.Getenv("CANARY_CA_FILE"), "CA certificate (PEM) to check an https --server with (env CANARY_CA_FILE)"),
-	}
+// defaultServer is where canary serve listens by default.
+const defaultServer = "http://127.0.0.1:8080"
+
+func addAPIFlags(fs *pflag.FlagSet) apiFlags {
+	fs.String("server", defaultServer, "canary serve's URL (env CANARY_SERVER)")
+	fs.String("token-file", "", "file holding the admin bearer token (env CANARY_TOKEN_FILE)")
+	fs.String("ca-file", "", "CA certificate (PEM) to check an https --server with (env CANARY_CA_FILE)")
+	return apiFlags{fs: fs}
 }
 
 func (f apiFlags) client() (*apiClient, error) {
-	return newAPIClient(*f.server, *f.tokenFile, *f.caFile)
+	return newAPIClient(fromEnv(f.fs, "server", "CANARY_SERVER"), fromEnv(f.fs, "token-file", "CANARY_TOKEN_FILE"), fromEnv(f.fs, "ca-file", "CANARY_CA_FILE"))
+}
+
+// fromEnv is the value of fs's flag name: the one given, else the
+// environment variable env when it is set, else the flag's default.
+func fromEnv(fs *pflag.FlagSet, name, env string) string {
+	fl := fs.Lookup(name)
+	if !fl.Changed {
+		if v := os.Getenv(env); v != "" {
+			return v
+		}
+	}
+	return fl.Value.String()
 }
 
 // newAPIClient is a client of the server, authenticated with the token in
@@ -121,30 +137,116 @@ func (rc *apiClient) do(ctx context.Context, method, path string, body, out any)
 	return json.Unmarshal(data, out)
 }
 
-func runRollout(ctx context.Context, c *cli, args []string) int {
-	actions := []string{"start", "status", "list", rollout.ActionPromote, rollout.ActionRollback, rollout.ActionPause, rollout.ActionResume, rollout.ActionSkipStep}
-	if len(args) == 0 || !slices.Contains(actions, args[0]) {
-		fmt.Fprintf(c.stderr, "Usage: canary rollout %s [flags]   (canary rollout start -h for the flags)\n", strings.Join(actions, "|"))
-		return exitError
+// rolloutFlags are the flags of canary rollout's commands.
+type rolloutFlags struct {
+	api apiFlags
+	// namespace is -n's value, or CANARY_NAMESPACE's.
+	namespace func() string
+	watch     bool
+	reason    string
+	output    string
+}
+
+func (c *cli) newRolloutCmd() *cobra.Command {
+	f := &rolloutFlags{}
+	group := c.newGroup("rollout", "drive a rollout through canary serve's orchestrator",
+		`Drive a rollout through canary serve's orchestrator: start one, follow it, and
+promote, roll back, pause, resume or skip a step of it by hand.
+
+A rollout is named [NAMESPACE/]NAME; without a namespace, -n, then
+CANARY_NAMESPACE, then the kubeconfig context's namespace say which, else
+default (start: its namespace param).
+
+The exit code is 0 when done, 1 when refused or failed; with --watch, 0 when
+the rollout completed, 2 when it was rolled back, 3 when it is paused or
+failed and waits for a person (resume or roll back).`,
+		`  canary rollout start --name lmp-ingest --version v2 --policy iso-ingest --param namespace=caiso --param name=lmp-ingest --watch
+  canary rollout status caiso/lmp-ingest
+  kubectl canary rollout status lmp-ingest
+  canary rollout rollback caiso/lmp-ingest --reason "errors in the new parser"`)
+	pf := group.PersistentFlags()
+	f.api = addAPIFlags(pf)
+	pf.StringP("namespace", "n", "", "the rollout's namespace (env CANARY_NAMESPACE; default: the kubeconfig context's, else start's namespace param or default)")
+	f.namespace = func() string { return fromEnv(pf, "namespace", "CANARY_NAMESPACE") }
+	_ = group.RegisterFlagCompletionFunc("server", noFiles)
+	_ = group.RegisterFlagCompletionFunc("namespace", noFiles)
+
+	group.AddCommand(c.newRolloutStartCmd(f))
+	status := &cobra.Command{
+		Use:               "status [NAMESPACE/]NAME",
+		Short:             "print a rollout's status; with --watch, follow it until it ends",
+		Example:           "  canary rollout status caiso/lmp-ingest --watch",
+		Args:              exactlyOne("the rollout's name"),
+		ValidArgsFunction: completeRollouts(f.api, f.namespace),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ns, name := f.target(args[0])
+			return exit(c.followRollout(cmd, f, ns+"/"+name))
+		},
 	}
-	action := args[0]
-	fs := c.newFlags("rollout")
-	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "Usage: canary rollout start --name N --version V --policy P --param k=v ... [flags]\n"+
-			"       canary rollout start --name N --policy P --param k=v ... --deployment [NS/]NAME --image CONTAINER=IMAGE|--from-manifest FILE [flags]\n"+
-			"       canary rollout status|promote|rollback|pause|resume|skip-step [NAMESPACE/]NAME [-n NAMESPACE] [flags]\n       canary rollout list\n\nFlags:\n")
-		fs.PrintDefaults()
+	status.Flags().BoolVar(&f.watch, "watch", false, "follow the rollout live until it ends")
+	addOutputFlag(status, &f.output)
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "list the rollouts canary serve runs",
+		Example: "  canary rollout list -o yaml",
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return exit(c.listRollouts(cmd, f)) },
 	}
-	api := addAPIFlags(fs)
-	watch := fs.Bool("watch", false, "follow the rollout live until it ends")
-	reason := fs.String("reason", "", "why, for a manual action (required; recorded with who acted)")
-	namespace := fs.String("n", os.Getenv("CANARY_NAMESPACE"), "the rollout's namespace (env CANARY_NAMESPACE); start defaults to its namespace param, the others to default")
-	fs.StringVar(namespace, "namespace", *namespace, "the rollout's namespace (same as -n)")
+	addOutputFlag(list, &f.output)
+	group.AddCommand(status, list)
+	for _, a := range []struct{ action, short string }{
+		{rollout.ActionPromote, "promote a rollout now: its canary takes all traffic"},
+		{rollout.ActionRollback, "roll a rollout back now: its canary's traffic goes to the stable"},
+		{rollout.ActionPause, "pause a rollout where it is"},
+		{rollout.ActionResume, "resume a paused or failed rollout"},
+		{rollout.ActionSkipStep, "skip a rollout's current step"},
+	} {
+		action := a.action
+		cmd := &cobra.Command{
+			Use:               action + " [NAMESPACE/]NAME --reason \"…\"",
+			Short:             a.short,
+			Long:              upperFirst(a.short) + ".\n\nA manual action needs --reason: it is recorded with why and by whom.",
+			Example:           "  canary rollout " + action + " caiso/lmp-ingest --reason \"…\"",
+			Args:              exactlyOne("the rollout's name"),
+			ValidArgsFunction: completeRollouts(f.api, f.namespace),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return exit(c.rolloutAction(cmd, f, action, args[0]))
+			},
+		}
+		cmd.Flags().StringVar(&f.reason, "reason", "", "why, for a manual action (required; recorded with who acted)")
+		cmd.Flags().BoolVar(&f.watch, "watch", false, "follow the rollout live until it ends")
+		_ = cmd.RegisterFlagCompletionFunc("reason", noFiles)
+		addOutputFlag(cmd, &f.output)
+		group.AddCommand(cmd)
+	}
+	return group
+}
+
+// exactlyOne is an Args that takes one argument, what says.
+func exactlyOne(what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return fmt.Errorf("give %s (one argument, got %d)", what, len(args))
+		}
+		return nil
+	}
+}
+
+// target is the namespace and name of a rollout argument, [NAMESPACE/]NAME:
+// without a namespace, -n's (or CANARY_NAMESPACE), the kubeconfig
+// context's, or default.
+func (f *rolloutFlags) target(arg string) (namespace, name string) {
+	if ns, n, ok := strings.Cut(arg, "/"); ok {
+		return ns, n
+	}
+	return cmp.Or(resolveNamespace(f.namespace()), "default"), arg
+}
+
+func (c *cli) newRolloutStartCmd(f *rolloutFlags) *cobra.Command {
 	var (
 		spec       = rollout.Spec{Params: map[string]string{}}
 		steps      string
 		params     = paramFlag(spec.Params)
-		over       rollout.Override
 		durs       = map[string]*time.Duration{}
 		deployment string
 		manifest   string
@@ -152,152 +254,207 @@ func runRollout(ctx context.Context, c *cli, args []string) int {
 		replicas   int
 		shadows    listFlag
 	)
-	if action == "start" {
-		fs.StringVar(&spec.Name, "name", "", "rollout name (required)")
-		fs.StringVar(&spec.Version, "version", "", "version being rolled out, e.g. the image tag (required)")
-		fs.StringVar(&spec.Policy, "policy", "", "policy (required; it needs a traffic section)")
-		fs.StringVar(&spec.Group, "group", "", "group name")
-		fs.Var(params, "param", "a param as key=value (repeatable)")
-		fs.StringVar(&steps, "steps", "", "explicit weights, comma-separated (e.g. 5,20,50), instead of the policy's")
-		for _, name := range []string{"warmup", "interval", "step-duration", "promotion"} {
-			durs[name] = fs.Duration(name, 0, name+" (default: the policy's)")
-		}
-		fs.StringVar(&deployment, "deployment", "", "the stable Deployment, [NAMESPACE/]NAME: the rollout makes the canary Deployment from it and promotes it at the end")
-		fs.Var(paramFlag(imgs), "image", "the canary's image for a container of the stable Deployment, CONTAINER=IMAGE (repeatable; with --deployment)")
-		fs.StringVar(&manifest, "from-manifest", "", "a Deployment manifest of the new version: its pod template is the canary's (with --deployment, or naming it)")
-		fs.IntVar(&replicas, "canary-replicas", 0, "the canary Deployment's replicas (default: the stable's)")
-		durs["progress-deadline"] = fs.Duration("progress-deadline", 0, "how long a Deployment may take to become available (default: the stable's progressDeadlineSeconds)")
-		fs.Var(&shadows, "shadow", "a dryRun policy evaluated beside --policy, shown and counted, never acted on (repeatable)")
-	}
-	rest, err := parseArgs(fs, args[1:])
-	if err != nil {
-		return flagExit(err)
-	}
-	rc, err := api.client()
-	if err != nil {
-		fmt.Fprintf(c.stderr, "canary rollout: %v\n", err)
-		return exitError
-	}
+	cmd := &cobra.Command{
+		Use:   "start --name N --version V --policy P --param k=v ... [flags]",
+		Short: "start a rollout, or a whole deploy with --deployment",
+		Long: `Start a rollout: canary serve steps the canary's traffic through the policy's
+weights, evaluates each step, and promotes or rolls back.
 
-	var name string
-	switch action {
-	case "start":
-		if deployment != "" || manifest != "" || len(imgs) > 0 {
-			d, err := deploymentSpec(deployment, manifest, imgs, replicas)
-			if err != nil {
-				return c.usageError(fs, "%v", err)
-			}
-			spec.Deployment = d
-			if spec.Version == "" {
-				spec.Version = versionOf(d)
-			}
-		}
-		spec.Shadow = shadows
-		if len(rest) > 0 || spec.Name == "" || spec.Version == "" || spec.Policy == "" {
-			return c.usageError(fs, "start needs --name, --version (or an --image with a tag) and --policy")
-		}
-		if steps != "" {
-			for _, s := range strings.Split(steps, ",") {
-				w, err := strconv.Atoi(strings.TrimSpace(s))
+With --deployment the rollout manages the Deployments too: it makes the
+canary Deployment from the stable one (with --image or --from-manifest) and
+promotes it at the end.`,
+		Example: `  canary rollout start --name lmp-ingest --version v2 --policy iso-ingest --param namespace=caiso --param name=lmp-ingest
+  canary rollout start --name lmp-ingest --policy iso-ingest --param namespace=caiso --param name=lmp-ingest --deployment caiso/lmp-ingest --image app=registry.example/lmp:v2 --watch`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if deployment != "" || manifest != "" || len(imgs) > 0 {
+				d, err := deploymentSpec(deployment, manifest, imgs, replicas)
 				if err != nil {
-					return c.usageError(fs, "--steps: %q is not a weight", s)
+					return exit(c.usageError(cmd, "%v", err))
 				}
-				over.Steps = append(over.Steps, rollout.Step{Weight: w})
+				spec.Deployment = d
+				if spec.Version == "" {
+					spec.Version = versionOf(d)
+				}
 			}
-		}
-		set := func(dst **rollout.Duration, d *time.Duration) {
-			if *d > 0 {
-				v := rollout.Duration(*d)
-				*dst = &v
+			spec.Shadow = shadows
+			if spec.Name == "" || spec.Version == "" || spec.Policy == "" {
+				return exit(c.usageError(cmd, "start needs --name, --version (or an --image with a tag) and --policy"))
 			}
-		}
-		set(&over.Warmup, durs["warmup"])
-		set(&over.Interval, durs["interval"])
-		set(&over.StepDuration, durs["step-duration"])
-		set(&over.Promotion, durs["promotion"])
-		set(&over.ProgressDeadline, durs["progress-deadline"])
-		spec.Schedule = &over
-		spec.Namespace = *namespace
-		var st rollout.Status
-		if err := rc.do(ctx, http.MethodPost, "/v1/rollouts", spec, &st); err != nil {
-			fmt.Fprintf(c.stderr, "canary rollout start: %v\n", err)
-			return exitError
-		}
-		name, *namespace = st.Name, st.Namespace
-		if !*watch {
-			c.printStatus(c.stdout, st)
-			return exitOK
-		}
-	case "list":
-		var list struct{ Rollouts []rollout.Status }
-		if err := rc.do(ctx, http.MethodGet, "/v1/rollouts", nil, &list); err != nil {
-			fmt.Fprintf(c.stderr, "canary rollout list: %v\n", err)
-			return exitError
-		}
+			var over rollout.Override
+			if steps != "" {
+				for _, s := range strings.Split(steps, ",") {
+					w, err := strconv.Atoi(strings.TrimSpace(s))
+					if err != nil {
+						return exit(c.usageError(cmd, "--steps: %q is not a weight", s))
+					}
+					over.Steps = append(over.Steps, rollout.Step{Weight: w})
+				}
+			}
+			set := func(dst **rollout.Duration, d *time.Duration) {
+				if *d > 0 {
+					v := rollout.Duration(*d)
+					*dst = &v
+				}
+			}
+			set(&over.Warmup, durs["warmup"])
+			set(&over.Interval, durs["interval"])
+			set(&over.StepDuration, durs["step-duration"])
+			set(&over.Promotion, durs["promotion"])
+			set(&over.ProgressDeadline, durs["progress-deadline"])
+			spec.Schedule = &over
+			spec.Namespace = f.namespace()
+			if spec.Namespace == "" && spec.Params["namespace"] == "" {
+				// Where kubectl would look; the server falls back to the
+				// namespace param, then default.
+				spec.Namespace = resolveNamespace("")
+			}
+			return exit(c.startRollout(cmd, f, spec))
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&spec.Name, "name", "", "rollout name (required)")
+	fs.StringVar(&spec.Version, "version", "", "version being rolled out, e.g. the image tag (required)")
+	fs.StringVar(&spec.Policy, "policy", "", "policy (required; it needs a traffic section)")
+	fs.StringVar(&spec.Group, "group", "", "group name")
+	fs.Var(params, "param", "a param as key=value (repeatable)")
+	fs.StringVar(&steps, "steps", "", "explicit weights, comma-separated (e.g. 5,20,50), instead of the policy's")
+	for _, name := range []string{"warmup", "interval", "step-duration", "promotion"} {
+		durs[name] = fs.Duration(name, 0, name+" (default: the policy's)")
+	}
+	fs.StringVar(&deployment, "deployment", "", "the stable Deployment, [NAMESPACE/]NAME: the rollout makes the canary Deployment from it and promotes it at the end")
+	fs.Var(paramFlag(imgs), "image", "the canary's image for a container of the stable Deployment, CONTAINER=IMAGE (repeatable; with --deployment)")
+	fs.StringVar(&manifest, "from-manifest", "", "a Deployment manifest of the new version: its pod template is the canary's (with --deployment, or naming it)")
+	fs.IntVar(&replicas, "canary-replicas", 0, "the canary Deployment's replicas (default: the stable's)")
+	durs["progress-deadline"] = fs.Duration("progress-deadline", 0, "how long a Deployment may take to become available (default: the stable's progressDeadlineSeconds)")
+	fs.Var(&shadows, "shadow", "a dryRun policy evaluated beside --policy, shown and counted, never acted on (repeatable)")
+	fs.BoolVar(&f.watch, "watch", false, "follow the rollout live until it ends")
+	addOutputFlag(cmd, &f.output)
+	c.completePolicyFlags(cmd, &spec.Policy, func() []policyInfo { return c.serverPolicies(f.api) })
+	_ = cmd.MarkFlagFilename("from-manifest", "yaml", "yml")
+	for _, name := range []string{"name", "version", "group", "steps", "deployment", "image"} {
+		_ = cmd.RegisterFlagCompletionFunc(name, noFiles)
+	}
+	return cmd
+}
+
+// startRollout starts spec and prints its status, or with --watch follows
+// it.
+func (c *cli) startRollout(cmd *cobra.Command, f *rolloutFlags, spec rollout.Spec) int {
+	if err := checkOutput(f.output); err != nil {
+		return c.usageError(cmd, "%v", err)
+	}
+	rc, err := f.api.client()
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	var st rollout.Status
+	if err := rc.do(c.ctx, http.MethodPost, "/v1/rollouts", spec, &st); err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	if !f.watch {
+		return c.render(cmd, f.output, st, func() { c.printStatus(c.stdout, st) })
+	}
+	return c.followRollout(cmd, f, st.Namespace+"/"+st.Name)
+}
+
+// listRollouts prints the rollouts canary serve runs.
+func (c *cli) listRollouts(cmd *cobra.Command, f *rolloutFlags) int {
+	if err := checkOutput(f.output); err != nil {
+		return c.usageError(cmd, "%v", err)
+	}
+	rc, err := f.api.client()
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	var list struct {
+		Rollouts []rollout.Status `json:"rollouts"`
+	}
+	if err := rc.do(c.ctx, http.MethodGet, "/v1/rollouts", nil, &list); err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	if list.Rollouts == nil {
+		list.Rollouts = []rollout.Status{}
+	}
+	var flushErr error
+	code := c.render(cmd, f.output, list, func() {
 		tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "ROLLOUT\tVERSION\tPHASE\tSTEP\tWEIGHT\tHEALTH")
 		for _, st := range list.Rollouts {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", st.Namespace+"/"+st.Name, st.Version, st.Status, st.Step, st.Steps, weightBar(st.CurrentWeight), st.HealthStatus)
 		}
-		if err := tw.Flush(); err != nil {
-			fmt.Fprintf(c.stderr, "canary rollout list: %v\n", err)
-			return exitError
-		}
-		return exitOK
-	default:
-		if len(rest) != 1 {
-			return c.usageError(fs, "%s needs the rollout's name", action)
-		}
-		name = rest[0]
-		if ns, n, ok := strings.Cut(name, "/"); ok {
-			*namespace, name = ns, n
-		}
-		if *namespace == "" {
-			*namespace = "default"
-		}
-		if action != "status" {
-			if strings.TrimSpace(*reason) == "" {
-				return c.usageError(fs, "%s needs --reason: manual overrides are recorded with why and by whom", action)
-			}
-			var st rollout.Status
-			if err := rc.do(ctx, http.MethodPost, "/v1/rollouts/"+*namespace+"/"+name+"/"+action, map[string]string{"reason": *reason}, &st); err != nil {
-				fmt.Fprintf(c.stderr, "canary rollout %s: %v\n", action, err)
-				return exitError
-			}
-			if !*watch {
-				c.printStatus(c.stdout, st)
-				return exitOK
-			}
-		}
+		flushErr = tw.Flush()
+	})
+	if flushErr != nil {
+		return c.errorf(cmd, "%v", flushErr)
 	}
-	return c.followRollout(ctx, rc, *namespace+"/"+name, *watch)
+	return code
+}
+
+// rolloutAction promotes, rolls back, pauses, resumes or skips a step of
+// the rollout arg names, and prints its status or follows it.
+func (c *cli) rolloutAction(cmd *cobra.Command, f *rolloutFlags, action, arg string) int {
+	if err := checkOutput(f.output); err != nil {
+		return c.usageError(cmd, "%v", err)
+	}
+	if strings.TrimSpace(f.reason) == "" {
+		return c.usageError(cmd, "%s needs --reason: manual overrides are recorded with why and by whom", action)
+	}
+	rc, err := f.api.client()
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	ns, name := f.target(arg)
+	var st rollout.Status
+	if err := rc.do(c.ctx, http.MethodPost, "/v1/rollouts/"+ns+"/"+name+"/"+action, map[string]string{"reason": f.reason}, &st); err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	if !f.watch {
+		return c.render(cmd, f.output, st, func() { c.printStatus(c.stdout, st) })
+	}
+	return c.followRollout(cmd, f, ns+"/"+name)
 }
 
 // followRollout prints a rollout's status (key is namespace/name), and with
 // watch its events as they happen until it ends.
-func (c *cli) followRollout(ctx context.Context, rc *apiClient, key string, watch bool) int {
+// With -o json or yaml a watch prints no events, only the status it ends
+// on.
+func (c *cli) followRollout(cmd *cobra.Command, f *rolloutFlags, key string) int {
+	if err := checkOutput(f.output); err != nil {
+		return c.usageError(cmd, "%v", err)
+	}
+	rc, err := f.api.client()
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	ctx := c.ctx
+	table := f.output == outputTable
 	started := time.Now()
 	seen := 0
 	for {
 		var st rollout.Status
 		if err := rc.do(ctx, http.MethodGet, "/v1/rollouts/"+key, nil, &st); err != nil {
-			fmt.Fprintf(c.stderr, "canary rollout: %v\n", err)
-			return exitError
+			return c.errorf(cmd, "%v", err)
 		}
-		if !watch {
-			c.printStatus(c.stdout, st)
-			return exitOK
+		if !f.watch {
+			return c.render(cmd, f.output, st, func() { c.printStatus(c.stdout, st) })
 		}
 		if seen > len(st.History) {
 			seen = 0 // the history was trimmed
 		}
 		for _, e := range st.History[seen:] {
-			fmt.Fprintln(c.stdout, c.eventLine(st.Name, e))
+			if table {
+				fmt.Fprintln(c.stdout, c.eventLine(st.Name, e))
+			}
 		}
 		seen = len(st.History)
 		switch {
 		case st.Status.Terminal():
-			c.summary(c.stdout, st, started)
+			if table {
+				c.summary(c.stdout, st, started)
+			} else if code := c.render(cmd, f.output, st, nil); code != exitOK {
+				return code
+			}
 			if st.Status == rollout.PhaseRolledBack {
 				return exitFail
 			}
@@ -305,8 +462,12 @@ func (c *cli) followRollout(ctx context.Context, rc *apiClient, key string, watc
 		case st.Status == rollout.PhasePaused || st.Status == rollout.PhaseFailed:
 			// Nothing changes until a person acts: a watch that went on
 			// would hang a CI job for good.
-			c.summary(c.stdout, st, started)
-			fmt.Fprintf(c.stdout, "  waiting for a person: canary rollout resume|rollback %s --reason \"…\"\n", key)
+			if table {
+				c.summary(c.stdout, st, started)
+				fmt.Fprintf(c.stdout, "  waiting for a person: canary rollout resume|rollback %s --reason \"…\"\n", key)
+			} else if code := c.render(cmd, f.output, st, nil); code != exitOK {
+				return code
+			}
 			return exitInconclusive
 		}
 		select {
@@ -321,6 +482,7 @@ func (c *cli) followRollout(ctx context.Context, rc *apiClient, key string, watc
 type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Type() string   { return "stringArray" }
 
 func (l *listFlag) Set(v string) error {
 	*l = append(*l, v)
@@ -394,11 +556,4 @@ func versionOf(d *deploy.Spec) string {
 		return tag
 	}
 	return ""
-}
-
-func envOr(name, dflt string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return dflt
 }

@@ -1,90 +1,151 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/aurum/canary/runs"
 )
 
-// runRuns lists and steers the runs canary serve keeps: the latches that
-// override analyses, and their history.
-func runRuns(ctx context.Context, c *cli, args []string) int {
-	actions := []string{"list", "status", runs.ActionRollback, runs.ActionPromote, runs.ActionPause, runs.ActionResume}
-	if len(args) == 0 || !slices.Contains(actions, args[0]) {
-		fmt.Fprintf(c.stderr, "Usage: canary runs %s [NAMESPACE/NAME] [flags]   (canary runs status -h for the flags)\n", strings.Join(actions, "|"))
-		return exitError
-	}
-	action := args[0]
-	fs := c.newFlags("runs")
-	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "Usage: canary runs list\n"+
-			"       canary runs status NAMESPACE/NAME [--revision R]\n"+
-			"       canary runs rollback|promote|pause|resume NAMESPACE/NAME [--revision R] --reason \"…\"\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	api := addAPIFlags(fs)
-	revision := fs.String("revision", "", "the run's revision (default: the current one)")
-	reason := fs.String("reason", "", "why, for a manual action (required; recorded with who acted)")
-	rest, err := parseArgs(fs, args[1:])
-	if err != nil {
-		return flagExit(err)
-	}
-	rc, err := api.client()
-	if err != nil {
-		fmt.Fprintf(c.stderr, "canary runs: %v\n", err)
-		return exitError
-	}
-	if action == "list" {
-		return c.listRuns(ctx, rc)
-	}
-	if len(rest) != 1 || !strings.Contains(rest[0], "/") {
-		return c.usageError(fs, "%s needs the canary as NAMESPACE/NAME", action)
-	}
-	path := "/v1/runs/" + rest[0]
-	q := url.Values{}
-	if *revision != "" {
-		q.Set("revision", *revision)
-	}
-	var out struct {
-		Run       *runs.Run
-		History   []runs.Evaluation
-		Revisions []*runs.Run
-	}
-	if action == "status" {
-		if err := rc.do(ctx, http.MethodGet, path+"?"+q.Encode(), nil, &out); err != nil {
-			fmt.Fprintf(c.stderr, "canary runs status: %v\n", err)
-			return exitError
-		}
-		c.printRun(out.Run, out.Revisions, out.History)
-		return exitOK
-	}
-	if strings.TrimSpace(*reason) == "" {
-		return c.usageError(fs, "%s needs --reason: manual overrides are recorded with why and by whom", action)
-	}
-	body := map[string]string{"reason": *reason, "revision": *revision}
-	if err := rc.do(ctx, http.MethodPost, path+"/"+action, body, &out); err != nil {
-		fmt.Fprintf(c.stderr, "canary runs %s: %v\n", action, err)
-		return exitError
-	}
-	c.printRun(out.Run, nil, nil)
-	return exitOK
+// runsFlags are the flags of canary runs's commands.
+type runsFlags struct {
+	api      apiFlags
+	revision string
+	reason   string
+	output   string
 }
 
-func (c *cli) listRuns(ctx context.Context, rc *apiClient) int {
+func (c *cli) newRunsCmd() *cobra.Command {
+	f := &runsFlags{}
+	group := c.newGroup("runs", "show runs and their latches; latch or lift one by hand",
+		`Show the runs canary serve keeps, per canary and revision, with their latches
+and history; latch or lift one by hand.
+
+A run is named NAMESPACE/NAME. A manual action needs --reason: it is recorded
+with why and by whom. The exit code is 0 when done, 1 when refused or failed.`,
+		`  canary runs list
+  canary runs status caiso/lmp-ingest
+  canary runs resume caiso/lmp-ingest --revision 7f3c2a --reason "alert was a false positive"`)
+	f.api = addAPIFlags(group.PersistentFlags())
+	_ = group.RegisterFlagCompletionFunc("server", noFiles)
+
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "list the canaries' runs: * marks a canary's current one",
+		Example: "  canary runs list -o json",
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return exit(c.listRuns(cmd, f)) },
+	}
+	addOutputFlag(list, &f.output)
+	status := &cobra.Command{
+		Use:               "status NAMESPACE/NAME [--revision R]",
+		Short:             "print a run: its latches, overrides, other revisions and history",
+		Example:           "  canary runs status caiso/lmp-ingest",
+		Args:              exactlyOne("the canary as NAMESPACE/NAME"),
+		ValidArgsFunction: completeRuns(f.api),
+		RunE:              func(cmd *cobra.Command, args []string) error { return exit(c.runsAction(cmd, f, "status", args[0])) },
+	}
+	status.Flags().StringVar(&f.revision, "revision", "", "the run's revision (default: the current one)")
+	addOutputFlag(status, &f.output)
+	group.AddCommand(list, status)
+	for _, a := range []struct{ action, short string }{
+		{runs.ActionRollback, "latch a rollback: Flagger's rollback hook answers 200, gates refuse"},
+		{runs.ActionPromote, "latch a promotion: gates pass whatever the analyses say"},
+		{runs.ActionPause, "latch a pause: gates refuse until it is lifted"},
+		{runs.ActionResume, "lift a run's latches"},
+	} {
+		action := a.action
+		cmd := &cobra.Command{
+			Use:               action + " NAMESPACE/NAME [--revision R] --reason \"…\"",
+			Short:             a.short,
+			Example:           "  canary runs " + action + " caiso/lmp-ingest --reason \"…\"",
+			Args:              exactlyOne("the canary as NAMESPACE/NAME"),
+			ValidArgsFunction: completeRuns(f.api),
+			RunE:              func(cmd *cobra.Command, args []string) error { return exit(c.runsAction(cmd, f, action, args[0])) },
+		}
+		cmd.Flags().StringVar(&f.revision, "revision", "", "the run's revision (default: the current one)")
+		cmd.Flags().StringVar(&f.reason, "reason", "", "why, for a manual action (required; recorded with who acted)")
+		_ = cmd.RegisterFlagCompletionFunc("reason", noFiles)
+		addOutputFlag(cmd, &f.output)
+		group.AddCommand(cmd)
+	}
+	return group
+}
+
+// runResponse is canary serve's answer about a run.
+type runResponse struct {
+	Run       *runs.Run         `json:"run"`
+	History   []runs.Evaluation `json:"history,omitempty"`
+	Revisions []*runs.Run       `json:"revisions,omitempty"`
+}
+
+// runsAction prints a run (status) or latches or lifts one.
+func (c *cli) runsAction(cmd *cobra.Command, f *runsFlags, action, arg string) int {
+	if err := checkOutput(f.output); err != nil {
+		return c.usageError(cmd, "%v", err)
+	}
+	if !strings.Contains(arg, "/") {
+		return c.usageError(cmd, "%s needs the canary as NAMESPACE/NAME", action)
+	}
+	if action != "status" && strings.TrimSpace(f.reason) == "" {
+		return c.usageError(cmd, "%s needs --reason: manual overrides are recorded with why and by whom", action)
+	}
+	rc, err := f.api.client()
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	path := "/v1/runs/" + arg
+	var out runResponse
+	if action == "status" {
+		q := url.Values{}
+		if f.revision != "" {
+			q.Set("revision", f.revision)
+		}
+		if err := rc.do(c.ctx, http.MethodGet, path+"?"+q.Encode(), nil, &out); err != nil {
+			return c.errorf(cmd, "%v", err)
+		}
+		return c.render(cmd, f.output, out, func() { c.printRun(out.Run, out.Revisions, out.History) })
+	}
+	body := map[string]string{"reason": f.reason, "revision": f.revision}
+	if err := rc.do(c.ctx, http.MethodPost, path+"/"+action, body, &out); err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	return c.render(cmd, f.output, out, func() { c.printRun(out.Run, nil, nil) })
+}
+
+// listRuns prints every run canary serve keeps, page by page; -o json
+// and yaml print them all as one list.
+func (c *cli) listRuns(cmd *cobra.Command, f *runsFlags) int {
+	if err := checkOutput(f.output); err != nil {
+		return c.usageError(cmd, "%v", err)
+	}
+	rc, err := f.api.client()
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	all := struct {
+		Runs []*runs.Run `json:"runs"`
+	}{Runs: []*runs.Run{}}
 	after := ""
 	for {
 		var page struct {
 			Runs []*runs.Run
 			Next string
 		}
-		if err := rc.do(ctx, http.MethodGet, "/v1/runs?after="+url.QueryEscape(after), nil, &page); err != nil {
-			fmt.Fprintf(c.stderr, "canary runs list: %v\n", err)
-			return exitError
+		if err := rc.do(c.ctx, http.MethodGet, "/v1/runs?after="+url.QueryEscape(after), nil, &page); err != nil {
+			return c.errorf(cmd, "%v", err)
+		}
+		if f.output != outputTable {
+			all.Runs = append(all.Runs, page.Runs...)
+			if page.Next == "" {
+				return c.render(cmd, f.output, all, nil)
+			}
+			after = page.Next
+			continue
 		}
 		for _, r := range page.Runs {
 			current := " "

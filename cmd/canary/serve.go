@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +25,8 @@ import (
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/aurum/canary/analysis"
@@ -177,7 +178,7 @@ func defaultServeConfig() serveConfig {
 // serveFlags are the flags of `canary serve`, each also read from the
 // environment as CANARY_<NAME> (dashes as underscores) when not given.
 type serveFlags struct {
-	fs          *flag.FlagSet
+	fs          *pflag.FlagSet
 	configFile  string
 	listen      string
 	policies    multiFlag
@@ -207,8 +208,9 @@ type serveFlags struct {
 
 func newServeFlags(c *cli) *serveFlags {
 	d := defaultServeConfig()
-	f := &serveFlags{fs: c.newFlags("serve"), tokenFiles: map[string]*multiFlag{}}
+	f := &serveFlags{fs: pflag.NewFlagSet("serve", pflag.ContinueOnError), tokenFiles: map[string]*multiFlag{}}
 	fs := f.fs
+	fs.SetOutput(c.stderr)
 	fs.StringVar(&f.configFile, "config", "", "configuration file (YAML); flags and CANARY_* variables override it")
 	fs.StringVar(&f.listen, "listen", d.Listen, "address to listen on")
 	fs.Var(&f.policies, "policies", "policy file or directory, e.g. a Git checkout (repeatable; default "+defaultPolicies+")")
@@ -250,10 +252,23 @@ func (f *serveFlags) parse(args []string) (serveConfig, error) {
 	if f.fs.NArg() > 0 {
 		return serveConfig{}, fmt.Errorf("unexpected arguments: %s", strings.Join(f.fs.Args(), " "))
 	}
+	return f.config()
+}
+
+// config is the configuration once the flags are parsed: the flags given,
+// then CANARY_* variables for flags not given, then the config file, then
+// the defaults.
+func (f *serveFlags) config() (serveConfig, error) {
 	given := map[string]bool{}
-	f.fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	// Changed, not Visit: cobra parses the command's flag set, which
+	// holds these same flags.
+	f.fs.VisitAll(func(fl *pflag.Flag) {
+		if fl.Changed {
+			given[fl.Name] = true
+		}
+	})
 	var envErr error
-	f.fs.VisitAll(func(fl *flag.Flag) {
+	f.fs.VisitAll(func(fl *pflag.Flag) {
 		if given[fl.Name] {
 			return
 		}
@@ -345,7 +360,7 @@ func (f *serveFlags) parse(args []string) (serveConfig, error) {
 }
 
 // splitList splits a repeatable flag's environment value on commas.
-func splitList(fl *flag.Flag, v string) []string {
+func splitList(fl *pflag.Flag, v string) []string {
 	if _, ok := fl.Value.(*multiFlag); ok {
 		return strings.Split(v, ",")
 	}
@@ -418,26 +433,44 @@ func loadServeConfig(path string, cfg *serveConfig) error {
 	return nil
 }
 
-func runServe(ctx context.Context, c *cli, args []string) int {
+func (c *cli) newServeCmd() *cobra.Command {
 	f := newServeFlags(c)
-	cfg, err := f.parse(args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		fmt.Fprintf(c.stderr, "canary serve: %v\n", err)
-		return exitError
+	cmd := &cobra.Command{
+		Use:   "serve [flags]",
+		Short: "run the webhook service for Argo Rollouts, Flagger and Alertmanager",
+		Long: `Run the webhook service for Argo Rollouts, Flagger and Alertmanager, the runs
+and rollouts API, the web UI and /metrics.
+
+Every flag is also read from the environment as CANARY_<NAME> (dashes as
+underscores; repeatable flags comma-separated) when it is not given, and a
+config file (--config) sets the rest: flags over CANARY_* variables over the
+file over the defaults. The exit code is 0 after a clean shutdown.`,
+		Example: `  canary serve --policies policies/ --prometheus http://prometheus:9090 --auth-admin-token-file /run/secrets/admin
+  CANARY_CONFIG=/etc/canary/canary.yml canary serve`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.config()
+			if err != nil {
+				return exit(c.errorf(cmd, "%v", err))
+			}
+			logger, err := newLogger(c, cfg)
+			if err != nil {
+				return exit(c.errorf(cmd, "%v", err))
+			}
+			if err := serve(c.ctx, cfg, logger, nil); err != nil {
+				logger.Error("canary serve stopped", "err", err)
+				return exitCode(exitError)
+			}
+			return nil
+		},
 	}
-	logger, err := newLogger(c, cfg)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "canary serve: %v\n", err)
-		return exitError
-	}
-	if err := serve(ctx, cfg, logger, nil); err != nil {
-		logger.Error("canary serve stopped", "err", err)
-		return exitError
-	}
-	return exitOK
+	cmd.Flags().AddFlagSet(f.fs)
+	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
+	_ = cmd.MarkFlagDirname("policies")
+	_ = cmd.MarkFlagDirname("data-dir")
+	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"logfmt", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
 }
 
 func newLogger(c *cli, cfg serveConfig) (*slog.Logger, error) {

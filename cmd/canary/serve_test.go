@@ -35,12 +35,19 @@ import (
 // childEnv marks the re-executed test binary that runs `canary serve`.
 const childEnv = "CANARY_TEST_SERVE_CHILD"
 
+// mainEnv marks the re-executed test binary that is the canary binary:
+// main with the process's own arguments (see asBinary).
+const mainEnv = "CANARY_TEST_MAIN"
+
 // TestMain doubles as `canary serve` for the child processes the
 // durability tests start: they re-execute the test binary with childEnv
 // set, configured through CANARY_* variables as a deployment would be.
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(run([]string{"serve"}, os.Stdout, os.Stderr))
+	}
+	if os.Getenv(mainEnv) == "1" {
+		main() // as the binary, under the name it was run by
 	}
 	os.Exit(testkube.Main(m))
 }
@@ -172,7 +179,7 @@ func TestServeSurvivesKill(t *testing.T) {
 		require.Equal(t, "error-rate", got.History[0].Rules[0].Name)
 		code, out = srv.call(t, "POST", "/v1/flagger/rollback", `{"name":"good","namespace":"caiso","checksum":"rs-1"}`)
 		require.Equal(t, 200, code)
-		require.Equal(t, "rollback latched by manual: PJM prices look wrong; to lift: canary runs resume caiso/good --revision rs-1 --reason \"…\"\n", out)
+		require.JSONEq(t, `{"message": "rollback latched by manual: PJM prices look wrong; to lift: canary runs resume caiso/good --revision rs-1 --reason \"…\""}`, out)
 		require.Equal(t, "admin/tester", got.Run.Latches[0].By, "who latched it is on record")
 	}
 	check(2)

@@ -1,35 +1,51 @@
 package main
 
 import (
-	"context"
 	"encoding/xml"
 	"fmt"
 	"os"
 	"regexp"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/aurum/canary/analysis/policytest"
 )
 
-// runTest runs policy unit tests: exit 0 when every test passes, 1 when any
+func (c *cli) newTestCmd() *cobra.Command {
+	var runRE, junit string
+	cmd := &cobra.Command{
+		Use:   "test [--run REGEX] [--junit FILE] FILE...",
+		Short: "run policy unit tests over recorded series",
+		Long: `Run policy unit tests over recorded series, as promtool test rules does.
+
+The exit code is 0 when every test passes, 1 when any fails or a file cannot
+be used. The output has no timings, so it can be compared in CI.`,
+		Example: `  canary test examples/tests/iso-ingest.test.yaml
+  canary test --run '^error spike' --junit report.xml tests/*.test.yaml`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error { return exit(c.test(cmd, runRE, junit, files)) },
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			return []cobra.Completion{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt
+		},
+	}
+	cmd.Flags().StringVar(&runRE, "run", "", "run only the tests whose name matches this regular expression")
+	cmd.Flags().StringVar(&junit, "junit", "", "also write a JUnit XML report to this file")
+	_ = cmd.RegisterFlagCompletionFunc("run", noFiles)
+	_ = cmd.MarkFlagFilename("junit", "xml")
+	return cmd
+}
+
+// test runs policy unit tests: exit 0 when every test passes, 1 when any
 // fails or a file cannot be used. Output is promtool-like and has no
 // timings, so it can be compared in CI.
-func runTest(ctx context.Context, c *cli, args []string) int {
-	fs := c.newFlags("test")
-	runRE := fs.String("run", "", "run only the tests whose name matches this regular expression")
-	junit := fs.String("junit", "", "also write a JUnit XML report to this file")
-	files, err := parseArgs(fs, args)
-	if err != nil {
-		return flagExit(err)
-	}
-	if len(files) == 0 {
-		fs.Usage()
-		return exitError
-	}
+func (c *cli) test(cmd *cobra.Command, runRE, junit string, files []string) int {
+	ctx := c.ctx
+	var err error
 	var opts policytest.Options
-	if *runRE != "" {
-		if opts.Run, err = regexp.Compile(*runRE); err != nil {
-			return c.usageError(fs, "--run: %v", err)
+	if runRE != "" {
+		if opts.Run, err = regexp.Compile(runRE); err != nil {
+			return c.usageError(cmd, "--run: %v", err)
 		}
 	}
 	var results []policytest.FileResult
@@ -57,10 +73,9 @@ func runTest(ctx context.Context, c *cli, args []string) int {
 			}
 		}
 	}
-	if *junit != "" {
-		if err := writeJUnit(*junit, results); err != nil {
-			fmt.Fprintf(c.stderr, "canary test: %v\n", err)
-			return exitError
+	if junit != "" {
+		if err := writeJUnit(junit, results); err != nil {
+			return c.errorf(cmd, "%v", err)
 		}
 	}
 	fmt.Fprintln(c.stdout)

@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 
+	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/aurum/canary/traffic"
@@ -16,7 +16,6 @@ import (
 
 // trafficFlags are the flags of `canary traffic set|reset|status`.
 type trafficFlags struct {
-	fs                                     *flag.FlagSet
 	router, ingress, httpRoute, kubeconfig string
 	stable, canary, prefix                 string
 	takeOver                               bool
@@ -27,16 +26,23 @@ type trafficFlags struct {
 	digits                                 int
 	cookie                                 string
 	geoHeader, countries                   string
+	output                                 string
+	// note is where set writes what it rounded.
+	note io.Writer
 }
 
-func newTrafficFlags(c *cli, action string) *trafficFlags {
-	f := &trafficFlags{fs: c.newFlags("traffic")}
-	fs := f.fs
-	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "Usage: canary traffic %s --router nginx --ingress NS/NAME --canary-service SVC [flags]\n"+
-			"       canary traffic %s --router gatewayapi --httproute NS/NAME --stable-service SVC --canary-service SVC [flags]\n\nFlags:\n", action, action)
-		fs.PrintDefaults()
-	}
+func (c *cli) newTrafficCmd() *cobra.Command {
+	f := &trafficFlags{note: c.stderr}
+	group := c.newGroup("traffic", "move canary traffic: weights, headers, user shares, cookies, countries",
+		`Move canary traffic by hand, as the orchestrator and the kill switch do: a
+weight, a header, a share of user IDs, a cookie or countries, through
+ingress-nginx's canary annotations or a Gateway API HTTPRoute.
+
+The exit code is 0 when done, 1 when refused or failed.`,
+		`  canary traffic set --ingress caiso/lmp-ingest --canary-service lmp-ingest-canary --weight 20
+  canary traffic set --router gatewayapi --httproute caiso/lmp-ingest --stable-service lmp-ingest --canary-service lmp-ingest-canary --weight 5
+  canary traffic reset --ingress caiso/lmp-ingest --canary-service lmp-ingest-canary`)
+	fs := group.PersistentFlags()
 	fs.StringVar(&f.router, "router", routers.KindNginx, "router: "+strings.Join(routers.Kinds, " or "))
 	fs.StringVar(&f.ingress, "ingress", "", "the stable Ingress, namespace/name (nginx)")
 	fs.StringVar(&f.httpRoute, "httproute", "", "the HTTPRoute, namespace/name (gatewayapi)")
@@ -45,9 +51,43 @@ func newTrafficFlags(c *cli, action string) *trafficFlags {
 	fs.StringVar(&f.prefix, "annotation-prefix", "", "ingress-nginx annotation prefix (default nginx.ingress.kubernetes.io)")
 	fs.BoolVar(&f.takeOver, "take-over", false, "change objects another controller (Argo Rollouts, Flagger) manages")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, $KUBECONFIG or ~/.kube/config)")
-	if action != "set" {
-		return f
+	_ = group.RegisterFlagCompletionFunc("router", cobra.FixedCompletions(routers.Kinds, cobra.ShellCompDirectiveNoFileComp))
+	for _, name := range []string{"ingress", "httproute", "stable-service", "canary-service", "annotation-prefix"} {
+		_ = group.RegisterFlagCompletionFunc(name, noFiles)
 	}
+
+	for _, a := range []struct{ action, short string }{
+		{"set", "route canary traffic: a weight, and a header, user share, cookie or countries"},
+		{"reset", "send no traffic to the canary and remove its routing"},
+		{"status", "print the canary's traffic"},
+	} {
+		action := a.action
+		cmd := &cobra.Command{
+			Use:   action + " (--ingress NS/NAME | --router gatewayapi --httproute NS/NAME --stable-service SVC) --canary-service SVC [flags]",
+			Short: a.short,
+			Long: upperFirst(a.short) + `.
+
+With the nginx router (the default) the target is the stable Ingress, --ingress,
+whose stable Service is found when it routes to one; with gatewayapi it is the
+HTTPRoute, --httproute, with --stable-service.`,
+			Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error { return exit(c.traffic(cmd, f, action)) },
+		}
+		addOutputFlag(cmd, &f.output)
+		cmd.Example = "  canary traffic " + action + " --ingress caiso/lmp-ingest --canary-service lmp-ingest-canary -o yaml"
+		if action == "set" {
+			cmd.Example = `  canary traffic set --ingress caiso/lmp-ingest --canary-service lmp-ingest-canary --weight 20
+  canary traffic set --ingress caiso/lmp-ingest --canary-service lmp-ingest-canary --user-header X-User-Id --user-share 10`
+			f.addSetFlags(cmd)
+		}
+		group.AddCommand(cmd)
+	}
+	return group
+}
+
+// addSetFlags adds the flags of traffic set: what the step routes.
+func (f *trafficFlags) addSetFlags(cmd *cobra.Command) {
+	fs := cmd.Flags()
 	fs.IntVar(&f.weight, "weight", 0, "canary weight, out of --total")
 	fs.IntVar(&f.total, "total", 0, "weight meaning all traffic (default 100; 1000 for tenths of a percent)")
 	fs.StringVar(&f.header, "header", "", "route requests with this header to the canary")
@@ -60,47 +100,43 @@ func newTrafficFlags(c *cli, action string) *trafficFlags {
 	fs.StringVar(&f.cookie, "cookie", "", "route requests whose cookie of this name is \"always\" to the canary, with sticky sessions")
 	fs.StringVar(&f.geoHeader, "geo-header", "CF-IPCountry", "header carrying the country or region set by the edge, for --countries")
 	fs.StringVar(&f.countries, "countries", "", "route requests from these countries or regions, comma-separated (US,CA)")
-	return f
+	_ = cmd.RegisterFlagCompletionFunc("id-format", cobra.FixedCompletions([]string{string(traffic.IDNumeric), "hex"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("digits", cobra.FixedCompletions([]string{"2", "3"}, cobra.ShellCompDirectiveNoFileComp))
+	for _, name := range []string{"weight", "total", "header", "header-value", "header-pattern", "user-header", "user-share", "cookie", "geo-header", "countries"} {
+		_ = cmd.RegisterFlagCompletionFunc(name, noFiles)
+	}
 }
 
-func runTraffic(ctx context.Context, c *cli, args []string) int {
-	if len(args) == 0 || (args[0] != "set" && args[0] != "reset" && args[0] != "status") {
-		fmt.Fprintln(c.stderr, "Usage: canary traffic set|reset|status [flags]   (canary traffic set -h for the flags)")
-		return exitError
+// traffic sets, resets or reads the canary's traffic and prints it.
+func (c *cli) traffic(cmd *cobra.Command, f *trafficFlags, action string) int {
+	ctx := c.ctx
+	if err := checkOutput(f.output); err != nil {
+		return c.usageError(cmd, "%v", err)
 	}
-	action := args[0]
-	f := newTrafficFlags(c, action)
-	rest, err := parseArgs(f.fs, args[1:])
-	if err != nil {
-		return flagExit(err)
-	}
-	if len(rest) > 0 {
-		return c.usageError(f.fs, "unexpected arguments: %s", strings.Join(rest, " "))
-	}
-	var step traffic.Step
+	var (
+		step traffic.Step
+		err  error
+	)
 	if action == "set" {
 		if step, err = f.step(); err != nil {
-			return c.usageError(f.fs, "%v", err)
+			return c.usageError(cmd, "%v", err)
 		}
 	}
 	cfg, err := kubeConfig(f.kubeconfig)
 	if err != nil {
-		fmt.Fprintf(c.stderr, "canary traffic: %v\n", err)
-		return exitError
+		return c.errorf(cmd, "%v", err)
 	}
 	clients, err := newKubeClients(cfg)
 	if err != nil {
-		fmt.Fprintf(c.stderr, "canary traffic: %v\n", err)
-		return exitError
+		return c.errorf(cmd, "%v", err)
 	}
 	spec, err := f.spec(ctx, clients.Clients)
 	if err != nil {
-		return c.usageError(f.fs, "%v", err)
+		return c.usageError(cmd, "%v", err)
 	}
 	r, err := routers.New(spec, clients.Clients, slog.New(slog.DiscardHandler))
 	if err != nil {
-		fmt.Fprintf(c.stderr, "canary traffic: %v\n", err)
-		return exitError
+		return c.errorf(cmd, "%v", err)
 	}
 	switch action {
 	case "set":
@@ -109,16 +145,13 @@ func runTraffic(ctx context.Context, c *cli, args []string) int {
 		err = r.Reset(ctx)
 	}
 	if err != nil {
-		fmt.Fprintf(c.stderr, "canary traffic %s: %v\n", action, err)
-		return exitError
+		return c.errorf(cmd, "%v", err)
 	}
 	st, err := r.State(ctx)
 	if err != nil {
-		fmt.Fprintf(c.stderr, "canary traffic: %v\n", err)
-		return exitError
+		return c.errorf(cmd, "%v", err)
 	}
-	printTrafficState(c.stdout, st)
-	return exitOK
+	return c.render(cmd, f.output, st, func() { printTrafficState(c.stdout, st) })
 }
 
 // step builds the step the flags describe; the router checks what it can
@@ -138,7 +171,7 @@ func (f *trafficFlags) step() (traffic.Step, error) {
 			return s, err
 		}
 		if actual != f.userShare {
-			fmt.Fprintf(f.fs.Output(), "note: %v%% of users asked; the nearest share the buckets give is %v%%\n", f.userShare, actual)
+			fmt.Fprintf(f.note, "note: %v%% of users asked; the nearest share the buckets give is %v%%\n", f.userShare, actual)
 		}
 		matches = append(matches, &traffic.Match{Strategy: traffic.StrategyUserID, Header: f.userHeader, Pattern: pattern})
 	}

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/debug"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 // version and buildDate are stamped at build time by `make build` and
@@ -64,49 +64,43 @@ func buildVersion() string {
 	return b.Version
 }
 
-func runVersion(_ context.Context, c *cli, args []string) int {
-	fs := c.newFlags("version")
-	output := fs.String("o", "table", "output format: table or json")
-	if err := fs.Parse(args); err != nil {
-		return flagExit(err)
+func (c *cli) newVersionCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:     "version [-o table|json|yaml]",
+		Short:   "print the version, commit, build date and Go version",
+		Long:    "Print the version, commit, build date, Go version and platform of this binary.",
+		Example: "  canary version -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return exit(c.usageError(cmd, "%v", err))
+			}
+			b := readBuildInfo()
+			return exit(c.render(cmd, output, b, func() {
+				commit := b.Commit
+				if commit == "" {
+					commit = "unknown"
+				} else if b.Dirty {
+					commit += " (modified)"
+				}
+				rows := [][2]string{
+					{"version", b.Version},
+					{"commit", commit},
+					{"built", orUnknown(b.BuildDate)},
+					{"go", b.GoVersion},
+					{"platform", b.Platform},
+				}
+				var sb strings.Builder
+				for _, r := range rows {
+					fmt.Fprintf(&sb, "%-9s %s\n", r[0]+":", r[1])
+				}
+				fmt.Fprint(c.stdout, sb.String())
+			}))
+		},
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "canary: version: unexpected argument %q\n", fs.Arg(0))
-		return exitError
-	}
-	b := readBuildInfo()
-	switch *output {
-	case "json":
-		data, err := json.MarshalIndent(b, "", "  ")
-		if err != nil {
-			fmt.Fprintf(c.stderr, "canary: version: %v\n", err)
-			return exitError
-		}
-		fmt.Fprintln(c.stdout, string(data))
-	case "table":
-		commit := b.Commit
-		if commit == "" {
-			commit = "unknown"
-		} else if b.Dirty {
-			commit += " (modified)"
-		}
-		rows := [][2]string{
-			{"version", b.Version},
-			{"commit", commit},
-			{"built", orUnknown(b.BuildDate)},
-			{"go", b.GoVersion},
-			{"platform", b.Platform},
-		}
-		var sb strings.Builder
-		for _, r := range rows {
-			fmt.Fprintf(&sb, "%-9s %s\n", r[0]+":", r[1])
-		}
-		fmt.Fprint(c.stdout, sb.String())
-	default:
-		fmt.Fprintf(c.stderr, "canary: version: -o must be table or json, not %q\n", *output)
-		return exitError
-	}
-	return exitOK
+	addOutputFlag(cmd, &output)
+	return cmd
 }
 
 func orUnknown(s string) string {

@@ -33,9 +33,14 @@ func TestVersion(t *testing.T) {
 		require.Equal(t, "2026-12-05T10:00:00Z", b.BuildDate, "the stamped date wins over the commit's")
 		require.Equal(t, "v0.2.0", buildVersion())
 	})
+	t.Run("yaml", func(t *testing.T) {
+		code, stdout, stderr := canary(t, "version", "-o", "yaml")
+		require.Equal(t, exitOK, code, stderr)
+		require.Contains(t, stdout, "goVersion: "+runtime.Version())
+	})
 	t.Run("bad output", func(t *testing.T) {
-		code, _, stderr := canary(t, "version", "-o", "yaml")
+		code, _, stderr := canary(t, "version", "-o", "xml")
 		require.Equal(t, exitError, code)
-		require.Equal(t, "canary: version: -o must be table or json, not \"yaml\"\n", stderr)
+		require.Equal(t, "canary: version: -o must be table, json or yaml, not \"xml\"\nRun 'canary version --help' for usage.\n", stderr)
 	})
 }

@@ -39,6 +39,9 @@ type Options struct {
 	Root, Package string
 	// Files are copied into every archive beside the binary, relative to Root.
 	Files []string
+	// Links are other names of the binary in every archive, as symbolic
+	// links to it: kubectl-canary, which kubectl runs as `kubectl canary`.
+	Links []string
 	// Targets defaults to Targets.
 	Targets []Target
 	// Out is the directory the archives, SBOMs and SHA256SUMS go to.
@@ -95,6 +98,9 @@ func Dist(ctx context.Context, o Options) ([]string, error) {
 		}
 		archive := filepath.Join(o.Out, base+".tar.gz")
 		files := []archiveFile{{name: "canary", path: bin, mode: 0o755}}
+		for _, l := range o.Links {
+			files = append(files, archiveFile{name: l, mode: 0o777, link: "canary"})
+		}
 		for _, f := range o.Files {
 			files = append(files, archiveFile{name: filepath.Base(f), path: filepath.Join(o.Root, f), mode: 0o644})
 		}
@@ -142,9 +148,12 @@ func build(ctx context.Context, o Options, t Target, out string) error {
 	return nil
 }
 
+// archiveFile is an entry of an archive: a file's contents, or with link
+// set, a symbolic link to the entry of that name.
 type archiveFile struct {
 	name, path string
 	mode       int64
+	link       string
 }
 
 // writeArchive writes a gzipped tar whose entries sit in one directory
@@ -169,6 +178,14 @@ func writeArchive(path, dir string, date time.Time, files []archiveFile) (err er
 		return err
 	}
 	for _, af := range files {
+		if af.link != "" {
+			h := hdr(dir+"/"+af.name, af.mode, 0, tar.TypeSymlink)
+			h.Linkname = af.link
+			if err := tw.WriteHeader(h); err != nil {
+				return err
+			}
+			continue
+		}
 		data, err := os.ReadFile(af.path)
 		if err != nil {
 			return fmt.Errorf("archiving %s: %w", af.path, err)

@@ -60,7 +60,7 @@ func TestDist(t *testing.T) {
 	require.Contains(t, string(makefile), "-tags $(TAGS)", "make dist passes the Makefile's tags")
 	opts := Options{
 		Version: version, Date: date, Root: root, Package: "./cmd/canary",
-		Files: []string{"LICENSE", "README.md", "CHANGELOG.md"}, Targets: []Target{host},
+		Files: []string{"LICENSE", "README.md", "CHANGELOG.md"}, Links: []string{"kubectl-canary"}, Targets: []Target{host},
 		Tags: strings.Split(string(tags[1]), ","), Out: filepath.Join(t.TempDir(), "dist"),
 	}
 	written, err := Dist(context.Background(), opts)
@@ -74,7 +74,8 @@ func TestDist(t *testing.T) {
 
 	t.Run("archive", func(t *testing.T) {
 		files := untar(t, filepath.Join(opts.Out, base+".tar.gz"))
-		require.ElementsMatch(t, []string{base + "/", base + "/canary", base + "/LICENSE", base + "/README.md", base + "/CHANGELOG.md"}, keys(files))
+		require.ElementsMatch(t, []string{base + "/", base + "/canary", base + "/kubectl-canary", base + "/LICENSE", base + "/README.md", base + "/CHANGELOG.md"}, keys(files))
+		require.Equal(t, "-> canary", files[base+"/kubectl-canary"], "the kubectl plugin is a link to the binary, not a second copy")
 		license, err := os.ReadFile(filepath.Join(root, "LICENSE"))
 		require.NoError(t, err)
 		require.Equal(t, string(license), files[base+"/LICENSE"])
@@ -159,7 +160,8 @@ func TestDist(t *testing.T) {
 	})
 }
 
-// untar reads a .tar.gz into a map of entry name to contents.
+// untar reads a .tar.gz into a map of entry name to contents; a symbolic
+// link's are "-> TARGET".
 func untar(t *testing.T, path string) map[string]string {
 	t.Helper()
 	f, err := os.Open(path)
@@ -175,6 +177,10 @@ func untar(t *testing.T, path string) map[string]string {
 			return files
 		}
 		require.NoError(t, err)
+		if h.Typeflag == tar.TypeSymlink {
+			files[h.Name] = "-> " + h.Linkname
+			continue
+		}
 		data, err := io.ReadAll(tr)
 		require.NoError(t, err)
 		files[h.Name] = string(data)

@@ -57,9 +57,9 @@ type entry struct {
 	Notification Notification `json:"notification"`
 	State        string       `json:"state"`
 	Attempts     int          `json:"attempts"`
-	NextAt       time.Time    `json:"nextAt"`
+	NextAt       time.Time    `json:"nextAt,omitzero"`
 	QueuedAt     time.Time    `json:"queuedAt"`
-	DoneAt       time.Time    `json:"doneAt,omitempty"`
+	DoneAt       time.Time    `json:"doneAt,omitzero"`
 	LastError    string       `json:"lastError,omitempty"`
 }
 

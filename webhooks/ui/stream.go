@@ -1,8 +1,8 @@
 package ui
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/aurum/canary/rollout"
 	"github.com/aurum/canary/runs"
+	"github.com/aurum/canary/webhooks/reply"
 )
 
 // Defaults of StreamOptions.
@@ -169,10 +170,11 @@ func (s *Stream) recover(what string) {
 // publish queues the event for every client without waiting: a client
 // whose queue is full is dropped.
 func (s *Stream) publish(e Event) {
-	data, err := json.Marshal(e)
+	data, err := reply.Marshal(e)
 	if err != nil {
 		return
 	}
+	data = bytes.TrimSuffix(data, []byte("\n"))
 	msg := []byte("event: " + e.Type + "\ndata: ")
 	msg = append(msg, data...)
 	msg = append(msg, '\n', '\n')
@@ -244,9 +246,7 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		s.metrics.refused.Inc()
 		w.Header().Set("Retry-After", "10")
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, `{"error":"too many live streams open (at most %d); try again later"}`+"\n", s.o.MaxClients)
+		reply.Fail(w, http.StatusServiceUnavailable, fmt.Sprintf("too many live streams open (at most %d); try again later", s.o.MaxClients))
 		return
 	}
 	defer s.leave(c)

@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/aurum/canary/analysis/chart"
+	"github.com/aurum/canary/webhooks/reply"
 )
 
 //go:embed static
@@ -136,7 +137,7 @@ func (s *Site) ServeIndex(w http.ResponseWriter, _ *http.Request) {
 func (s *Site) ServeAsset(w http.ResponseWriter, r *http.Request, name string) {
 	a, ok := s.assets[strings.TrimPrefix(name, "/")]
 	if !ok {
-		http.NotFound(w, r)
+		reply.Fail(w, http.StatusNotFound, "no such asset: "+name)
 		return
 	}
 	etag := `"` + a.etag + `"`

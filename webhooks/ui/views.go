@@ -33,8 +33,8 @@ type Row struct {
 	Weight      *int         `json:"weight,omitempty"`
 	Latches     []runs.Latch `json:"latches"`
 	Evaluations uint64       `json:"evaluations"`
-	StartedAt   time.Time    `json:"startedAt"`
-	UpdatedAt   time.Time    `json:"updatedAt"`
+	StartedAt   time.Time    `json:"startedAt,omitzero"`
+	UpdatedAt   time.Time    `json:"updatedAt,omitzero"`
 	// Rollout is set when the orchestrator drives this canary version;
 	// Group names the rollout group it is a member of.
 	Rollout *RolloutRef `json:"rollout,omitempty"`

@@ -31,6 +31,8 @@ func run() int {
 		Version: *version, Date: *date, Out: *out,
 		Root: ".", Package: "./cmd/canary",
 		Files: []string{"LICENSE", "README.md", "CHANGELOG.md"},
+		// The kubectl plugin: `kubectl canary` runs kubectl-canary.
+		Links: []string{"kubectl-canary"},
 		Log:   os.Stdout,
 	}
 	if *tags != "" {
