@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/parser"
@@ -19,7 +20,6 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/aurum/canary/rules"
-	v1alpha1 "github.com/aurum/canary/rules/importer/argoapi"
 )
 
 // ArgoMaxSeries is the maxSeries of an imported vector query. Argo
@@ -28,8 +28,7 @@ import (
 const ArgoMaxSeries = 1000
 
 // ArgoTemplate is an Argo Rollouts AnalysisTemplate or
-// ClusterAnalysisTemplate, decoded with Argo's own API types (their copy
-// in argoapi, held to Argo's package by its test).
+// ClusterAnalysisTemplate, decoded with Argo's own API types.
 type ArgoTemplate struct {
 	File string
 	// Kind is AnalysisTemplate or ClusterAnalysisTemplate.
@@ -96,7 +95,7 @@ func (d document) strict(file string, obj any) error {
 }
 
 // DecodeArgo reads the AnalysisTemplates and ClusterAnalysisTemplates of a
-// manifest file strictly, with Argo Rollouts' API types (argoapi). Other objects are
+// manifest file strictly, with Argo Rollouts' API types. Other objects are
 // skipped with a note; an unknown field is an error.
 func DecodeArgo(file string, data []byte) ([]ArgoTemplate, []Note, error) {
 	docs, err := documents(file, data)

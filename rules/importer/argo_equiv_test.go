@@ -1,7 +1,6 @@
 package importer_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -23,7 +22,6 @@ import (
 	"github.com/aurum/canary/queries"
 	"github.com/aurum/canary/rules"
 	"github.com/aurum/canary/rules/importer"
-	"github.com/aurum/canary/rules/importer/argoapi"
 )
 
 // The imported policy must give the verdict Argo Rollouts gives. These
@@ -94,7 +92,7 @@ func argoCases(t *testing.T) []argoCase {
 				if m.Provider.Prometheus == nil {
 					continue
 				}
-				am := argoMetric{metric: argoTyped(t, m)}
+				am := argoMetric{metric: m}
 				for _, d := range tm.Spec.DryRun {
 					if ok, _ := regexp.MatchString(d.MetricName, m.Name); ok {
 						am.dry = true
@@ -126,17 +124,6 @@ func argoCases(t *testing.T) []argoCase {
 	}
 	require.GreaterOrEqual(t, len(cases), 6)
 	return cases
-}
-
-// argoTyped is the metric as Argo's own type, for Argo's own evaluation:
-// the importer decodes into argoapi's copy, which has the same JSON.
-func argoTyped(t *testing.T, m argoapi.Metric) v1alpha1.Metric {
-	t.Helper()
-	data, err := json.Marshal(m)
-	require.NoError(t, err)
-	var out v1alpha1.Metric
-	require.NoError(t, json.Unmarshal(data, &out))
-	return out
 }
 
 // argoVerdict maps a phase as the policy's decision does.
