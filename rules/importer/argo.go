@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/parser"
@@ -28,19 +27,20 @@ import (
 const ArgoMaxSeries = 1000
 
 // ArgoTemplate is an Argo Rollouts AnalysisTemplate or
-// ClusterAnalysisTemplate, decoded with Argo's own API types.
+// ClusterAnalysisTemplate, decoded strictly into the importer's own model
+// of the fields it reads (argotypes.go).
 type ArgoTemplate struct {
 	File string
 	// Kind is AnalysisTemplate or ClusterAnalysisTemplate.
 	Kind string
 	Name string
-	Spec v1alpha1.AnalysisTemplateSpec
+	spec argoSpec
 }
 
 func (t ArgoTemplate) from() string { return t.Kind + " " + t.Name }
 
-// document is one YAML document of a manifest file, as JSON for the
-// upstream API types, and where it starts.
+// document is one YAML document of a manifest file, as JSON for a strict
+// decode into API-shaped types, and where it starts.
 type document struct {
 	index, line      int
 	apiVersion, kind string
@@ -95,8 +95,8 @@ func (d document) strict(file string, obj any) error {
 }
 
 // DecodeArgo reads the AnalysisTemplates and ClusterAnalysisTemplates of a
-// manifest file strictly, with Argo Rollouts' API types. Other objects are
-// skipped with a note; an unknown field is an error.
+// manifest file strictly, in the shape of Argo Rollouts' API. Other objects
+// are skipped with a note; an unknown field is an error.
 func DecodeArgo(file string, data []byte) ([]ArgoTemplate, []Note, error) {
 	docs, err := documents(file, data)
 	if err != nil {
@@ -106,18 +106,13 @@ func DecodeArgo(file string, data []byte) ([]ArgoTemplate, []Note, error) {
 	var ns notes
 	for _, d := range docs {
 		switch {
-		case d.apiVersion == "argoproj.io/v1alpha1" && d.kind == "AnalysisTemplate":
-			var t v1alpha1.AnalysisTemplate
+		case d.apiVersion == "argoproj.io/v1alpha1" && (d.kind == "AnalysisTemplate" || d.kind == "ClusterAnalysisTemplate"):
+			// Both kinds have the same spec.
+			var t argoManifest
 			if err := d.strict(file, &t); err != nil {
 				return nil, nil, err
 			}
-			out = append(out, ArgoTemplate{File: file, Kind: d.kind, Name: t.Name, Spec: t.Spec})
-		case d.apiVersion == "argoproj.io/v1alpha1" && d.kind == "ClusterAnalysisTemplate":
-			var t v1alpha1.ClusterAnalysisTemplate
-			if err := d.strict(file, &t); err != nil {
-				return nil, nil, err
-			}
-			out = append(out, ArgoTemplate{File: file, Kind: d.kind, Name: t.Name, Spec: t.Spec})
+			out = append(out, ArgoTemplate{File: file, Kind: d.kind, Name: t.Metadata.Name, spec: t.Spec})
 		default:
 			ns.add(fmt.Sprintf("%s:%d", file, d.line), "%s %s %s is not an AnalysisTemplate: skipped", d.apiVersion, d.kind, d.name)
 		}
@@ -154,15 +149,15 @@ func FromArgo(t ArgoTemplate) (*Document, []Note, error) {
 	argParam := map[string]string{}
 	args := map[string]*string{}
 	used := map[string]bool{}
-	for _, a := range t.Spec.Args {
+	for _, a := range t.spec.Args {
 		args[a.Name] = a.Value
 		argParam[a.Name] = params.take(a.Name)
 	}
 
 	dry := map[string]bool{}
-	for i, d := range t.Spec.DryRun {
+	for i, d := range t.spec.DryRun {
 		matched := false
-		for _, m := range t.Spec.Metrics {
+		for _, m := range t.spec.Metrics {
 			if ok, err := regexp.MatchString(d.MetricName, m.Name); err == nil && ok {
 				dry[m.Name], matched = true, true
 			}
@@ -171,10 +166,10 @@ func FromArgo(t ArgoTemplate) (*Document, []Note, error) {
 			ns.add(fmt.Sprintf("%s, dryRun[%d]", from, i), "metricName %q matches no metric", d.MetricName)
 		}
 	}
-	if len(t.Spec.MeasurementRetention) > 0 {
+	if len(t.spec.MeasurementRetention) > 0 {
 		ns.add(from, "measurementRetention is not carried over: canary serve keeps every evaluation of a run (its retention is the server's)")
 	}
-	for _, ref := range t.Spec.Templates {
+	for _, ref := range t.spec.Templates {
 		kind := "AnalysisTemplate"
 		if ref.ClusterScope != nil && *ref.ClusterScope {
 			kind = "ClusterAnalysisTemplate"
@@ -185,7 +180,7 @@ func FromArgo(t ArgoTemplate) (*Document, []Note, error) {
 	var sched argoSchedule
 	queries := names{}
 	decisionRules := sequence()
-	for i, m := range t.Spec.Metrics {
+	for i, m := range t.spec.Metrics {
 		mfrom := from + ", metric " + m.Name
 		at := fmt.Sprintf("spec.metrics[%d] %s", i, m.Name)
 		prom := m.Provider.Prometheus
@@ -263,7 +258,7 @@ func FromArgo(t ArgoTemplate) (*Document, []Note, error) {
 		return nil, ns.list, nil
 	}
 	var argNotes notes
-	argoParams(&argNotes, from, t.Spec.Args, argParam, used, p.params)
+	argoParams(&argNotes, from, t.spec.Args, argParam, used, p.params)
 	ns.list = append(argNotes.list, ns.list...)
 	if len(decisionRules.Content) > 0 {
 		set(p.decision, "rules", decisionRules, "")
@@ -277,7 +272,7 @@ func FromArgo(t ArgoTemplate) (*Document, []Note, error) {
 }
 
 // argoParams declares the params of the args the imported queries read.
-func argoParams(ns *notes, from string, args []v1alpha1.Argument, argParam map[string]string, used map[string]bool, out *yaml.Node) {
+func argoParams(ns *notes, from string, args []argoArg, argParam map[string]string, used map[string]bool, out *yaml.Node) {
 	for i, a := range args {
 		if !used[a.Name] {
 			continue
@@ -310,27 +305,27 @@ func argoParams(ns *notes, from string, args []v1alpha1.Argument, argParam map[s
 // isName reports whether a param default passes the default pattern.
 func isName(v string) bool { return nameRE.MatchString(v) }
 
-func argoProviderName(mp v1alpha1.MetricProvider) string {
+func argoProviderName(mp argoProvider) string {
 	switch {
-	case mp.Web != nil:
+	case mp.Web.set():
 		return "web"
-	case mp.Job != nil:
+	case mp.Job.set():
 		return "job"
-	case mp.Kayenta != nil:
+	case mp.Kayenta.set():
 		return "kayenta"
-	case mp.Datadog != nil:
+	case mp.Datadog.set():
 		return "datadog"
-	case mp.Wavefront != nil:
+	case mp.Wavefront.set():
 		return "wavefront"
-	case mp.NewRelic != nil:
+	case mp.NewRelic.set():
 		return "newRelic"
-	case mp.CloudWatch != nil:
+	case mp.CloudWatch.set():
 		return "cloudWatch"
-	case mp.Graphite != nil:
+	case mp.Graphite.set():
 		return "graphite"
-	case mp.Influxdb != nil:
+	case mp.Influxdb.set():
 		return "influxdb"
-	case mp.SkyWalking != nil:
+	case mp.SkyWalking.set():
 		return "skywalking"
 	case len(mp.Plugin) > 0:
 		return "plugin " + strings.Join(sortedKeys(mp.Plugin), ", ")
@@ -340,14 +335,14 @@ func argoProviderName(mp v1alpha1.MetricProvider) string {
 
 // argoProviderNotes lists the connection settings of a Prometheus metric:
 // canary serve's configured source has its own.
-func argoProviderNotes(ns *notes, from string, prom *v1alpha1.PrometheusMetric) {
+func argoProviderNotes(ns *notes, from string, prom *argoPrometheus) {
 	if prom.Address != "" {
 		ns.add(from, "address %s is not carried over: the query runs on the Prometheus source of canary serve's config", prom.Address)
 	}
 	if prom.Timeout != nil {
 		ns.add(from, "timeout %ds is not carried over: the evaluation's timeout is the server's (--timeout)", *prom.Timeout)
 	}
-	if len(prom.Headers) > 0 || prom.Insecure || prom.Authentication.Sigv4 != (v1alpha1.Sigv4Config{}) ||
+	if len(prom.Headers) > 0 || prom.Insecure || prom.Authentication.Sigv4 != (argoSigv4{}) ||
 		prom.Authentication.OAuth2.TokenURL != "" || prom.Authentication.OAuth2.ClientID != "" {
 		ns.add(from, "headers, authentication and insecure are not carried over: configure them on canary serve's Prometheus source")
 	}
@@ -378,7 +373,7 @@ func argoQuery(query string, argParam map[string]string, used map[string]bool) (
 
 // argoRange maps a range query onto the engine's: a window that ends at
 // the evaluation.
-func argoRange(r *v1alpha1.PrometheusRangeQueryArgs, args map[string]*string) (rng, step time.Duration, fixed string, err error) {
+func argoRange(r *argoRangeQuery, args map[string]*string) (rng, step time.Duration, fixed string, err error) {
 	m := argoRangeStartRE.FindStringSubmatch(r.Start)
 	if m == nil || strings.ReplaceAll(r.End, " ", "") != "now()" {
 		return 0, 0, "", fmt.Errorf("rangeQuery start %q, end %q: canary's range queries end at the evaluation (start: now() - duration(\"5m\"), end: now())", r.Start, r.End)
@@ -400,7 +395,7 @@ func argoRange(r *v1alpha1.PrometheusRangeQueryArgs, args map[string]*string) (r
 	}
 	step = min(rules.DefaultStep, rng)
 	if r.Step != "" {
-		if step, err = r.Step.Duration(); err != nil || step <= 0 || step > rng {
+		if step, err = time.ParseDuration(r.Step); err != nil || step <= 0 || step > rng {
 			return 0, 0, "", fmt.Errorf("rangeQuery step %q: want a duration up to the range", r.Step)
 		}
 	}
@@ -716,7 +711,7 @@ type argoSchedule struct {
 	failureLimitAt, inconclusiveAt string
 }
 
-func (s *argoSchedule) add(ns *notes, from, at string, m v1alpha1.Metric) {
+func (s *argoSchedule) add(ns *notes, from, at string, m argoMetric) {
 	interval := argoDuration(ns, from, "interval", m.Interval)
 	if interval > 0 {
 		if s.interval == 0 || interval < s.interval {
@@ -770,11 +765,11 @@ func (s *argoSchedule) add(ns *notes, from, at string, m v1alpha1.Metric) {
 	}
 }
 
-func argoDuration(ns *notes, from, what string, d v1alpha1.DurationString) time.Duration {
+func argoDuration(ns *notes, from, what string, d string) time.Duration {
 	if d == "" {
 		return 0
 	}
-	v, err := d.Duration()
+	v, err := time.ParseDuration(d)
 	if err != nil {
 		ns.add(from, "%s %q is not a duration: not carried over", what, d)
 		return 0

@@ -59,8 +59,10 @@ type argoMetric struct {
 }
 
 type argoCase struct {
-	name    string
-	tmpl    importer.ArgoTemplate
+	name string
+	tmpl importer.ArgoTemplate
+	// spec is the template's, in Argo's own types.
+	spec    v1alpha1.AnalysisTemplateSpec
 	policy  *rules.Policy
 	metrics []argoMetric
 }
@@ -87,13 +89,15 @@ func argoCases(t *testing.T) []argoCase {
 			}
 			pol, err := doc.Check()
 			require.NoError(t, err)
-			c := argoCase{name: filepath.Base(file) + "/" + tm.Name, tmpl: tm, policy: pol}
-			for _, m := range tm.Spec.Metrics {
+			spec, err := importer.ArgoSpec(tm)
+			require.NoError(t, err)
+			c := argoCase{name: filepath.Base(file) + "/" + tm.Name, tmpl: tm, spec: spec, policy: pol}
+			for _, m := range spec.Metrics {
 				if m.Provider.Prometheus == nil {
 					continue
 				}
 				am := argoMetric{metric: m}
-				for _, d := range tm.Spec.DryRun {
+				for _, d := range spec.DryRun {
 					if ok, _ := regexp.MatchString(d.MetricName, m.Name); ok {
 						am.dry = true
 					}
@@ -380,7 +384,7 @@ func TestArgoQueriesRender(t *testing.T) {
 	for _, c := range argoCases(t) {
 		ps := params(c.policy)
 		var args []v1alpha1.Argument
-		for _, a := range c.tmpl.Spec.Args {
+		for _, a := range c.spec.Args {
 			name := a.Name
 			// The param of an arg is its identifier form.
 			v := ps[strings.NewReplacer("-", "_", ".", "_").Replace(name)]
