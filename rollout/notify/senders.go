@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"strings"
 	"text/template"
+
+	"github.com/aurum/canary/analysis"
 )
 
 // post sends a JSON body. A 2xx answer is delivered; 408, 429 and 5xx and
@@ -212,11 +214,8 @@ func (w *webhook) Notify(ctx context.Context, n Notification) error {
 // marshal encodes a chat message without Go's HTML escaping: chat
 // services read "<" literally, and Slack's link syntax needs it.
 func marshal(v any) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v) // maps of strings cannot fail to encode
-	return bytes.TrimRight(b.Bytes(), "\n")
+	data, _ := analysis.MarshalUnescaped(v) // maps of strings cannot fail to encode
+	return data
 }
 
 // slackText escapes the three characters Slack's mrkdwn reserves, so a

@@ -12,10 +12,10 @@
 package reply
 
 import (
-	"bytes"
-	"encoding/json"
 	"net/http"
 	"strings"
+
+	"github.com/aurum/canary/analysis"
 )
 
 // ContentType is the media type of every JSON answer.
@@ -102,16 +102,14 @@ func OneLine(s string) string {
 	return s
 }
 
-// Marshal encodes v as an answer's body: JSON without HTML escaping,
-// ending in a newline.
+// Marshal encodes v as an answer's body: JSON without HTML escaping
+// (analysis.MarshalUnescaped), ending in a newline.
 func Marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	data, err := analysis.MarshalUnescaped(v)
+	if err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return append(data, '\n'), nil
 }
 
 // JSON answers status code with v as its JSON body. A value that does
