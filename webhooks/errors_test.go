@@ -2,8 +2,6 @@ package webhooks
 
 import (
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,16 +18,7 @@ import (
 // routes included. Only /readyz's 503 answers probes in plain text, and
 // it has no error to give here.
 func TestEveryRouteErrorShape(t *testing.T) {
-	dir := t.TempDir()
-	files := map[string][]string{}
-	for _, g := range Groups {
-		p := filepath.Join(dir, g)
-		require.NoError(t, os.WriteFile(p, []byte(g+"-token\n"), 0o600))
-		files[g] = []string{p}
-	}
-	auth, err := LoadAuth(files)
-	require.NoError(t, err)
-	e := newEnv(t, func(o *Options) { o.Auth = auth })
+	e := newEnvWithGroupTokens(t)
 	routes := e.routes()
 	require.NotEmpty(t, routes)
 	concrete := strings.NewReplacer("{policy}", "ingest", "{namespace}", "caiso", "{name}", "good", "{action}", "pause", "{file}", "nope.js")

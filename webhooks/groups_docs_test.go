@@ -5,7 +5,6 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -21,16 +20,7 @@ import (
 // ("open" when no token is needed).
 func guardingGroups(t *testing.T) map[string][]string {
 	t.Helper()
-	dir := t.TempDir()
-	files := map[string][]string{}
-	for _, g := range Groups {
-		p := filepath.Join(dir, g)
-		require.NoError(t, os.WriteFile(p, []byte(g+"-token\n"), 0o600))
-		files[g] = []string{p}
-	}
-	auth, err := LoadAuth(files)
-	require.NoError(t, err)
-	e := newEnv(t, func(o *Options) { o.Auth = auth })
+	e := newEnvWithGroupTokens(t)
 	param := regexp.MustCompile(`[:*]\w+`)
 	out := map[string][]string{}
 	for _, r := range e.srv.router.Routes() {

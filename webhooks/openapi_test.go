@@ -1156,16 +1156,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	})
 
 	t.Run("auth", func(t *testing.T) {
-		dir := t.TempDir()
-		files := map[string][]string{}
-		for _, g := range Groups {
-			p := filepath.Join(dir, g)
-			require.NoError(t, os.WriteFile(p, []byte(g+"-token\n"), 0o600))
-			files[g] = []string{p}
-		}
-		auth, err := LoadAuth(files)
-		require.NoError(t, err)
-		e := newEnv(t, func(o *Options) { o.Auth = auth })
+		e := newEnvWithGroupTokens(t)
 		admin := []string{"Authorization", "Bearer admin-token"}
 		c.run(t, e, []apiCall{
 			{name: "analysis GET", method: "GET", path: "/v1/analysis/ingest?namespace=caiso&name=good", code: 401},

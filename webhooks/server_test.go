@@ -96,6 +96,22 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	return &testEnv{t: t, url: hs.URL, srv: srv, policies: policies, reg: reg, store: st}
 }
 
+// newEnvWithGroupTokens is newEnv with every route group behind a token
+// of its own, "<group>-token".
+func newEnvWithGroupTokens(t *testing.T) *testEnv {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string][]string{}
+	for _, g := range Groups {
+		p := filepath.Join(dir, g)
+		require.NoError(t, os.WriteFile(p, []byte(g+"-token\n"), 0o600))
+		files[g] = []string{p}
+	}
+	auth, err := LoadAuth(files)
+	require.NoError(t, err)
+	return newEnv(t, func(o *Options) { o.Auth = auth })
+}
+
 // call sends a request; body is sent as is when it is a string or []byte,
 // else as JSON. headers are name, value pairs.
 func (e *testEnv) call(method, path string, body any, headers ...string) (int, string) {
