@@ -428,6 +428,26 @@ func canary(t *testing.T, args ...string) (string, error) {
 	return string(out), err
 }
 
+// runFromRoot runs the canary binary from the repository's root, as the
+// docs' command lines are written, and returns its stdout, its stderr and
+// its exit code.
+func runFromRoot(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	bin, err := canaryBin()
+	require.NoError(t, err)
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = ".."
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return out.String(), errOut.String(), exit.ExitCode()
+	}
+	require.NoError(t, err)
+	return out.String(), errOut.String(), 0
+}
+
 // subcommands are the commands whose first argument is an action, and
 // the actions whose flags stand for the command's when a document names
 // the command alone.

@@ -1,9 +1,6 @@
 package docs_test
 
 import (
-	"bytes"
-	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -16,8 +13,6 @@ import (
 // marked import-stderr=... its exact stderr; the exit code is the one the
 // guides document for a run with notes (2) or without (0).
 func TestImportGuides(t *testing.T) {
-	bin, err := canaryBin()
-	require.NoError(t, err)
 	n := 0
 	for _, md := range []string{"import-argo.md", "import-flagger.md", "import-keptn.md"} {
 		for _, f := range fences(t, md) {
@@ -28,26 +23,15 @@ func TestImportGuides(t *testing.T) {
 				}
 				n++
 				args := append([]string{"import"}, strings.Split(spec, ":")...)
-				cmd := exec.Command(bin, args...)
-				cmd.Dir = ".."
-				var stdout, stderr bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &stdout, &stderr
-				err := cmd.Run()
-				code := 0
-				var exit *exec.ExitError
-				if errors.As(err, &exit) {
-					code = exit.ExitCode()
-				} else {
-					require.NoError(t, err)
-				}
+				stdout, stderr, code := runFromRoot(t, args...)
 				want := 0
-				if stderr.Len() > 0 {
+				if stderr != "" {
 					want = 2
 				}
-				require.Equal(t, want, code, "%s:%d: canary %s\n%s", md, f.line, strings.Join(args, " "), stderr.String())
-				got := stdout.String()
+				require.Equal(t, want, code, "%s:%d: canary %s\n%s", md, f.line, strings.Join(args, " "), stderr)
+				got := stdout
 				if key == "import-stderr" {
-					got = stderr.String()
+					got = stderr
 				}
 				require.Equal(t, got, f.text, "%s:%d: the block is not what canary %s prints", md, f.line, strings.Join(args, " "))
 			}

@@ -1,9 +1,7 @@
 package docs_test
 
 import (
-	"bytes"
 	"errors"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,8 +14,6 @@ import (
 // `canary ARG ARG ...` run from the repository's root (a line "..." stands
 // for any lines), and exit=N the exit code it documents (0 by default).
 func TestDocumentedOutputs(t *testing.T) {
-	bin, err := canaryBin()
-	require.NoError(t, err)
 	n := 0
 	for _, md := range docFiles(t) {
 		for _, f := range fences(t, md) {
@@ -30,24 +26,14 @@ func TestDocumentedOutputs(t *testing.T) {
 			t.Run(md+":"+strconv.Itoa(f.line), func(t *testing.T) {
 				want := 0
 				if e := infoValue(f.info, "exit"); e != "" {
+					var err error
 					want, err = strconv.Atoi(e)
 					require.NoError(t, err)
 				}
-				cmd := exec.Command(bin, args...)
-				cmd.Dir = ".."
-				var stdout, stderr bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &stdout, &stderr
-				err := cmd.Run()
-				code := 0
-				var exit *exec.ExitError
-				if errors.As(err, &exit) {
-					code = exit.ExitCode()
-				} else {
-					require.NoError(t, err)
-				}
-				require.Equal(t, want, code, "canary %s\n%s", strings.Join(args, " "), stderr.String())
-				require.NoError(t, matchElided(f.text, stdout.String()),
-					"%s:%d: the block is not what canary %s prints:\n%s", md, f.line, strings.Join(args, " "), stdout.String())
+				stdout, stderr, code := runFromRoot(t, args...)
+				require.Equal(t, want, code, "canary %s\n%s", strings.Join(args, " "), stderr)
+				require.NoError(t, matchElided(f.text, stdout),
+					"%s:%d: the block is not what canary %s prints:\n%s", md, f.line, strings.Join(args, " "), stdout)
 			})
 		}
 	}

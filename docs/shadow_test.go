@@ -104,16 +104,12 @@ func TestShadowGuide(t *testing.T) {
 
 		// The backtest judges the shadow by what it would have decided,
 		// and exits 2 as the guide says a failing step does.
-		cmd := exec.Command(bin, "backtest", "--policies", dir, "--policy", name,
+		out, _, code := runFromRoot(t, "backtest", "--policies", dir, "--policy", name,
 			"--param", "namespace=caiso", "--param", "name=lmp-ingest",
 			"--series", "examples/series/caiso-errors.yaml")
-		cmd.Dir = ".."
-		out, err := cmd.Output()
-		var exit *exec.ExitError
-		require.ErrorAs(t, err, &exit)
-		require.Equal(t, 2, exit.ExitCode(), "%s", out)
-		require.Contains(t, string(out), "dry run: each step as the policy would have decided")
-		require.Contains(t, string(out), "first failure with data at 2026-11-26T09:16:00Z")
+		require.Equal(t, 2, code, "%s", out)
+		require.Contains(t, out, "dry run: each step as the policy would have decided")
+		require.Contains(t, out, "first failure with data at 2026-11-26T09:16:00Z")
 
 		guide, err := os.ReadFile("shadow-mode.md")
 		require.NoError(t, err)
