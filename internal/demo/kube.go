@@ -79,6 +79,23 @@ type cluster struct {
 	history     []AnnotationChange
 }
 
+// admit checks a new object's name and namespace against the request's
+// namespace, as an API server does on create, and sets the metadata it
+// sets: namespace, UID, creation time and the first generation.
+func (c *cluster) admit(obj metav1.Object, kind, namespace string) error {
+	if obj.GetName() == "" {
+		return apierrors.NewBadRequest(kind + " name is empty")
+	}
+	if ns := obj.GetNamespace(); ns != "" && ns != namespace {
+		return apierrors.NewBadRequest(fmt.Sprintf("%s namespace %q does not match the request's %q", kind, ns, namespace))
+	}
+	obj.SetNamespace(namespace)
+	obj.SetUID(uuid.NewUUID())
+	obj.SetCreationTimestamp(metav1.NewTime(c.now().Truncate(time.Second)))
+	obj.SetGeneration(1)
+	return nil
+}
+
 // newCluster builds the cluster with cfg's stable Ingress and Deployment
 // and hands the edge its first routing.
 func newCluster(cfg Config, setRouting func(*routing)) (*cluster, error) {
@@ -150,11 +167,9 @@ func (i *ingressClient) Create(ctx context.Context, ing *networkingv1.Ingress, _
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if ing.Name == "" {
-		return nil, apierrors.NewBadRequest("ingress name is empty")
-	}
-	if ing.Namespace != "" && ing.Namespace != i.namespace {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("ingress namespace %q does not match the request's %q", ing.Namespace, i.namespace))
+	stored := ing.DeepCopy()
+	if err := i.c.admit(stored, "ingress", i.namespace); err != nil {
+		return nil, err
 	}
 	i.c.mu.Lock()
 	defer i.c.mu.Unlock()
@@ -162,11 +177,6 @@ func (i *ingressClient) Create(ctx context.Context, ing *networkingv1.Ingress, _
 	if _, ok := i.c.objects[key]; ok {
 		return nil, apierrors.NewAlreadyExists(ingressesResource, ing.Name)
 	}
-	stored := ing.DeepCopy()
-	stored.Namespace = i.namespace
-	stored.UID = uuid.NewUUID()
-	stored.CreationTimestamp = metav1.NewTime(i.c.now().Truncate(time.Second))
-	stored.Generation = 1
 	return i.c.write(key, stored), nil
 }
 
@@ -475,11 +485,9 @@ func (d *deploymentClient) Create(ctx context.Context, dep *appsv1.Deployment, _
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if dep.Name == "" {
-		return nil, apierrors.NewBadRequest("deployment name is empty")
-	}
-	if dep.Namespace != "" && dep.Namespace != d.namespace {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("deployment namespace %q does not match the request's %q", dep.Namespace, d.namespace))
+	stored := dep.DeepCopy()
+	if err := d.c.admit(stored, "deployment", d.namespace); err != nil {
+		return nil, err
 	}
 	d.c.mu.Lock()
 	defer d.c.mu.Unlock()
@@ -487,11 +495,6 @@ func (d *deploymentClient) Create(ctx context.Context, dep *appsv1.Deployment, _
 	if _, ok := d.c.deployments[key]; ok {
 		return nil, apierrors.NewAlreadyExists(deploymentsResource, dep.Name)
 	}
-	stored := dep.DeepCopy()
-	stored.Namespace = d.namespace
-	stored.UID = uuid.NewUUID()
-	stored.CreationTimestamp = metav1.NewTime(d.c.now().Truncate(time.Second))
-	stored.Generation = 1
 	return d.c.writeDeployment(key, stored), nil
 }
 
