@@ -295,22 +295,27 @@ printf '%s\n' "${COMPREPLY[@]}"`
 	require.ElementsMatch(t, []string{"--policies", "--policy"}, complete("canary eval --poli"))
 }
 
+// completions runs the binary's completion request (what a shell's
+// completion script runs) for args and returns the candidates, without
+// their descriptions and the directive line.
+func completions(t *testing.T, args ...string) []string {
+	t.Helper()
+	code, stdout, stderr := canary(t, append([]string{cobra.ShellCompRequestCmd}, args...)...)
+	require.Equal(t, exitOK, code, stderr)
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		if !strings.HasPrefix(line, ":") {
+			name, _, _ := strings.Cut(line, "\t")
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // TestCompletePolicies: --policy completes the names of --policies'
 // policies, --param the chosen one's params, --scenario a list.
 func TestCompletePolicies(t *testing.T) {
-	complete := func(args ...string) []string {
-		t.Helper()
-		code, stdout, stderr := canary(t, append([]string{cobra.ShellCompRequestCmd}, args...)...)
-		require.Equal(t, exitOK, code, stderr)
-		var out []string
-		for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
-			if !strings.HasPrefix(line, ":") {
-				name, _, _ := strings.Cut(line, "\t")
-				out = append(out, name)
-			}
-		}
-		return out
-	}
+	complete := func(args ...string) []string { t.Helper(); return completions(t, args...) }
 	const policies = "../../examples/policies"
 	require.Subset(t, complete("eval", "--policies", policies, "--policy", ""), []string{"iso-ingest", "lmp-realtime"})
 	require.Subset(t, complete("backtest", "--policies", policies, "--policy", "iso-ingest", "--param", ""), []string{"namespace=", "name="})

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
 
 	"github.com/aurum/canary/internal/testkube"
@@ -102,19 +101,7 @@ func TestRolloutAgainstRealPrometheus(t *testing.T) {
 
 	// Completion asks the running server: its rollouts, runs, policies and
 	// the chosen policy's params.
-	complete := func(args ...string) []string {
-		t.Helper()
-		code, stdout, stderr := canary(t, append([]string{cobra.ShellCompRequestCmd}, args...)...)
-		require.Equal(t, exitOK, code, stderr)
-		var out []string
-		for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
-			if !strings.HasPrefix(line, ":") {
-				name, _, _ := strings.Cut(line, "\t")
-				out = append(out, name)
-			}
-		}
-		return out
-	}
+	complete := func(args ...string) []string { t.Helper(); return completions(t, args...) }
 	require.Subset(t, complete("rollout", "status", "--server", srv.url, "--token-file", tokenFile, ""), []string{ns + "/good", ns + "/bad", ns + "/held"})
 	t.Setenv("CANARY_NAMESPACE", ns)
 	require.Contains(t, complete("rollout", "promote", "--server", srv.url, "--token-file", tokenFile, ""), "good", "a rollout of -n's namespace by its name alone")
