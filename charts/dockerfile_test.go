@@ -17,7 +17,7 @@ import (
 )
 
 // buildCommand is what the Dockerfile's build stage must run, word for word.
-const buildCommand = `CGO_ENABLED=0 go build -tags nomsgpack -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.buildDate=${BUILD_DATE}" -o /out/canary ./cmd/canary`
+const buildCommand = `CGO_ENABLED=0 go build -tags nomsgpack -trimpath -gcflags all=-dwarf=false -ldflags "-s -w -X main.version=${VERSION} -X main.buildDate=${BUILD_DATE}" -o /out/canary ./cmd/canary`
 
 // buildDateArg is the BUILD_DATE build arg the tests pass.
 const buildDateArg = "2026-12-01T10:00:00Z"

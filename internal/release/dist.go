@@ -130,15 +130,16 @@ func Dist(ctx context.Context, o Options) ([]string, error) {
 	return append(written, sums), nil
 }
 
-// build is `make build` for one target: static, trimmed paths, stripped,
-// the version and date stamped, with the build tags.
+// build is `make build` for one target: static, trimmed paths, stripped
+// (and so compiled without DWARF), the version and date stamped, with the
+// build tags.
 func build(ctx context.Context, o Options, t Target, out string) error {
 	ldflags := fmt.Sprintf("-s -w -X main.version=%s -X main.buildDate=%s", o.Version, o.Date)
 	args := []string{"build"}
 	if len(o.Tags) > 0 {
 		args = append(args, "-tags", strings.Join(o.Tags, ","))
 	}
-	args = append(args, "-trimpath", "-ldflags", ldflags, "-o", out, o.Package)
+	args = append(args, "-trimpath", "-gcflags", "all=-dwarf=false", "-ldflags", ldflags, "-o", out, o.Package)
 	cmd := exec.CommandContext(ctx, o.Go, args...)
 	cmd.Dir = o.Root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+t.OS, "GOARCH="+t.Arch)
