@@ -328,7 +328,7 @@ func (c *cli) demoScenario(ctx context.Context, sc scenario, opts demoOptions, k
 		over = *opts.schedule
 	}
 	if sc.stepDown != nil {
-		over.StepDown = &rollout.StepDownConfig{Weights: sc.stepDown, Interval: rollout.Duration(2 * time.Second)}
+		over.StepDown = &rollout.StepDownConfig{Weights: sc.stepDown, Interval: rollout.Duration(time.Second)}
 	}
 	spec.Schedule = &over
 	if sc.deploy {

@@ -72,8 +72,9 @@ const (
 	// DefaultPartitions is the topic's partition count.
 	DefaultPartitions = 2
 	// DefaultProduceRate is how many messages per second the producer
-	// appends to the topic.
-	DefaultProduceRate = 20
+	// appends to the topic: enough that a consumer which stops falls past
+	// the demo policy's lag limit (150) within one of its 3 s steps.
+	DefaultProduceRate = 50
 )
 
 // shutdownTimeout bounds how long Close waits for requests in flight.
