@@ -35,12 +35,15 @@ type Client[T Object, L runtime.Object] struct {
 	newList   func() L
 }
 
+// on points a request at this client's resource in its namespace.
+func (c *Client[T, L]) on(r *rest.Request) *rest.Request {
+	return r.NamespaceIfScoped(c.namespace, c.namespace != "").Resource(c.resource)
+}
+
 // Get returns the named object.
 func (c *Client[T, L]) Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error) {
 	result := c.newObject()
-	err := c.rest.Get().
-		NamespaceIfScoped(c.namespace, c.namespace != "").
-		Resource(c.resource).
+	err := c.on(c.rest.Get()).
 		Name(name).
 		VersionedParams(&opts, schemeCodecs().parameters).
 		Do(ctx).
@@ -55,9 +58,7 @@ func (c *Client[T, L]) List(ctx context.Context, opts metav1.ListOptions) (L, er
 	if opts.TimeoutSeconds != nil {
 		timeout = time.Duration(*opts.TimeoutSeconds) * time.Second
 	}
-	err := c.rest.Get().
-		NamespaceIfScoped(c.namespace, c.namespace != "").
-		Resource(c.resource).
+	err := c.on(c.rest.Get()).
 		VersionedParams(&opts, schemeCodecs().parameters).
 		Timeout(timeout).
 		Do(ctx).
@@ -68,9 +69,7 @@ func (c *Client[T, L]) List(ctx context.Context, opts metav1.ListOptions) (L, er
 // Create creates obj and returns the server's representation of it.
 func (c *Client[T, L]) Create(ctx context.Context, obj T, opts metav1.CreateOptions) (T, error) {
 	result := c.newObject()
-	err := c.rest.Post().
-		NamespaceIfScoped(c.namespace, c.namespace != "").
-		Resource(c.resource).
+	err := c.on(c.rest.Post()).
 		VersionedParams(&opts, schemeCodecs().parameters).
 		Body(obj).
 		Do(ctx).
@@ -91,9 +90,7 @@ func (c *Client[T, L]) UpdateStatus(ctx context.Context, obj T, opts metav1.Upda
 
 func (c *Client[T, L]) put(ctx context.Context, obj T, opts metav1.UpdateOptions, subresources ...string) (T, error) {
 	result := c.newObject()
-	err := c.rest.Put().
-		NamespaceIfScoped(c.namespace, c.namespace != "").
-		Resource(c.resource).
+	err := c.on(c.rest.Put()).
 		Name(obj.GetName()).
 		SubResource(subresources...).
 		VersionedParams(&opts, schemeCodecs().parameters).
@@ -107,9 +104,7 @@ func (c *Client[T, L]) put(ctx context.Context, obj T, opts metav1.UpdateOptions
 // subresources, and returns the server's representation of it.
 func (c *Client[T, L]) Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (T, error) {
 	result := c.newObject()
-	err := c.rest.Patch(pt).
-		NamespaceIfScoped(c.namespace, c.namespace != "").
-		Resource(c.resource).
+	err := c.on(c.rest.Patch(pt)).
 		Name(name).
 		SubResource(subresources...).
 		VersionedParams(&opts, schemeCodecs().parameters).
